@@ -1,0 +1,3 @@
+"""CodeAct Desktop: a local language model that answers by running Python."""
+
+__version__ = "0.1.0"

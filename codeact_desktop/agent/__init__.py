@@ -1,0 +1,1 @@
+"""The CodeAct loop: prompt assembly, <execute> parsing, observations, events."""

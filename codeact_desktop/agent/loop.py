@@ -1,0 +1,210 @@
+"""The CodeAct loop (Wang et al., 2024; the seed's ``scripts/chat/demo.py``).
+
+The model replies; if the reply holds an ``<execute>`` action, the code runs in the
+conversation's kernel and the result goes back as a user turn ("Execution Output:"),
+until the model answers without code or the action cap is reached.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..kernel.observation import observation_text
+from ..kernel.session import KernelError, KernelSession
+from ..llm.base import BackendError, ChatBackend, GenerationParams, GenerationResult
+from ..resources import messages, prompt_text
+from ..store.history import Conversation
+from . import events as ev
+from .actions import ParsedReply, parse_reply
+from .attachments import attachment_lines, copy_into_workspace
+from .context import ContextOverflow, fit_to_context
+from .workspace import changed_files, snapshot
+
+
+@dataclass
+class AgentSettings:
+    max_actions: int = 6  # the seed used 3; self-debugging often needs a few more
+    action_timeout_s: float = 60.0
+    max_new_tokens: int = 512
+    temperature: float = 0.0
+    observation_chars: int = 4000
+
+
+@dataclass
+class Approval:
+    run: bool = True
+    code: str | None = None  # edited code, or None to run it as proposed
+
+
+@dataclass
+class TurnRecord:
+    """What happened in one user turn, for transcripts."""
+
+    reason: str = ""
+    model_calls: list[dict] = field(default_factory=list)
+    actions: list[dict] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+
+ApproveHook = Callable[[str, str], Approval]  # (action_id, code) -> decision
+
+
+class CodeActAgent:
+    def __init__(
+        self,
+        backend: ChatBackend,
+        kernel: KernelSession,
+        conversation: Conversation,
+        settings: AgentSettings | None = None,
+        on_event: Callable[[object], None] | None = None,
+        approve: ApproveHook | None = None,
+    ):
+        self.backend = backend
+        self.kernel = kernel
+        self.conversation = conversation
+        self.settings = settings or AgentSettings()
+        self.on_event = on_event or (lambda event: None)
+        self.approve = approve
+        self._cancel = threading.Event()
+        if not conversation.messages():
+            conversation.add_message("system", "system", prompt_text("system.txt"))
+
+    def cancel(self) -> None:
+        """Stops generation within one token and interrupts running code."""
+        self._cancel.set()
+
+    def send(self, text: str, files: list[Path] = ()) -> TurnRecord:
+        self._cancel.clear()
+        record = TurnRecord()
+        conv = self.conversation
+        attached = copy_into_workspace(list(files), conv.workspace) if files else []
+        content = f"{text}\n\n{attachment_lines(attached)}" if attached else text
+        conv.add_message("user", "user", content)
+        for a in attached:
+            conv.add_file(a.name, a.size, "uploaded")
+        actions_run = 0
+        while True:
+            try:
+                reply = self._generate(record)
+            except (BackendError, ContextOverflow, KernelError) as exc:
+                self._notice(str(exc), error=True)
+                record.reason = "error"
+                break
+            parsed = parse_reply(reply.text, reply.finish_reason)
+            if reply.finish_reason == "cancelled":
+                if parsed.thought:
+                    conv.add_message("assistant", "assistant", parsed.thought, {"cancelled": True})
+                record.reason = "cancelled"
+                break
+            message_id = conv.add_message("assistant", "assistant", parsed.history_text)
+            self.on_event(ev.ReplyDone(parsed.history_text, reply.finish_reason, reply.to_json()))
+            if parsed.code is None:
+                record.reason = "answered"
+                break
+            if actions_run >= self.settings.max_actions:
+                self._finish_unrun(message_id, parsed, "over_limit", record)
+                record.reason = "action_limit"
+                self._notice(f"Stopped: the limit of {self.settings.max_actions} code runs per message was reached.")
+                break
+            observation = self._act(message_id, parsed, record)
+            actions_run += 1
+            if actions_run >= self.settings.max_actions:
+                observation += messages()["action_limit"].format(limit=self.settings.max_actions)
+            conv.add_message("user", "observation", observation)
+            if self._cancel.is_set():
+                record.reason = "cancelled"
+                break
+        self.on_event(ev.TurnDone(record.reason, actions_run))
+        return record
+
+    def _generate(self, record: TurnRecord) -> GenerationResult:
+        msgs, kinds = self.conversation.model_messages()
+        fitted = fit_to_context(
+            msgs, kinds, self.backend.count_tokens, self.backend.info.n_ctx, self.settings.max_new_tokens
+        )
+        if fitted.shortened or fitted.dropped:
+            self._notice(messages()["context_shortened"].format(
+                n_ctx=self.backend.info.n_ctx, what=fitted.summary()))
+        params = GenerationParams(
+            max_tokens=self.settings.max_new_tokens, temperature=self.settings.temperature
+        )
+        on_piece = lambda piece: self.on_event(ev.TextPiece(piece))  # noqa: E731
+        result = self.backend.generate(fitted.messages, params, on_piece, self._cancel)
+        record.model_calls.append({"messages": fitted.messages, "result": result.to_json()})
+        return result
+
+    def _act(self, message_id: int, parsed: ParsedReply, record: TurnRecord) -> str:
+        texts = messages()
+        conv = self.conversation
+        action_id = conv.add_action(message_id, parsed.code)
+        self.on_event(ev.ActionProposed(action_id, parsed.code))
+        if not parsed.runnable:
+            return self._finish_unrun(message_id, parsed, "cut_off", record, action_id)
+        code = parsed.code
+        if self.approve is not None:
+            decision = self.approve(action_id, code)
+            if not decision.run:
+                return self._finish_unrun(message_id, parsed, "skipped", record, action_id)
+            code = decision.code if decision.code is not None else code
+        conv.start_action(action_id, code)
+        self.on_event(ev.ActionStarted(action_id, code))
+        before = snapshot(conv.workspace)
+        items_json: list[dict] = []
+
+        def on_item(item):
+            conv.add_output(action_id, item)
+            items_json.append(item.to_json())
+            self.on_event(ev.OutputAdded(action_id, item))
+
+        result = self.kernel.execute(
+            code,
+            timeout=self.settings.action_timeout_s,
+            cancel=self._cancel,
+            on_item=on_item,
+            on_stream=lambda name, text: self.on_event(ev.OutputStream(action_id, name, text)),
+        )
+        produced = changed_files(before, snapshot(conv.workspace))
+        for path, size in produced:
+            conv.add_file(path, size, "produced", action_id)
+        body = observation_text(result.items, self.settings.observation_chars)
+        status_line = {
+            "timeout": texts["timeout"].format(seconds=self.settings.action_timeout_s),
+            "timeout_restarted": texts["timeout_restarted"].format(seconds=self.settings.action_timeout_s),
+            "died": texts["kernel_died"].format(reason=result.detail),
+            "cancelled": texts["cancelled"],
+        }.get(result.status, "")
+        body = "\n".join(part for part in (body, status_line) if part) or texts["no_output"]
+        observation = texts["observation_prefix"] + body
+        conv.finish_action(action_id, result.status, observation, result.seconds, result.detail)
+        files = [p for p, _ in produced]
+        record.files += files
+        record.actions.append({
+            "id": action_id, "code": code, "status": result.status, "observation": observation,
+            "seconds": round(result.seconds, 3), "outputs": items_json, "files": files,
+        })
+        self.on_event(ev.ActionFinished(action_id, result.status, observation, result.seconds, files))
+        return observation
+
+    def _finish_unrun(self, message_id, parsed, status, record, action_id=None) -> str:
+        texts = messages()
+        if action_id is None:
+            action_id = self.conversation.add_action(message_id, parsed.code)
+            self.on_event(ev.ActionProposed(action_id, parsed.code))
+        body = {
+            "cut_off": texts["cut_off"].format(max_tokens=self.settings.max_new_tokens),
+            "skipped": texts["skipped"],
+            "over_limit": "[Not run: the code-run limit for this message was reached.]",
+        }[status]
+        observation = texts["observation_prefix"] + body
+        self.conversation.finish_action(action_id, status, observation, 0.0)
+        record.actions.append({"id": action_id, "code": parsed.code, "status": status,
+                               "observation": observation, "seconds": 0.0, "outputs": [], "files": []})
+        self.on_event(ev.ActionFinished(action_id, status, observation, 0.0))
+        return observation
+
+    def _notice(self, text: str, error: bool = False) -> None:
+        self.conversation.add_message("system", "notice", text, {"error": error})
+        self.on_event(ev.ErrorEvent(text) if error else ev.Notice(text))

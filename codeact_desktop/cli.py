@@ -1,0 +1,64 @@
+"""Headless entry points: ``codeact-desktop run``, ``doctor``; no arguments opens the window."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+from . import __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="codeact-desktop", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="run one request headless and stream it to the terminal")
+    run.add_argument("prompt")
+    run.add_argument("--file", action="append", default=[], type=Path, help="copy into the workspace and name it to the model (repeatable)")
+    run.add_argument("--model", help="a GGUF file run in-process by llama.cpp")
+    run.add_argument("--base-url", help="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    run.add_argument("--model-name", help="the model's name on that server (default: its first)")
+    run.add_argument("--api-key", help="bearer token for the server (or OPENAI_API_KEY)")
+    run.add_argument("--workdir", type=Path, help="workspace folder (default: a new one under the data folder)")
+    run.add_argument("--max-actions", type=int, default=6, help="code runs per message (default 6)")
+    run.add_argument("--timeout", type=float, default=60.0, help="seconds per code run (default 60)")
+    run.add_argument("--max-tokens", type=int, default=512, help="new tokens per reply (default 512)")
+    run.add_argument("--ctx", type=int, default=None, help="context size (default 8192, capped by the model)")
+    run.add_argument("--json", type=Path, help="write the transcript as JSON here")
+    run.add_argument("--yes", action="store_true", help="run code without asking")
+
+    sub.add_parser("doctor", help="what this machine offers: llama.cpp build, GPU offload, kernel, sandbox")
+
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        from .cli_run import run_command
+
+        return run_command(args)
+    if args.command == "doctor":
+        from .doctor import print_report
+
+        return print_report()
+    return open_window()
+
+
+def open_window() -> int:
+    try:
+        from .ui.app import main as window_main  # the window arrives with the UI issue
+    except ImportError:
+        print(
+            "The desktop window is not built yet. Use the terminal for now:\n"
+            "  codeact-desktop run \"your request\" --model path/to/model.gguf\n"
+            "  codeact-desktop doctor",
+            file=sys.stderr,
+        )
+        return 2
+    return window_main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""``codeact-desktop run``: one request, streamed to the terminal, transcript as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+
+from .agent import events as ev
+from .agent.loop import AgentSettings, Approval, CodeActAgent
+from .engine import open_backend, start_kernel
+from .llm.base import BackendError
+from .paths import AppPaths
+from .store.history import HistoryStore
+
+
+class TerminalView:
+    """Prints the agent's events as they come."""
+
+    def __init__(self, out=sys.stdout):
+        self.out = out
+        self._at_line_start = True
+
+    def write(self, text: str) -> None:
+        if text:
+            self.out.write(text)
+            self.out.flush()
+            self._at_line_start = text.endswith("\n")
+
+    def newline(self) -> None:
+        if not self._at_line_start:
+            self.write("\n")
+
+    def __call__(self, event) -> None:
+        if isinstance(event, ev.TextPiece):
+            self.write(event.text)
+        elif isinstance(event, ev.ActionStarted):
+            self.newline()
+            self.write(f"── running code ({event.action_id}) ──\n")
+        elif isinstance(event, ev.OutputStream):
+            self.write(event.text)
+        elif isinstance(event, ev.OutputAdded) and event.item.kind not in ("stdout", "stderr"):
+            from .kernel.observation import item_text
+
+            self.newline()
+            self.write(item_text(event.item))
+        elif isinstance(event, ev.ActionFinished):
+            self.newline()
+            files = f", wrote {', '.join(event.files)}" if event.files else ""
+            self.write(f"── {event.status} in {event.seconds:.2f} s{files} ──\n")
+        elif isinstance(event, (ev.Notice, ev.ErrorEvent)):
+            self.newline()
+            label = "error" if isinstance(event, ev.ErrorEvent) else "note"
+            self.write(f"[{label}] {event.text}\n")
+        elif isinstance(event, ev.TurnDone):
+            self.newline()
+
+
+def ask_in_terminal(action_id: str, code: str) -> Approval:
+    print(f"\n┌─ proposed code ({action_id})\n{code}\n└─")
+    while True:
+        answer = input("Run it? [Y]es / [n]o / [e]dit: ").strip().lower()
+        if answer in ("", "y", "yes"):
+            return Approval(run=True)
+        if answer in ("n", "no"):
+            return Approval(run=False)
+        if answer in ("e", "edit"):
+            print("Enter the code, then a line with a single '.' to finish:")
+            lines = []
+            while (line := input()) != ".":
+                lines.append(line)
+            return Approval(run=True, code="\n".join(lines))
+
+
+def run_command(args) -> int:
+    if not args.yes and not sys.stdin.isatty():
+        print("error: standard input is not a terminal, so code cannot be confirmed; pass --yes", file=sys.stderr)
+        return 2
+    paths = AppPaths.default()
+    store = HistoryStore(paths.history_db)
+    conversation = store.create_conversation(paths.workspaces, title=args.prompt[:60], workspace=args.workdir)
+    t0 = time.monotonic()
+    # The kernel starts while the model loads: the first action does not wait for it.
+    try:
+        kernel = start_kernel(paths, conversation.workspace)
+    except Exception as exc:
+        print(f"error: the Python kernel could not be prepared: {exc}", file=sys.stderr)
+        return 1
+    try:
+        backend = open_backend(
+            model_path=args.model, base_url=args.base_url, model_name=args.model_name,
+            api_key=args.api_key or os.environ.get("OPENAI_API_KEY"), n_ctx=args.ctx,
+        )
+    except BackendError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        kernel.shutdown()
+        return 1
+    load_s = time.monotonic() - t0
+    info = backend.info
+    print(f"[{info.kind}: {info.model}, {info.device}, context {info.n_ctx}]"
+          + "".join(f"\n[note] {n}" for n in info.notes), file=sys.stderr)
+    settings = AgentSettings(max_actions=args.max_actions, action_timeout_s=args.timeout, max_new_tokens=args.max_tokens)
+    view = TerminalView()
+    agent = CodeActAgent(backend, kernel, conversation, settings, on_event=view,
+                         approve=None if args.yes else ask_in_terminal)
+    outcome: dict = {}
+    worker = threading.Thread(
+        target=lambda: outcome.update(record=agent.send(args.prompt, args.file)), daemon=True
+    )
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.2)
+    except KeyboardInterrupt:
+        print("\n[stopping…]", file=sys.stderr)
+        agent.cancel()
+        worker.join()
+    record = outcome.get("record")
+    total_s = time.monotonic() - t0
+    if args.json and record is not None:
+        write_transcript(args.json, args, info, settings, conversation, record, load_s, total_s)
+    kernel.shutdown()
+    backend.close()
+    if record is None:
+        return 1
+    return {"answered": 0, "action_limit": 0, "cancelled": 130}.get(record.reason, 1)
+
+
+def write_transcript(path, args, info, settings, conversation, record, load_s, total_s) -> None:
+    calls = record.model_calls
+    final = calls[-1]["messages"] if calls else []
+    last_reply = conversation.model_messages()[0][-1:] if calls else []
+    transcript = {
+        "prompt": args.prompt,
+        "backend": vars(info),
+        "settings": vars(settings),
+        "conversation_id": conversation.id,
+        "workspace": str(conversation.workspace),
+        "reason": record.reason,
+        # Exactly what the model was sent on its last call, and what it answered.
+        "messages": final + [m for m in last_reply if m["role"] == "assistant"],
+        "model_calls": calls,
+        "actions": record.actions,
+        "files": record.files,
+        "tokens": {
+            "prompt": sum(c["result"]["prompt_tokens"] for c in calls),
+            "prompt_evaluated": sum(c["result"]["prompt_tokens_evaluated"] or 0 for c in calls),
+            "completion": sum(c["result"]["completion_tokens"] for c in calls),
+        },
+        "timings": {
+            "startup_s": round(load_s, 3),
+            "total_s": round(total_s, 3),
+            "generation_s": round(sum(c["result"]["seconds"] for c in calls), 3),
+            "execution_s": round(sum(a["seconds"] for a in record.actions), 3),
+        },
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(transcript, indent=2, ensure_ascii=False))

@@ -1,0 +1,52 @@
+"""Wires the engine's parts together: backend, kernel, history. Used by the CLI, the
+tests and the window alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .kernel.environment import kernel_environment
+from .kernel.session import KernelSession
+from .kernel.venv import ensure_kernel_venv
+from .llm.base import BackendError, ChatBackend
+from .paths import AppPaths
+
+
+def open_backend(
+    *,
+    model_path: str | None = None,
+    base_url: str | None = None,
+    model_name: str | None = None,
+    api_key: str | None = None,
+    n_ctx: int | None = None,
+    n_gpu_layers: int | None = None,
+    n_threads: int | None = None,
+) -> ChatBackend:
+    if model_path and base_url:
+        raise BackendError("Give either a GGUF model file or a server URL, not both.")
+    if model_path:
+        from .llm.llama_inprocess import DEFAULT_N_CTX, LlamaCppBackend
+
+        return LlamaCppBackend(
+            model_path, n_ctx=n_ctx or DEFAULT_N_CTX, n_gpu_layers=n_gpu_layers, n_threads=n_threads
+        )
+    if base_url:
+        from .llm.openai_http import OpenAIBackend
+
+        return OpenAIBackend(base_url, model_name, api_key=api_key, n_ctx=n_ctx)
+    raise BackendError("No model: give a GGUF file (--model) or a server (--base-url).")
+
+
+def start_kernel(paths: AppPaths, workspace: Path, *, background: bool = True) -> KernelSession:
+    """Provisions the kernel venv and starts a kernel for ``workspace``.
+
+    In the background by default, so it is ready by the time the model's first action is.
+    """
+    venv = ensure_kernel_venv(paths.kernel_venv)
+    env = kernel_environment(venv, paths.kernel_home, paths.cache)
+    session = KernelSession(venv, workspace, env)
+    if background:
+        session.start_in_background()
+    else:
+        session.start()
+    return session

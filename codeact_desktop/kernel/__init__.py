@@ -1,0 +1,1 @@
+"""The managed Jupyter kernel: its venv, its environment, its session and outputs."""

@@ -1,0 +1,56 @@
+"""What the model reads after an action: plain text, no ANSI codes, within a budget."""
+
+from __future__ import annotations
+
+import re
+
+from ..resources import messages
+from .outputs import OutputItem, png_size
+
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
+
+# About 1,000 tokens: enough for a traceback or a DataFrame preview, small enough that
+# six turns fit an 8k context beside the system prompt.
+DEFAULT_BUDGET_CHARS = 4000
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def item_text(item: OutputItem) -> str:
+    texts = messages()
+    if item.kind == "image":
+        size = png_size(item.data or b"")
+        if size:
+            return texts["image_placeholder"].format(width=size[0], height=size[1]) + "\n"
+        return texts["image_placeholder_unknown"] + "\n"
+    if item.kind == "error":
+        return strip_ansi("\n".join(item.traceback)) + "\n"
+    if item.kind == "html":
+        # The model reads the text/plain twin (a DataFrame's repr), not the markup.
+        return (item.plain or strip_ansi(item.text)) + "\n"
+    if item.kind == "text":
+        return strip_ansi(item.text) + "\n"
+    return strip_ansi(item.text)
+
+
+def truncate_middle(text: str, budget: int) -> str:
+    """Keeps the head and the tail (where errors and results are), marks the cut."""
+    if len(text) <= budget:
+        return text
+    head_len = int(budget * 0.6)
+    tail_len = budget - head_len
+    cut = text[head_len : len(text) - tail_len]
+    marker = messages()["truncated"].format(
+        cut_chars=len(cut), cut_lines=cut.count("\n")
+    )
+    return text[:head_len] + marker + text[len(text) - tail_len :]
+
+
+def observation_text(items: list[OutputItem], budget: int = DEFAULT_BUDGET_CHARS) -> str:
+    """The body of the observation; the caller adds the status lines and the prefix."""
+    body = "".join(item_text(i) for i in items)
+    if not body.strip():
+        return ""
+    return truncate_middle(body.rstrip("\n"), budget)

@@ -1,0 +1,340 @@
+"""One conversation's kernel: started ahead of need, executes code with a deadline,
+recovers from interrupts that do not take and from death.
+
+Lifecycle lives here; output handling in ``outputs.py``; what the model reads in
+``observation.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from jupyter_client import KernelManager
+from jupyter_client.kernelspec import KernelSpec
+
+from .outputs import OutputItem, StreamBuffer, item_from_message
+from .venv import KernelVenv
+
+# Imported quietly after start so the first plot of a conversation does not pay for them.
+_WARM_UP = """
+def __codeact_warm_up():
+    import importlib
+    for name in ("numpy", "pandas", "matplotlib", "matplotlib.pyplot"):
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass
+__codeact_warm_up()
+del __codeact_warm_up
+"""
+
+INTERRUPT_GRACE_S = 5.0
+START_TIMEOUT_S = 60.0
+
+
+class KernelError(RuntimeError):
+    pass
+
+
+@dataclass
+class ExecutionResult:
+    # "ok" | "error" | "timeout" | "timeout_restarted" | "died" | "cancelled"
+    status: str
+    items: list[OutputItem] = field(default_factory=list)
+    seconds: float = 0.0
+    detail: str = ""
+
+    @property
+    def kernel_state_lost(self) -> bool:
+        return self.status in ("timeout_restarted", "died")
+
+
+class KernelSession:
+    """A real ipykernel in the kernel venv, cwd = the conversation's workspace."""
+
+    def __init__(
+        self,
+        venv: KernelVenv,
+        workspace: Path,
+        env: dict[str, str],
+        *,
+        warm_up: bool = True,
+        transport: str | None = None,
+        argv_prefix: list[str] | None = None,
+    ):
+        self.venv = venv
+        self.workspace = Path(workspace)
+        self.env = env
+        self.warm_up = warm_up
+        # IPC avoids TCP ports entirely where the OS has Unix sockets.
+        self.transport = transport or ("tcp" if os.name == "nt" else "ipc")
+        self.argv_prefix = argv_prefix or []
+        self._km: KernelManager | None = None
+        self._kc = None
+        self._runtime_dir: Path | None = None
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self._lock = threading.Lock()  # one execution at a time
+        self.restarts = 0
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start_in_background(self) -> None:
+        """Start now, return at once; ``execute`` waits for readiness."""
+        threading.Thread(target=self._start_guarded, name="kernel-start", daemon=True).start()
+
+    def start(self) -> None:
+        self._start_guarded()
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = START_TIMEOUT_S) -> None:
+        if not self._ready.wait(timeout):
+            raise KernelError(f"the Python kernel did not start within {timeout:g} s")
+        if self._start_error is not None:
+            raise KernelError(f"the Python kernel could not start: {self._start_error}")
+
+    def _start_guarded(self) -> None:
+        try:
+            self._launch()
+        except BaseException as exc:  # reported to whoever waits
+            self._start_error = exc
+        finally:
+            self._ready.set()
+
+    def _kernel_spec(self) -> KernelSpec:
+        argv = [*self.argv_prefix, str(self.venv.python), "-m", "ipykernel_launcher",
+                "-f", "{connection_file}"]
+        return KernelSpec(argv=argv, display_name="CodeAct", language="python", env={})
+
+    def _launch(self) -> None:
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        # Short path: Unix socket names are limited to ~100 bytes.
+        self._runtime_dir = Path(tempfile.mkdtemp(prefix="cak-"))
+        km = KernelManager(transport=self.transport)
+        km._kernel_spec = self._kernel_spec()
+        km.connection_file = str(self._runtime_dir / "kernel.json")
+        if self.transport == "ipc":
+            km.ip = str(self._runtime_dir / "k")
+        km.start_kernel(cwd=str(self.workspace), env=dict(self.env))
+        self._km = km
+        self._connect_client()
+        if self.warm_up:
+            self._run_quietly(_WARM_UP, timeout=60)
+
+    def _connect_client(self) -> None:
+        if self._kc is not None:
+            self._kc.stop_channels()
+        kc = self._km.client()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=START_TIMEOUT_S)
+        self._kc = kc
+
+    def _run_quietly(self, code: str, timeout: float) -> None:
+        msg_id = self._kc.execute(code, silent=True, store_history=False)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                msg = self._kc.get_iopub_msg(timeout=0.5)
+            except queue.Empty:
+                continue
+            if _is_idle_for(msg, msg_id):
+                return
+
+    @property
+    def is_alive(self) -> bool:
+        return self._km is not None and self._km.is_alive()
+
+    @property
+    def pid(self) -> int | None:
+        provisioner = getattr(self._km, "provisioner", None)
+        process = getattr(provisioner, "process", None)
+        return process.pid if process is not None else None
+
+    def interrupt(self) -> None:
+        if self._km is not None:
+            self._km.interrupt_kernel()
+
+    def restart(self) -> None:
+        """A fresh interpreter in the same workspace (state lost, files kept)."""
+        self._ready.clear()
+        self._start_error = None
+        try:
+            if self._km is None:
+                self._launch()
+            else:
+                self._km.restart_kernel(now=True)
+                self._connect_client()
+                if self.warm_up:
+                    self._run_quietly(_WARM_UP, timeout=60)
+            self.restarts += 1
+        except BaseException as exc:
+            self._start_error = exc
+            raise KernelError(f"the Python kernel could not restart: {exc}") from exc
+        finally:
+            self._ready.set()
+
+    def shutdown(self) -> None:
+        self._ready.wait(START_TIMEOUT_S)
+        if self._kc is not None:
+            self._kc.stop_channels()
+            self._kc = None
+        if self._km is not None:
+            try:
+                self._km.shutdown_kernel(now=False)
+            except Exception:
+                self._km.shutdown_kernel(now=True)
+            self._km = None
+        if self._runtime_dir is not None:
+            shutil.rmtree(self._runtime_dir, ignore_errors=True)
+            self._runtime_dir = None
+
+    # -- execution -----------------------------------------------------------------
+
+    def execute(
+        self,
+        code: str,
+        *,
+        timeout: float = 60.0,
+        cancel: threading.Event | None = None,
+        on_item: Callable[[OutputItem], None] | None = None,
+        on_stream: Callable[[str, str], None] | None = None,
+    ) -> ExecutionResult:
+        """Runs ``code``; on timeout or cancel interrupts, and restarts if that fails.
+
+        ``on_stream(name, text)`` gets live stdout/stderr pieces; ``on_item(item)`` gets
+        each completed item (a stream run is completed when another item follows it).
+        """
+        self.wait_ready()
+        with self._lock:
+            if not self.is_alive:
+                self.restart()
+            return _Execution(self, code, timeout, cancel, on_item, on_stream).run()
+
+
+def _is_idle_for(msg: dict, msg_id: str) -> bool:
+    return (
+        msg.get("parent_header", {}).get("msg_id") == msg_id
+        and msg["header"]["msg_type"] == "status"
+        and msg["content"].get("execution_state") == "idle"
+    )
+
+
+class _Execution:
+    """The state of one ``execute`` call: collects items, watches deadline and death."""
+
+    def __init__(self, session, code, timeout, cancel, on_item, on_stream):
+        self.session = session
+        self.code = code
+        self.timeout = timeout
+        self.cancel = cancel
+        self.on_item = on_item or (lambda item: None)
+        self.on_stream = on_stream or (lambda name, text: None)
+        self.items: list[OutputItem] = []
+        self.stream: StreamBuffer | None = None
+
+    def _flush_stream(self) -> None:
+        if self.stream is not None:
+            item = self.stream.item()
+            self.stream = None
+            self.items.append(item)
+            self.on_item(item)
+
+    def _add(self, item: OutputItem) -> None:
+        self._flush_stream()
+        self.items.append(item)
+        self.on_item(item)
+
+    def _handle(self, msg: dict) -> None:
+        kind = msg["header"]["msg_type"]
+        if kind == "stream":
+            name = msg["content"].get("name", "stdout")
+            text = msg["content"].get("text", "")
+            if self.stream is None or self.stream.name != name:
+                self._flush_stream()
+                self.stream = StreamBuffer(name)
+            self.stream.add(text)
+            self.on_stream(name, text)
+        elif kind == "clear_output":
+            self._flush_stream()
+        else:
+            item = item_from_message(msg)
+            if item is not None:
+                self._add(item)
+
+    def run(self) -> ExecutionResult:
+        session = self.session
+        kc = session._kc
+        started = time.monotonic()
+        msg_id = kc.execute(self.code, store_history=True, allow_stdin=False)
+        deadline = started + self.timeout
+        stopping: str | None = None  # "timeout" | "cancelled" once we have interrupted
+        grace_until = 0.0
+        while True:
+            now = time.monotonic()
+            if stopping is None:
+                if self.cancel is not None and self.cancel.is_set():
+                    stopping = "cancelled"
+                elif now >= deadline:
+                    stopping = "timeout"
+                if stopping:
+                    session.interrupt()
+                    grace_until = now + INTERRUPT_GRACE_S
+            elif now >= grace_until:
+                # The interrupt did not take (C code, signal masked): start afresh.
+                self._flush_stream()
+                session.restart()
+                status = "timeout_restarted" if stopping == "timeout" else "cancelled"
+                return self._result(status, started, "the interrupt did not stop it")
+            try:
+                msg = kc.get_iopub_msg(timeout=0.1)
+            except queue.Empty:
+                if not session.is_alive:
+                    self._flush_stream()
+                    detail = _death_reason(session)
+                    session.restart()
+                    return self._result("died", started, detail)
+                continue
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if _is_idle_for(msg, msg_id):
+                self._flush_stream()
+                if stopping:
+                    # The KeyboardInterrupt traceback says nothing the status does not.
+                    self.items = [
+                        i for i in self.items
+                        if not (i.kind == "error" and i.ename == "KeyboardInterrupt")
+                    ]
+                    return self._result(stopping, started)
+                failed = any(i.kind == "error" for i in self.items)
+                return self._result("error" if failed else "ok", started)
+            self._handle(msg)
+
+    def _result(self, status: str, started: float, detail: str = "") -> ExecutionResult:
+        return ExecutionResult(
+            status=status, items=self.items, seconds=time.monotonic() - started, detail=detail
+        )
+
+
+def _death_reason(session: KernelSession) -> str:
+    provisioner = getattr(session._km, "provisioner", None)
+    process = getattr(provisioner, "process", None)
+    code = process.poll() if process is not None else None
+    if code is None:
+        return "the process stopped answering"
+    if code < 0:
+        import signal
+
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"

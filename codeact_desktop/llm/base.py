@@ -1,0 +1,84 @@
+"""The interface every model backend keeps: stream text pieces, stop on request,
+report token counts."""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+Message = dict[str, str]  # {"role": ..., "content": ...}
+
+# CodeAct's two stop sequences: the end of a ChatML turn, and the end of an action
+# (the app runs the code and answers with the observation).
+CODEACT_STOPS = ("<|im_end|>", "</execute>")
+
+
+class BackendError(RuntimeError):
+    """A message meant for the user: what went wrong and what to do about it."""
+
+
+@dataclass
+class GenerationParams:
+    max_tokens: int = 512  # the seed's demo: 512 new tokens per turn
+    temperature: float = 0.0  # greedy, as the seed's demo
+    top_p: float = 1.0
+    stop: tuple[str, ...] = CODEACT_STOPS
+
+
+@dataclass
+class GenerationResult:
+    text: str
+    finish_reason: str  # "stop" | "length" | "cancelled"
+    prompt_tokens: int = 0
+    prompt_tokens_evaluated: int | None = None  # None: the backend cannot tell
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    first_piece_seconds: float | None = None
+
+    @property
+    def tokens_per_second(self) -> float:
+        if self.first_piece_seconds is None:
+            return 0.0
+        decode = self.seconds - self.first_piece_seconds
+        return (self.completion_tokens - 1) / decode if decode > 0 else 0.0
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["tokens_per_second"] = round(self.tokens_per_second, 2)
+        return out
+
+
+@dataclass
+class BackendInfo:
+    kind: str  # "llama.cpp" | "openai"
+    model: str
+    n_ctx: int
+    chat_format: str
+    device: str = "cpu"  # "cpu" | "gpu" | "remote"
+    notes: list[str] = field(default_factory=list)
+
+
+class ChatBackend(ABC):
+    info: BackendInfo
+
+    @abstractmethod
+    def generate(
+        self,
+        messages: list[Message],
+        params: GenerationParams,
+        on_piece: Callable[[str], None],
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
+        """Streams the assistant's reply into ``on_piece``; returns when it ends.
+
+        The stop strings are not part of the text (servers strip them too).
+        """
+
+    @abstractmethod
+    def count_tokens(self, messages: list[Message]) -> int:
+        """Tokens the prompt for ``messages`` takes, generation prompt included."""
+
+    def close(self) -> None:
+        pass

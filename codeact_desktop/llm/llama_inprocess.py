@@ -1,0 +1,278 @@
+"""llama.cpp in-process (llama-cpp-python).
+
+One worker thread owns the ``Llama`` object (it is not thread-safe) and serves requests
+in order; the caller's thread receives the pieces through a queue, so the agent (and a
+window above it) never waits inside llama.cpp. Cancellation is an event the worker
+checks between tokens.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+from ..models.gguf_file import GGUFError, inspect_gguf
+from .base import (
+    BackendError,
+    BackendInfo,
+    ChatBackend,
+    GenerationParams,
+    GenerationResult,
+    Message,
+)
+from .chatml import IM_END, chatml_prompt
+
+DEFAULT_N_CTX = 8192
+_DONE = object()
+
+
+def gpu_offload_supported() -> bool:
+    import llama_cpp
+
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+def default_threads() -> int:
+    # llama.cpp is fastest on physical cores; leave one for the UI and the kernel.
+    return max(1, (os.cpu_count() or 2) - 1) if (os.cpu_count() or 1) > 2 else (os.cpu_count() or 1)
+
+
+class LlamaCppBackend(ChatBackend):
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        *,
+        n_ctx: int = DEFAULT_N_CTX,
+        n_gpu_layers: int | None = None,
+        n_threads: int | None = None,
+        chat_format: str = "auto",  # "auto" | "chatml" | "gguf"
+        seed: int = 0,
+    ):
+        try:
+            gguf = inspect_gguf(model_path)
+        except GGUFError as exc:
+            raise BackendError(str(exc)) from exc
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
+        self._path = Path(model_path)
+        notes: list[str] = []
+        if gguf.context_length and n_ctx > gguf.context_length:
+            notes.append(f"context capped at the model's trained {gguf.context_length} tokens")
+            n_ctx = gguf.context_length
+        self.n_threads = n_threads or default_threads()
+        if n_gpu_layers is None:
+            n_gpu_layers = -1 if gpu_offload_supported() else 0
+        load = lambda layers: self._load(n_ctx, layers, seed)  # noqa: E731
+        try:
+            self._llm = self._worker.submit(load, n_gpu_layers).result()
+            device = "gpu" if n_gpu_layers != 0 else "cpu"
+        except Exception as exc:
+            if n_gpu_layers == 0:
+                self._worker.shutdown()
+                raise BackendError(f"llama.cpp could not load {self._path.name}: {exc}") from exc
+            # GPU load failed (out of VRAM, driver): the CPU still works; say why.
+            notes.append(f"GPU offload failed, running on the CPU: {exc}")
+            try:
+                self._llm = self._worker.submit(load, 0).result()
+            except Exception as exc2:
+                self._worker.shutdown()
+                raise BackendError(f"llama.cpp could not load {self._path.name}: {exc2}") from exc2
+            device = "cpu"
+        fmt, fmt_note = self._choose_chat_format(chat_format, gguf)
+        if fmt_note:
+            notes.append(fmt_note)
+        self._chat_format = fmt
+        self.info = BackendInfo(
+            kind="llama.cpp",
+            model=gguf.name,
+            n_ctx=self._llm.n_ctx(),
+            chat_format=fmt,
+            device=device,
+            notes=notes,
+        )
+        self.n_gpu_layers = n_gpu_layers if device == "gpu" else 0
+
+    def _load(self, n_ctx: int, n_gpu_layers: int, seed: int):
+        from llama_cpp import Llama
+
+        return Llama(
+            model_path=str(self._path),
+            n_ctx=n_ctx,
+            n_gpu_layers=n_gpu_layers,
+            n_threads=self.n_threads,
+            n_batch=512,
+            seed=seed,
+            verbose=False,
+        )
+
+    # -- prompt format ---------------------------------------------------------------
+
+    def _choose_chat_format(self, requested: str, gguf) -> tuple[str, str]:
+        im_end_is_one_token = len(self._tokenize(IM_END, add_bos=False)) == 1
+        if requested == "chatml" or (requested == "auto" and gguf.looks_like_codeact()):
+            if not im_end_is_one_token:
+                return "chatml", f"{IM_END} is not a single token in this model: replies may not stop cleanly"
+            return "chatml", ""
+        if gguf.chat_template:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            llm = self._llm
+            eos, bos = llm.token_eos(), llm.token_bos()
+            self._formatter = Jinja2ChatFormatter(
+                template=gguf.chat_template,
+                eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
+                bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+                stop_token_ids=[eos],
+            )
+            return "gguf", ""
+        builtin = _BUILTIN_TEMPLATES.get(gguf.architecture)
+        if builtin:
+            self._builtin = builtin
+            return f"llama.cpp:{builtin[0]}", f"no chat template in the file: using llama.cpp's built-in '{builtin[0]}'"
+        return "chatml", "no chat template in the file: using ChatML"
+
+    def _prompt_text(self, messages: list[Message]) -> tuple[str, list[str]]:
+        if self._chat_format == "chatml":
+            return chatml_prompt(messages), [IM_END]
+        if self._chat_format.startswith("llama.cpp:"):
+            name, stop = self._builtin
+            return _apply_builtin_template(name, messages), [stop]
+        response = self._formatter(messages=messages)
+        stops = response.stop if isinstance(response.stop, list) else [response.stop] if response.stop else []
+        return response.prompt, stops
+
+    def _tokenize(self, text: str, add_bos: bool) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def _prompt_tokens(self, messages: list[Message]) -> tuple[list[int], list[str]]:
+        text, stops = self._prompt_text(messages)
+        bos = self._llm.token_bos()
+        bos_text = self._llm._model.token_get_text(bos) if bos != -1 else ""
+        # Templates that write the BOS themselves must not get a second one.
+        add_bos = bos != -1 and not (bos_text and text.startswith(bos_text))
+        if add_bos and self._llm.metadata.get("tokenizer.ggml.add_bos_token") == "false":
+            add_bos = False
+        return self._tokenize(text, add_bos=add_bos), stops
+
+    def count_tokens(self, messages: list[Message]) -> int:
+        return self._worker.submit(lambda: len(self._prompt_tokens(messages)[0])).result()
+
+    # -- generation ------------------------------------------------------------------
+
+    def generate(
+        self,
+        messages: list[Message],
+        params: GenerationParams,
+        on_piece: Callable[[str], None],
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
+        cancel = cancel or threading.Event()
+        pieces: queue.Queue = queue.Queue()
+        future = self._worker.submit(self._generate_on_worker, messages, params, pieces, cancel)
+        started = time.monotonic()
+        first = None
+        while True:
+            piece = pieces.get()
+            if piece is _DONE:
+                break
+            if first is None:
+                first = time.monotonic() - started
+            on_piece(piece)
+        result: GenerationResult = future.result()
+        result.seconds = time.monotonic() - started
+        result.first_piece_seconds = first
+        return result
+
+    def _generate_on_worker(self, messages, params, pieces, cancel) -> GenerationResult:
+        llm = self._llm
+        try:
+            tokens, format_stops = self._prompt_tokens(messages)
+            if len(tokens) + 1 > llm.n_ctx():
+                raise BackendError(
+                    f"The prompt is {len(tokens)} tokens; the model's context holds {llm.n_ctx()}."
+                )
+            evaluated = len(tokens) - _reused_prefix(llm, tokens)
+            stops = list(dict.fromkeys([*params.stop, *format_stops]))
+            max_tokens = min(params.max_tokens, llm.n_ctx() - len(tokens))
+            text_parts: list[str] = []
+            finish = "stop"
+            n_out = 0
+            stream = llm.create_completion(
+                tokens,
+                max_tokens=max_tokens,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                stop=stops,
+                stream=True,
+            )
+            for chunk in stream:
+                choice = chunk["choices"][0]
+                if choice["text"]:
+                    text_parts.append(choice["text"])
+                    pieces.put(choice["text"])
+                n_out += 1
+                if choice.get("finish_reason"):
+                    finish = choice["finish_reason"]
+                if cancel.is_set():  # checked between tokens
+                    finish = "cancelled"
+                    stream.close()
+                    break
+            return GenerationResult(
+                text="".join(text_parts),
+                finish_reason=finish,
+                prompt_tokens=len(tokens),
+                prompt_tokens_evaluated=evaluated,
+                completion_tokens=max(0, llm.n_tokens - len(tokens) + 1) if n_out else 0,
+            )
+        finally:
+            pieces.put(_DONE)
+
+    def close(self) -> None:
+        def _free():
+            self._llm.close()
+
+        try:
+            self._worker.submit(_free).result(timeout=30)
+        finally:
+            self._worker.shutdown(wait=False)
+
+
+# Families whose GGUFs often ship without a template, mapped to llama.cpp's built-in one
+# (name, end-of-turn text).
+_BUILTIN_TEMPLATES = {
+    "gemma": ("gemma", "<end_of_turn>"),
+    "gemma2": ("gemma", "<end_of_turn>"),
+    "gemma3": ("gemma", "<end_of_turn>"),
+}
+
+
+def _apply_builtin_template(name: str, messages: list[Message]) -> str:
+    import ctypes
+
+    import llama_cpp
+
+    chat = (llama_cpp.llama_chat_message * len(messages))(
+        *[llama_cpp.llama_chat_message(role=m["role"].encode(), content=m["content"].encode()) for m in messages]
+    )
+    size = 4096 + 2 * sum(len(m["content"].encode()) for m in messages)
+    buf = ctypes.create_string_buffer(size)
+    n = llama_cpp.llama_chat_apply_template(name.encode(), chat, len(messages), True, buf, size)
+    if n < 0 or n > size:
+        raise BackendError(f"llama.cpp could not apply its '{name}' chat template")
+    return buf.raw[:n].decode("utf-8")
+
+
+def _reused_prefix(llm, tokens: list[int]) -> int:
+    """How many prompt tokens llama-cpp-python will take from the KV cache: it keeps the
+    longest common prefix with what it evaluated last (see ``Llama.generate``)."""
+    cached = llm._input_ids[: llm.n_tokens]
+    n = 0
+    for a, b in zip(cached, tokens[:-1]):
+        if a != b:
+            break
+        n += 1
+    return n

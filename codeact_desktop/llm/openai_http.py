@@ -1,0 +1,148 @@
+"""OpenAI-compatible HTTP (``/v1/chat/completions``, streaming): vLLM, llama.cpp's
+server, Ollama, LM Studio. The server applies the chat template; we send messages."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Callable
+
+import httpx
+
+from .base import (
+    BackendError,
+    BackendInfo,
+    ChatBackend,
+    GenerationParams,
+    GenerationResult,
+    Message,
+)
+
+DEFAULT_N_CTX = 8192
+# Without the server's tokenizer, a cautious estimate for fitting the context.
+CHARS_PER_TOKEN = 3.2
+
+
+class OpenAIBackend(ChatBackend):
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None = None,
+        *,
+        api_key: str | None = None,
+        n_ctx: int | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 300.0,
+    ):
+        self.base_url = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+        )
+        listed = self._list_models()
+        if model is None:
+            if not listed:
+                raise BackendError(f"The server at {self.base_url} lists no models; name one.")
+            model = listed[0]["id"]
+        entry = next((m for m in listed if m.get("id") == model), {})
+        ctx = n_ctx or entry.get("max_model_len") or entry.get("context_length") or DEFAULT_N_CTX
+        self.model = model
+        self.info = BackendInfo(
+            kind="openai", model=model, n_ctx=int(ctx), chat_format="server", device="remote"
+        )
+
+    def _list_models(self) -> list[dict]:
+        try:
+            response = self._http.get("/models")
+        except httpx.HTTPError as exc:
+            raise BackendError(f"Cannot reach the server at {self.base_url}: {_reason(exc)}") from exc
+        if response.status_code >= 400:
+            raise BackendError(
+                f"The server at {self.base_url} answered {response.status_code} to /models:"
+                f" {response.text[:200]}"
+            )
+        try:
+            return list(response.json().get("data", []))
+        except ValueError as exc:
+            raise BackendError(f"{self.base_url} is not an OpenAI-compatible API (/models is not JSON)") from exc
+
+    def count_tokens(self, messages: list[Message]) -> int:
+        chars = sum(len(m["content"]) + 16 for m in messages)
+        return int(chars / CHARS_PER_TOKEN) + 8
+
+    def generate(
+        self,
+        messages: list[Message],
+        params: GenerationParams,
+        on_piece: Callable[[str], None],
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "stream": True,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "stop": list(params.stop)[:4],  # OpenAI's limit
+            "stream_options": {"include_usage": True},
+        }
+        started = time.monotonic()
+        first = None
+        parts: list[str] = []
+        finish = "stop"
+        usage: dict = {}
+        try:
+            with self._http.stream("POST", "/chat/completions", json=body) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise BackendError(
+                        f"The server refused the request ({response.status_code}): {response.text[:300]}"
+                    )
+                for line in response.iter_lines():
+                    if cancel is not None and cancel.is_set():
+                        finish = "cancelled"
+                        break  # leaving the block closes the connection: the server stops
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    chunk = json.loads(data)
+                    usage = chunk.get("usage") or usage
+                    for choice in chunk.get("choices", []):
+                        piece = (choice.get("delta") or {}).get("content") or ""
+                        if piece:
+                            if first is None:
+                                first = time.monotonic() - started
+                            parts.append(piece)
+                            on_piece(piece)
+                        if choice.get("finish_reason"):
+                            finish = choice["finish_reason"]
+        except httpx.HTTPError as exc:
+            raise BackendError(f"Lost the server at {self.base_url}: {_reason(exc)}") from exc
+        text = "".join(parts)
+        return GenerationResult(
+            text=text,
+            finish_reason=finish if finish in ("stop", "length", "cancelled") else "stop",
+            prompt_tokens=int(usage.get("prompt_tokens") or self.count_tokens(messages)),
+            prompt_tokens_evaluated=None,
+            completion_tokens=int(usage.get("completion_tokens") or len(parts)),
+            seconds=time.monotonic() - started,
+            first_piece_seconds=first,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectError):
+        return f"connection refused or no route ({text})"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer in time ({text})"
+    return text

@@ -1,0 +1,1 @@
+"""Model files: inspection of GGUF files (and later the catalogue and downloads)."""

@@ -1,0 +1,53 @@
+"""Where the app keeps its things on disk (platformdirs), overridable for tests."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "CodeActDesktop"
+
+
+@dataclass(frozen=True)
+class AppPaths:
+    data: Path
+    cache: Path
+
+    @classmethod
+    def default(cls) -> "AppPaths":
+        # CODEACT_HOME puts everything under one folder: tests, portable installs.
+        home = os.environ.get("CODEACT_HOME")
+        if home:
+            root = Path(home)
+            return cls(data=root / "data", cache=root / "cache")
+        return cls(
+            data=Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)),
+            cache=Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)),
+        )
+
+    @property
+    def kernel_venv(self) -> Path:
+        return self.data / "kernel-venv"
+
+    @property
+    def kernel_home(self) -> Path:
+        return self.data / "kernel-home"
+
+    @property
+    def workspaces(self) -> Path:
+        return self.data / "workspaces"
+
+    @property
+    def history_db(self) -> Path:
+        return self.data / "history.sqlite3"
+
+    @property
+    def models(self) -> Path:
+        return self.data / "models"
+
+    @property
+    def logs(self) -> Path:
+        return self.data / "logs"

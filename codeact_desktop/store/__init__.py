@@ -1,0 +1,1 @@
+"""SQLite history: conversations, messages, actions, outputs, files."""

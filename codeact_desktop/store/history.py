@@ -1,0 +1,209 @@
+"""The conversation history in SQLite (WAL).
+
+Every completed thing (a message, an action's start and end, each output item, a
+produced file) is committed when it completes, so killing the app loses at most the
+reply still streaming. Images are files in the workspace; the database holds their path.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..kernel.outputs import OutputItem
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    role TEXT NOT NULL,          -- system | user | assistant
+    kind TEXT NOT NULL,          -- system | user | assistant | observation | notice
+    content TEXT NOT NULL,
+    created REAL NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages(conversation_id, id);
+CREATE TABLE IF NOT EXISTS actions (
+    id TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    message_id INTEGER REFERENCES messages(id),
+    code TEXT NOT NULL,
+    status TEXT NOT NULL,        -- proposed | running | ok | error | timeout | ...
+    observation TEXT,
+    detail TEXT,
+    started REAL,
+    finished REAL,
+    seconds REAL
+);
+CREATE TABLE IF NOT EXISTS outputs (
+    id INTEGER PRIMARY KEY,
+    action_id TEXT NOT NULL REFERENCES actions(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    mime TEXT NOT NULL,
+    text TEXT,
+    path TEXT,                   -- images: relative to the workspace
+    meta TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    action_id TEXT REFERENCES actions(id),
+    origin TEXT NOT NULL,        -- uploaded | produced
+    path TEXT NOT NULL,          -- relative to the workspace
+    size INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+"""
+
+OUTPUTS_DIR = ".codeact"  # inside each workspace: images the code displayed
+
+
+class HistoryStore:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: an app crash loses nothing committed; only power loss can.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+
+    def execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, params)
+
+    def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            cur = self._db.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def create_conversation(
+        self, workspace_root: Path, title: str = "New conversation", workspace: Path | None = None
+    ) -> "Conversation":
+        """A new conversation with its own workspace folder (or the one given)."""
+        conv_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        workspace = Path(workspace).resolve() if workspace else Path(workspace_root) / conv_id
+        workspace.mkdir(parents=True, exist_ok=True)
+        now = time.time()
+        self.execute(
+            "INSERT INTO conversations VALUES (?, ?, ?, ?, ?)",
+            (conv_id, title, str(workspace), now, now),
+        )
+        return Conversation(self, conv_id, workspace)
+
+    def open_conversation(self, conv_id: str) -> "Conversation":
+        rows = self.query("SELECT workspace FROM conversations WHERE id = ?", (conv_id,))
+        if not rows:
+            raise KeyError(f"no conversation {conv_id}")
+        return Conversation(self, conv_id, Path(rows[0]["workspace"]))
+
+    def list_conversations(self) -> list[dict]:
+        return self.query("SELECT * FROM conversations ORDER BY updated DESC")
+
+    def integrity_ok(self) -> bool:
+        return self.query("PRAGMA integrity_check")[0]["integrity_check"] == "ok"
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+@dataclass
+class Conversation:
+    store: HistoryStore
+    id: str
+    workspace: Path
+
+    def _touch(self) -> None:
+        self.store.execute("UPDATE conversations SET updated = ? WHERE id = ?", (time.time(), self.id))
+
+    def set_title(self, title: str) -> None:
+        self.store.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, self.id))
+
+    def add_message(self, role: str, kind: str, content: str, meta: dict | None = None) -> int:
+        cur = self.store.execute(
+            "INSERT INTO messages (conversation_id, role, kind, content, created, meta)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (self.id, role, kind, content, time.time(), json.dumps(meta or {})),
+        )
+        self._touch()
+        return cur.lastrowid
+
+    def messages(self) -> list[dict]:
+        return self.store.query(
+            "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (self.id,)
+        )
+
+    def model_messages(self) -> tuple[list[dict], list[str]]:
+        """The messages the model sees, and the kind of each."""
+        rows = [m for m in self.messages() if m["kind"] != "notice"]
+        return [{"role": m["role"], "content": m["content"]} for m in rows], [m["kind"] for m in rows]
+
+    def add_action(self, message_id: int, code: str) -> str:
+        action_id = uuid.uuid4().hex[:12]
+        self.store.execute(
+            "INSERT INTO actions (id, conversation_id, message_id, code, status) VALUES (?, ?, ?, ?, 'proposed')",
+            (action_id, self.id, message_id, code),
+        )
+        return action_id
+
+    def start_action(self, action_id: str, code: str) -> None:
+        self.store.execute(
+            "UPDATE actions SET status = 'running', code = ?, started = ? WHERE id = ?",
+            (code, time.time(), action_id),
+        )
+
+    def finish_action(self, action_id: str, status: str, observation: str, seconds: float, detail: str = "") -> None:
+        self.store.execute(
+            "UPDATE actions SET status = ?, observation = ?, detail = ?, finished = ?, seconds = ? WHERE id = ?",
+            (status, observation, detail, time.time(), seconds, action_id),
+        )
+
+    def add_output(self, action_id: str, item: OutputItem) -> str | None:
+        """Stores one completed output item; images become PNG files in the workspace."""
+        path = None
+        if item.kind == "image" and item.data is not None:
+            folder = self.workspace / OUTPUTS_DIR
+            folder.mkdir(parents=True, exist_ok=True)
+            n = len(list(folder.glob(f"{action_id}-*.png")))
+            file = folder / f"{action_id}-{n}.png"
+            file.write_bytes(item.data)
+            path = str(file.relative_to(self.workspace))
+        meta = {k: v for k, v in item.to_json().items() if k not in ("kind", "mime", "text")}
+        self.store.execute(
+            "INSERT INTO outputs (action_id, kind, mime, text, path, meta) VALUES (?, ?, ?, ?, ?, ?)",
+            (action_id, item.kind, item.mime, item.text if item.kind != "image" else item.plain, path, json.dumps(meta)),
+        )
+        return path
+
+    def add_file(self, path: str, size: int, origin: str, action_id: str | None = None) -> None:
+        self.store.execute(
+            "INSERT INTO files (conversation_id, action_id, origin, path, size, created) VALUES (?, ?, ?, ?, ?, ?)",
+            (self.id, action_id, origin, path, size, time.time()),
+        )
+
+    def actions(self) -> list[dict]:
+        return self.store.query(
+            "SELECT * FROM actions WHERE conversation_id = ? ORDER BY rowid", (self.id,)
+        )
+
+    def outputs(self, action_id: str) -> list[dict]:
+        return self.store.query("SELECT * FROM outputs WHERE action_id = ? ORDER BY id", (action_id,))
+
+    def files(self) -> list[dict]:
+        return self.store.query("SELECT * FROM files WHERE conversation_id = ? ORDER BY id", (self.id,))
