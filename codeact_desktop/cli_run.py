@@ -45,7 +45,7 @@ class TerminalView:
             from .kernel.observation import item_text
 
             self.newline()
-            self.write(item_text(event.item))
+            self.write(item_text(event.item) + "\n")
         elif isinstance(event, ev.ActionFinished):
             self.newline()
             files = f", wrote {', '.join(event.files)}" if event.files else ""

@@ -76,7 +76,9 @@ class TurnDone:
 
 @dataclass
 class ErrorEvent:
-    message: str
+    """Something failed; the conversation is intact and can go on."""
+
+    text: str
 
 
 Event = (

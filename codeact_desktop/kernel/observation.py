@@ -23,15 +23,13 @@ def item_text(item: OutputItem) -> str:
     if item.kind == "image":
         size = png_size(item.data or b"")
         if size:
-            return texts["image_placeholder"].format(width=size[0], height=size[1]) + "\n"
-        return texts["image_placeholder_unknown"] + "\n"
+            return texts["image_placeholder"].format(width=size[0], height=size[1])
+        return texts["image_placeholder_unknown"]
     if item.kind == "error":
-        return strip_ansi("\n".join(item.traceback)) + "\n"
+        return strip_ansi("\n".join(item.traceback))
     if item.kind == "html":
         # The model reads the text/plain twin (a DataFrame's repr), not the markup.
-        return (item.plain or strip_ansi(item.text)) + "\n"
-    if item.kind == "text":
-        return strip_ansi(item.text) + "\n"
+        return item.plain or strip_ansi(item.text)
     return strip_ansi(item.text)
 
 
@@ -50,7 +48,15 @@ def truncate_middle(text: str, budget: int) -> str:
 
 def observation_text(items: list[OutputItem], budget: int = DEFAULT_BUDGET_CHARS) -> str:
     """The body of the observation; the caller adds the status lines and the prefix."""
-    body = "".join(item_text(i) for i in items)
+    # Joined as the seed's executor did (outputs verbatim), with a line break only
+    # where one item does not end in one.
+    parts: list[str] = []
+    for item in items:
+        text = item_text(item)
+        if parts and text and not parts[-1].endswith("\n"):
+            parts.append("\n")
+        parts.append(text)
+    body = "".join(parts)
     if not body.strip():
         return ""
-    return truncate_middle(body.rstrip("\n"), budget)
+    return truncate_middle(body, budget)

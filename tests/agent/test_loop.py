@@ -1,0 +1,180 @@
+"""The CodeAct loop with a scripted model and the real kernel."""
+
+import threading
+import time
+
+import pytest
+
+from codeact_desktop.agent import events as ev
+from codeact_desktop.agent.loop import AgentSettings, Approval, CodeActAgent
+from codeact_desktop.llm.scripted import ScriptedBackend
+from codeact_desktop.resources import prompt_text
+from codeact_desktop.store.history import HistoryStore
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = HistoryStore(tmp_path / "history.sqlite3")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def agent_for(store, make_kernel, tmp_path):
+    def make(replies, **kwargs):
+        conversation = store.create_conversation(tmp_path / "workspaces")
+        kernel = make_kernel(conversation.workspace)
+        events = []
+        settings = kwargs.pop("settings", AgentSettings(action_timeout_s=10))
+        backend = ScriptedBackend(replies, **kwargs.pop("backend_kwargs", {}))
+        agent = CodeActAgent(backend, kernel, conversation, settings, on_event=events.append, **kwargs)
+        return agent, backend, events
+    return make
+
+
+def test_one_action_then_an_answer(agent_for):
+    agent, backend, events = agent_for([
+        "I'll compute it.\n<execute>\nprint(2**100)\n</execute>",
+        "2**100 is 1267650600228229401496703205376.",
+    ])
+    record = agent.send("What is 2**100?")
+    assert record.reason == "answered"
+    # exactly what the second call sent: system, user, assistant (tag closed), observation
+    second = backend.calls[1]
+    assert second[0] == {"role": "system", "content": prompt_text("system.txt")}
+    assert second[1] == {"role": "user", "content": "What is 2**100?"}
+    assert second[2] == {"role": "assistant", "content": "I'll compute it.\n<execute>\nprint(2**100)\n</execute>"}
+    assert second[3] == {"role": "user", "content": "Execution Output:\n1267650600228229401496703205376\n"}
+    kinds = [type(e).__name__ for e in events if not isinstance(e, (ev.TextPiece, ev.OutputStream))]
+    assert kinds == ["ReplyDone", "ActionProposed", "ActionStarted", "OutputAdded", "ActionFinished",
+                     "ReplyDone", "TurnDone"]
+    assert "".join(e.text for e in events if isinstance(e, ev.TextPiece)).startswith("I'll compute it.")
+
+
+def test_no_output_and_error_observations_self_debug(agent_for):
+    agent, backend, _ = agent_for([
+        "<execute>x = 5</execute>",
+        "<execute>print(y)</execute>",
+        "<execute>print(x * 2)</execute>",
+        "It is 10.",
+    ])
+    agent.send("double five")
+    assert backend.calls[1][-1]["content"] == "Execution Output:\n[Code executed successfully with no output]"
+    error_obs = backend.calls[2][-1]["content"]
+    assert "NameError" in error_obs and "\x1b[" not in error_obs
+    assert backend.calls[3][-1]["content"] == "Execution Output:\n10\n"
+
+
+def test_action_cap_tells_the_model_and_stops(agent_for):
+    settings = AgentSettings(max_actions=2, action_timeout_s=10)
+    agent, backend, events = agent_for(["<execute>print(1)</execute>"] * 3, settings=settings)
+    record = agent.send("loop forever")
+    assert record.reason == "action_limit"
+    assert "used all 2 code executions" in backend.calls[2][-1]["content"]
+    assert [a["status"] for a in record.actions] == ["ok", "ok", "over_limit"]
+    assert any(isinstance(e, ev.Notice) and "limit of 2" in e.text for e in events)
+
+
+def test_timeout_is_reported_to_the_model(agent_for):
+    settings = AgentSettings(action_timeout_s=1)
+    agent, backend, _ = agent_for(["<execute>while True: pass</execute>", "Too slow."], settings=settings)
+    record = agent.send("spin")
+    assert record.actions[0]["status"] == "timeout"
+    assert "timed out after 1 seconds" in backend.calls[1][-1]["content"]
+
+
+def test_kernel_death_mid_action_is_recovered(agent_for):
+    agent, backend, _ = agent_for([
+        "<execute>import os; os._exit(1)</execute>", "<execute>print('alive')</execute>", "ok"])
+    record = agent.send("crash")
+    assert [a["status"] for a in record.actions] == ["died", "ok"]
+    assert "kernel died" in backend.calls[1][-1]["content"]
+    assert backend.calls[2][-1]["content"] == "Execution Output:\nalive\n"
+
+
+def test_approval_run_edit_skip(agent_for):
+    decisions = iter([Approval(run=True), Approval(run=True, code="print('edited')"), Approval(run=False)])
+    seen = []
+
+    def approve(action_id, code):
+        seen.append(code)
+        return next(decisions)
+
+    agent, backend, _ = agent_for(
+        ["<execute>print('a')</execute>", "<execute>print('b')</execute>", "<execute>print('c')</execute>", "done"],
+        approve=approve)
+    record = agent.send("three things")
+    assert seen == ["print('a')", "print('b')", "print('c')"]
+    assert [(a["status"], a["code"]) for a in record.actions] == [
+        ("ok", "print('a')"), ("ok", "print('edited')"), ("skipped", "print('c')")]
+    assert backend.calls[2][-1]["content"] == "Execution Output:\nedited\n"
+    assert "chose not to run" in backend.calls[3][-1]["content"]
+
+
+def test_files_are_copied_and_named_and_products_recorded(agent_for, tmp_path):
+    source = tmp_path / "my data é.csv"
+    source.write_text("a,b\n1,2\n3,4\n")
+    agent, backend, _ = agent_for([
+        "<execute>import pandas as pd\ndf = pd.read_csv('my data é.csv')\ndf.to_csv('out.csv')\nprint(df.b.sum())</execute>",
+        "The sum is 6."])
+    record = agent.send("sum column b", files=[source])
+    user_turn = backend.calls[0][1]["content"]
+    assert user_turn.startswith("sum column b\n\nFiles uploaded to the working directory:\n")
+    assert "- ./my data é.csv (12 bytes, text/csv)" in user_turn
+    assert backend.calls[1][-1]["content"] == "Execution Output:\n6\n"
+    assert record.files == ["out.csv"]
+    files = agent.conversation.files()
+    assert [(f["origin"], f["path"]) for f in files] == [("uploaded", "my data é.csv"), ("produced", "out.csv")]
+
+
+def test_plot_is_stored_as_a_file_and_a_placeholder_for_the_model(agent_for):
+    agent, backend, _ = agent_for([
+        "<execute>import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()</execute>", "Plotted."])
+    record = agent.send("plot")
+    assert "<image: " in backend.calls[1][-1]["content"] and "PNG, shown to the user>" in backend.calls[1][-1]["content"]
+    outputs = agent.conversation.outputs(record.actions[0]["id"])
+    assert outputs[0]["kind"] == "image"
+    assert (agent.conversation.workspace / outputs[0]["path"]).read_bytes().startswith(b"\x89PNG")
+    assert record.files == []  # the app's own image files are not "produced files"
+
+
+def test_cancel_during_generation_stops_within_a_piece(agent_for):
+    long_reply = "word " * 2000
+    agent, backend, events = agent_for([long_reply], backend_kwargs={"piece_delay": 0.002})
+    timer = threading.Timer(0.2, agent.cancel)
+    timer.start()
+    t0 = time.monotonic()
+    record = agent.send("talk")
+    assert record.reason == "cancelled" and time.monotonic() - t0 < 2
+    received = "".join(e.text for e in events if isinstance(e, ev.TextPiece))
+    assert 0 < len(received) < len(long_reply)
+
+
+def test_cancel_during_code_interrupts_it(agent_for):
+    agent, _, _ = agent_for(["<execute>import time\nwhile True: time.sleep(0.05)</execute>", "never"],
+                            settings=AgentSettings(action_timeout_s=60))
+    threading.Timer(1.0, agent.cancel).start()
+    t0 = time.monotonic()
+    record = agent.send("wait")
+    assert record.reason == "cancelled" and record.actions[0]["status"] == "cancelled"
+    assert time.monotonic() - t0 < 10
+
+
+def test_history_survives_and_model_messages_match(agent_for, store):
+    agent, backend, _ = agent_for(["<execute>print(7)</execute>", "Seven."])
+    agent.send("seven")
+    reopened = store.open_conversation(agent.conversation.id)
+    msgs, kinds = reopened.model_messages()
+    assert kinds == ["system", "user", "assistant", "observation", "assistant"]
+    assert msgs[:4] == backend.calls[1]
+    assert reopened.actions()[0]["status"] == "ok"
+    assert store.integrity_ok()
+
+
+def test_prompt_too_long_for_the_context_is_a_clear_message(agent_for):
+    agent, backend, events = agent_for(["never"], backend_kwargs={"n_ctx": 2048})
+    record = agent.send("x" * 40_000)
+    assert record.reason == "error" and backend.calls == []
+    assert any(isinstance(e, ev.ErrorEvent) and "context holds 2048" in e.text for e in events)
+    # the conversation is intact and can go on
+    assert agent.conversation.model_messages()[1][-1] == "user"

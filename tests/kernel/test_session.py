@@ -1,0 +1,135 @@
+"""A real ipykernel: outputs, plots, timeouts, interrupts that fail, death, secrets."""
+
+import json
+import os
+import threading
+import time
+
+import pytest
+
+
+def texts(result):
+    return "".join(i.text for i in result.items if i.kind in ("stdout", "stderr", "text"))
+
+
+def test_expression_result_and_stdout(module_kernel):
+    result = module_kernel.execute("print('hello')\n1 + 1")
+    assert result.status == "ok"
+    assert [(i.kind, i.text) for i in result.items] == [("stdout", "hello\n"), ("text", "2")]
+
+
+def test_plot_comes_back_as_png(module_kernel):
+    result = module_kernel.execute(
+        "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('t')\nplt.show()"
+    )
+    images = [i for i in result.items if i.kind == "image"]
+    assert result.status == "ok" and len(images) == 1
+    assert images[0].mime == "image/png" and images[0].data.startswith(b"\x89PNG")
+
+
+def test_dataframe_gives_html_with_a_plain_twin(module_kernel):
+    result = module_kernel.execute("import pandas as pd\npd.DataFrame({'a': [1, 2], 'b': [3, 4]})")
+    (item,) = result.items
+    assert item.kind == "html" and "<table" in item.text
+    assert "a  b" in item.plain
+
+
+def test_error_keeps_the_traceback(module_kernel):
+    result = module_kernel.execute("def f():\n    return 1/0\nf()")
+    assert result.status == "error"
+    (item,) = result.items
+    assert item.ename == "ZeroDivisionError" and any("f()" in line for line in item.traceback)
+
+
+def test_cwd_is_the_workspace_and_secrets_are_not_passed(make_kernel, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-must-not-leak")
+    monkeypatch.setenv("HF_TOKEN", "hf_must_not_leak")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "must-not-leak")
+    workspace = tmp_path / "my workspace é"
+    kernel = make_kernel(workspace)
+    result = kernel.execute("import os; print(os.getcwd()); print(sorted(os.environ))")
+    cwd, env_names = texts(result).splitlines()
+    assert cwd == str(workspace)
+    for secret in ("OPENAI_API_KEY", "HF_TOKEN", "AWS_SECRET_ACCESS_KEY"):
+        assert secret not in env_names
+    result = kernel.execute("import os; print(any('leak' in v for v in os.environ.values()))")
+    assert texts(result).strip() == "False"
+
+
+def test_transport_is_ipc_on_posix(module_kernel):
+    if os.name == "nt":
+        pytest.skip("Windows has no Unix sockets: TCP on 127.0.0.1")
+    info = json.loads(open(module_kernel._km.connection_file).read())
+    assert info["transport"] == "ipc"
+
+
+def test_timeout_interrupts_and_keeps_state(module_kernel):
+    module_kernel.execute("kept = 'still here'")
+    t0 = time.monotonic()
+    result = module_kernel.execute("import time\nprint('started')\nwhile True: time.sleep(0.05)", timeout=1.5)
+    assert result.status == "timeout"
+    assert time.monotonic() - t0 < 1.5 + 3
+    assert texts(result) == "started\n"  # partial output kept, no KeyboardInterrupt noise
+    assert texts(module_kernel.execute("print(kept)")) == "still here\n"
+
+
+def test_interrupt_that_does_not_take_restarts_the_kernel(make_kernel):
+    kernel = make_kernel()
+    kernel.execute("lost = 1")
+    code = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: time.sleep(0.05)"
+    result = kernel.execute(code, timeout=1)
+    assert result.status == "timeout_restarted" and result.kernel_state_lost
+    after = kernel.execute("print('lost' in globals())")
+    assert after.status == "ok" and texts(after) == "False\n"
+
+
+@pytest.mark.parametrize("code, reason", [
+    ("import os; os._exit(3)", "exit code 3"),
+    ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", "SIGKILL"),
+])
+def test_death_is_reported_and_recovered(make_kernel, code, reason):
+    kernel = make_kernel()
+    result = kernel.execute(code, timeout=20)
+    assert result.status == "died" and reason in result.detail
+    assert kernel.execute("print(40 + 2)").items[0].text == "42\n"
+
+
+def test_cancel_interrupts_running_code(module_kernel):
+    cancel = threading.Event()
+    threading.Timer(0.5, cancel.set).start()
+    result = module_kernel.execute("import time\nwhile True: time.sleep(0.05)", timeout=30, cancel=cancel)
+    assert result.status == "cancelled" and result.seconds < 5
+
+
+def test_input_does_not_hang(module_kernel):
+    result = module_kernel.execute("input('name? ')", timeout=10)
+    assert result.status == "error" and result.items[0].ename == "StdinNotImplementedError"
+
+
+def test_huge_output_keeps_head_and_tail(module_kernel):
+    streamed = []
+    result = module_kernel.execute(
+        "for i in range(300_000): print(f'line {i}')", timeout=60,
+        on_stream=lambda name, text: streamed.append(len(text)),
+    )
+    (item,) = result.items
+    assert item.text.startswith("line 0\n") and item.text.rstrip().endswith("line 299999")
+    assert item.dropped_chars > 0 and len(item.text) < 1_100_000
+    assert sum(streamed) > 3_000_000  # the live view saw it all
+
+
+def test_started_ahead_of_need(kernel_venv, app_paths, tmp_path):
+    from codeact_desktop.kernel.environment import kernel_environment
+    from codeact_desktop.kernel.session import KernelSession
+
+    env = kernel_environment(kernel_venv, app_paths.kernel_home, app_paths.cache)
+    session = KernelSession(kernel_venv, tmp_path, env)
+    session.start_in_background()  # returns at once
+    try:
+        result = session.execute("import sys; print('pandas' in sys.modules)")  # waits for it
+        assert texts(result) == "True\n"  # common imports were warmed while "the user typed"
+        result = session.execute("print(sorted(k for k in globals() if not k.startswith('_'))[:5])")
+        assert "numpy" not in texts(result)  # warm-up left the namespace clean
+    finally:
+        session.shutdown()
+    assert not session.is_alive
