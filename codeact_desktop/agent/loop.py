@@ -80,7 +80,13 @@ class CodeActAgent:
         self._cancel.clear()
         record = TurnRecord()
         conv = self.conversation
-        attached = copy_into_workspace(list(files), conv.workspace) if files else []
+        try:
+            attached = copy_into_workspace(list(files), conv.workspace) if files else []
+        except OSError as exc:
+            # Nothing is recorded, so the user can fix the file and send again.
+            self.on_event(ev.ErrorEvent(f"Could not add the file: {exc}"))
+            self.on_event(ev.TurnDone("error", 0))
+            return TurnRecord(reason="error")
         content = f"{text}\n\n{attachment_lines(attached)}" if attached else text
         conv.add_message("user", "user", content)
         for a in attached:
@@ -88,37 +94,45 @@ class CodeActAgent:
         actions_run = 0
         while True:
             try:
-                reply = self._generate(record)
+                actions_run, done = self._step(record, actions_run)
             except (BackendError, ContextOverflow, KernelError) as exc:
                 self._notice(str(exc), error=True)
                 record.reason = "error"
                 break
-            parsed = parse_reply(reply.text, reply.finish_reason)
-            if reply.finish_reason == "cancelled":
-                if parsed.thought:
-                    conv.add_message("assistant", "assistant", parsed.thought, {"cancelled": True})
-                record.reason = "cancelled"
-                break
-            message_id = conv.add_message("assistant", "assistant", parsed.history_text)
-            self.on_event(ev.ReplyDone(parsed.history_text, reply.finish_reason, reply.to_json()))
-            if parsed.code is None:
-                record.reason = "answered"
-                break
-            if actions_run >= self.settings.max_actions:
-                self._finish_unrun(message_id, parsed, "over_limit", record)
-                record.reason = "action_limit"
-                self._notice(f"Stopped: the limit of {self.settings.max_actions} code runs per message was reached.")
-                break
-            observation = self._act(message_id, parsed, record)
-            actions_run += 1
-            if actions_run >= self.settings.max_actions:
-                observation += messages()["action_limit"].format(limit=self.settings.max_actions)
-            conv.add_message("user", "observation", observation)
-            if self._cancel.is_set():
-                record.reason = "cancelled"
+            if done:
                 break
         self.on_event(ev.TurnDone(record.reason, actions_run))
         return record
+
+    def _step(self, record: TurnRecord, actions_run: int) -> tuple[int, bool]:
+        """One model reply and, if it holds an action, its run. Returns (actions, done)."""
+        conv = self.conversation
+        reply = self._generate(record)
+        parsed = parse_reply(reply.text, reply.finish_reason)
+        if reply.finish_reason == "cancelled":
+            if parsed.thought:
+                conv.add_message("assistant", "assistant", parsed.thought, {"cancelled": True})
+            record.reason = "cancelled"
+            return actions_run, True
+        message_id = conv.add_message("assistant", "assistant", parsed.history_text)
+        self.on_event(ev.ReplyDone(parsed.history_text, reply.finish_reason, reply.to_json()))
+        if parsed.code is None:
+            record.reason = "answered"
+            return actions_run, True
+        if actions_run >= self.settings.max_actions:
+            self._finish_unrun(message_id, parsed, "over_limit", record)
+            record.reason = "action_limit"
+            self._notice(f"Stopped: the limit of {self.settings.max_actions} code runs per message was reached.")
+            return actions_run, True
+        observation = self._act(message_id, parsed, record)
+        actions_run += 1
+        if actions_run >= self.settings.max_actions:
+            observation += messages()["action_limit"].format(limit=self.settings.max_actions)
+        conv.add_message("user", "observation", observation)
+        if self._cancel.is_set():
+            record.reason = "cancelled"
+            return actions_run, True
+        return actions_run, False
 
     def _generate(self, record: TurnRecord) -> GenerationResult:
         msgs, kinds = self.conversation.model_messages()

@@ -178,3 +178,25 @@ def test_prompt_too_long_for_the_context_is_a_clear_message(agent_for):
     assert any(isinstance(e, ev.ErrorEvent) and "context holds 2048" in e.text for e in events)
     # the conversation is intact and can go on
     assert agent.conversation.model_messages()[1][-1] == "user"
+
+
+def test_missing_attachment_is_a_clear_message_and_records_nothing(agent_for, tmp_path):
+    agent, backend, events = agent_for(["never"])
+    record = agent.send("read it", files=[tmp_path / "nope.csv"])
+    assert record.reason == "error" and backend.calls == []
+    assert any(isinstance(e, ev.ErrorEvent) and "nope.csv" in e.text for e in events)
+    assert [m["kind"] for m in agent.conversation.messages()] == ["system"]
+
+
+def test_long_observations_are_shortened_to_fit_and_the_user_is_told(agent_for):
+    flood = "<execute>print('x' * 3000)</execute>"
+    agent, backend, events = agent_for([flood, flood, flood, "done"], backend_kwargs={"n_ctx": 2600},
+                                       settings=AgentSettings(action_timeout_s=10, max_new_tokens=256))
+    record = agent.send("flood")
+    assert record.reason == "answered"
+    last_call = backend.calls[-1]
+    assert "shortened to fit the context" in last_call[3]["content"]
+    assert last_call[0]["content"] == prompt_text("system.txt")  # never touched
+    assert any(isinstance(e, ev.Notice) and "shortened" in e.text for e in events)
+    # the full observation is still in the history
+    assert all("shortened" not in a["observation"] for a in agent.conversation.actions())
