@@ -15,6 +15,9 @@ from . import __version__
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="codeact-desktop", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument("--model", dest="window_model", help="window: a GGUF file to load")
+    parser.add_argument("--base-url", dest="window_base_url", help="window: an OpenAI-compatible server")
+    parser.add_argument("--model-name", dest="window_model_name", help="window: the model's name on that server")
     sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run one request headless and stream it to the terminal")
@@ -43,21 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         from .doctor import print_report
 
         return print_report()
-    return open_window()
+    from .ui.app import main as window_main
 
-
-def open_window() -> int:
-    try:
-        from .ui.app import main as window_main  # the window arrives with the UI issue
-    except ImportError:
-        print(
-            "The desktop window is not built yet. Use the terminal for now:\n"
-            "  codeact-desktop run \"your request\" --model path/to/model.gguf\n"
-            "  codeact-desktop doctor",
-            file=sys.stderr,
-        )
-        return 2
-    return window_main()
+    return window_main(args.window_model, args.window_base_url, args.window_model_name)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import pytest
 # reads it.
 _HOME = Path(tempfile.mkdtemp(prefix="codeact-tests-"))
 os.environ["CODEACT_HOME"] = str(_HOME)
+# The real window, drawn offscreen (no display needed).
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from codeact_desktop.kernel.environment import kernel_environment  # noqa: E402
 from codeact_desktop.kernel.session import KernelSession  # noqa: E402

@@ -1,0 +1,2 @@
+"""The Qt window. Only this package imports Qt; it renders engine events and forwards
+the user's intents."""

@@ -1,0 +1,190 @@
+"""The conversation as a column of messages and code cards, driven by engine events.
+
+Streamed text is buffered and drawn by a 50 ms timer, so 200 pieces a second cost 20
+relayouts, not 200.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
+
+from ..agent import events as ev
+from ..agent.actions import OPEN, parse_reply
+from ..store.history import Conversation
+from .code_card import CodeCard
+
+FLUSH_MS = 50
+
+
+class Bubble(QLabel):
+    def __init__(self, role: str, text: str = "", parent=None):
+        super().__init__(parent)
+        self.role = role
+        self.setObjectName(f"{role}Message")
+        self.setAccessibleName(f"{role} message")
+        self.setWordWrap(True)
+        self.setTextFormat(Qt.MarkdownText)
+        self.setTextInteractionFlags(Qt.TextBrowserInteraction)
+        self.setOpenExternalLinks(True)
+        self.set_markdown(text)
+
+    def set_markdown(self, text: str) -> None:
+        self.markdown = text
+        self.setText(text)
+        # Only once placed in the chat: showing a parentless widget opens a window.
+        if self.parent() is not None:
+            self.setVisible(bool(text.strip()))
+
+
+class ChatView(QScrollArea):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.NoFrame)
+        self.setAccessibleName("conversation")
+        self._inner = QWidget()
+        self._inner.setObjectName("chatColumn")
+        self._column = QVBoxLayout(self._inner)
+        self._column.setContentsMargins(16, 12, 16, 12)
+        self._column.setSpacing(10)
+        self._column.addStretch(1)
+        self.setWidget(self._inner)
+        self.cards: dict[str, CodeCard] = {}
+        self._reply_text = ""
+        self._reply_bubble: Bubble | None = None
+        self._pending_card: CodeCard | None = None
+        self._stream_buffer: list[tuple[str, str, str]] = []
+        self._flush = QTimer(self)
+        self._flush.setInterval(FLUSH_MS)
+        self._flush.timeout.connect(self._draw_pending)
+        self._flush.start()
+
+    # -- building blocks ------------------------------------------------------------
+
+    def _add(self, widget: QWidget) -> QWidget:
+        self._column.insertWidget(self._column.count() - 1, widget)
+        QTimer.singleShot(0, self._scroll_to_end)
+        return widget
+
+    def _scroll_to_end(self) -> None:
+        bar = self.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    def clear(self) -> None:
+        while self._column.count() > 1:
+            item = self._column.takeAt(0)
+            if item.widget():
+                item.widget().deleteLater()
+        self.cards.clear()
+        self._reply_bubble = self._pending_card = None
+        self._reply_text = ""
+
+    def add_user_message(self, text: str) -> Bubble:
+        return self._add(Bubble("user", text))
+
+    def add_notice(self, text: str, error: bool = False) -> QLabel:
+        label = QLabel(text)
+        label.setObjectName("errorNotice" if error else "notice")
+        label.setWordWrap(True)
+        return self._add(label)
+
+    # -- live events ------------------------------------------------------------------
+
+    def handle(self, event) -> None:
+        if isinstance(event, ev.TextPiece):
+            self._reply_text += event.text
+        elif isinstance(event, ev.OutputStream):
+            self._stream_buffer.append((event.action_id, event.name, event.text))
+        elif isinstance(event, ev.ReplyDone):
+            self._end_reply(event.text)
+        elif isinstance(event, ev.ActionProposed):
+            card = self._pending_card or self._add(CodeCard(event.code))
+            self._pending_card = None
+            card.action_id = event.action_id
+            card.set_code(event.code)
+            self.cards[event.action_id] = card
+        elif isinstance(event, ev.ActionStarted):
+            card = self.cards[event.action_id]
+            card.set_code(event.code)
+            card.set_status("running")
+        elif isinstance(event, ev.OutputAdded):
+            self._draw_pending()
+            self.cards[event.action_id].add_item(event.item)
+        elif isinstance(event, ev.ActionFinished):
+            self._draw_pending()
+            self.cards[event.action_id].set_status(event.status, event.seconds)
+        elif isinstance(event, ev.Notice):
+            self.add_notice(event.text)
+        elif isinstance(event, ev.ErrorEvent):
+            self.add_notice(event.text, error=True)
+        elif isinstance(event, ev.TurnDone):
+            self._draw_pending()
+            if event.reason == "cancelled":
+                self._end_reply(parse_reply(self._reply_text, "cancelled").thought)
+                self.add_notice("Stopped.")
+            self._reply_text = ""
+            self._reply_bubble = None
+
+    def _draw_pending(self) -> None:
+        """Draws what streamed since the last tick: reply text and code output."""
+        if self._reply_text:
+            thought, _, code = self._reply_text.partition(OPEN)
+            if self._reply_bubble is None and thought.strip():
+                self._reply_bubble = self._add(Bubble("assistant"))
+            if self._reply_bubble is not None and self._reply_bubble.markdown != thought:
+                self._reply_bubble.set_markdown(thought)
+            if _ := code.strip():
+                if self._pending_card is None:
+                    self._pending_card = self._add(CodeCard())
+                self._pending_card.set_code(code.strip("\n"))
+            QTimer.singleShot(0, self._scroll_to_end)
+        if self._stream_buffer:
+            batch, self._stream_buffer = self._stream_buffer, []
+            for action_id, name, text in batch:
+                card = self.cards.get(action_id)
+                if card is not None:
+                    card.add_stream(name, text)
+
+    def _end_reply(self, history_text: str) -> None:
+        thought = parse_reply(history_text).thought
+        if thought and self._reply_bubble is None:
+            self._reply_bubble = self._add(Bubble("assistant"))
+        if self._reply_bubble is not None:
+            self._reply_bubble.set_markdown(thought)
+        self._reply_text = ""
+        self._reply_bubble = None
+
+    # -- history ----------------------------------------------------------------------
+
+    def show_conversation(self, conversation: Conversation) -> None:
+        """Rebuilds everything a conversation held, outputs and images included."""
+        self.clear()
+        actions = {a["message_id"]: a for a in conversation.actions()}
+        for message in conversation.messages():
+            kind = message["kind"]
+            if kind == "user":
+                self.add_user_message(message["content"])
+            elif kind == "assistant":
+                thought = parse_reply(message["content"]).thought
+                if thought:
+                    self._add(Bubble("assistant", thought))
+                action = actions.get(message["id"])
+                if action is not None:
+                    self._add_stored_card(conversation, action)
+            elif kind == "notice":
+                self.add_notice(message["content"], error='"error": true' in message["meta"])
+
+    def _add_stored_card(self, conversation: Conversation, action: dict) -> None:
+        card = self._add(CodeCard(action["code"]))
+        card.action_id = action["id"]
+        self.cards[action["id"]] = card
+        for out in conversation.outputs(action["id"]):
+            image = None
+            if out["path"]:
+                path = Path(conversation.workspace) / out["path"]
+                image = path.read_bytes() if path.exists() else None
+            card.add_stored_output(out["kind"], out["text"], image)
+        card.set_status(action["status"] if action["status"] != "running" else "cancelled", action["seconds"])

@@ -1,0 +1,267 @@
+"""One code action as a card: highlighted code, a status, approval buttons, outputs."""
+
+from __future__ import annotations
+
+import html
+import time
+
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import PythonLexer
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QFontDatabase, QGuiApplication, QPixmap
+from PySide6.QtWidgets import (
+    QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QTextBrowser, QVBoxLayout, QWidget,
+)
+
+from ..kernel.observation import strip_ansi
+from ..kernel.outputs import OutputItem
+
+STATUS_TEXT = {
+    "writing": "writing…", "waiting": "waiting for approval", "running": "running",
+    "ok": "done", "error": "error", "timeout": "timed out", "timeout_restarted": "timed out, kernel restarted",
+    "died": "kernel died, restarted", "cancelled": "interrupted", "skipped": "skipped",
+    "cut_off": "cut off, not run", "over_limit": "not run (limit)",
+}
+COLLAPSE_LINES = 30
+SHOWN_CHARS = 200_000  # the window shows this much of one stream; the history keeps more
+
+
+def mono_font():
+    return QFontDatabase.systemFont(QFontDatabase.FixedFont)
+
+
+def highlighted_html(code: str) -> str:
+    formatter = HtmlFormatter(noclasses=True, nowrap=True, style="default")
+    body = highlight(code, PythonLexer(), formatter)
+    return f"<pre style='margin:0'>{body}</pre>"
+
+
+class StreamView(QPlainTextEdit):
+    """stdout/stderr text; long runs are collapsed with a button to show all."""
+
+    def __init__(self, name: str, parent=None):
+        super().__init__(parent)
+        self.setReadOnly(True)
+        self.setFont(mono_font())
+        self.setFrameShape(QFrame.NoFrame)
+        self.setObjectName(f"stream_{name}")
+        self.setAccessibleName(f"{name} output")
+        self.setLineWrapMode(QPlainTextEdit.NoWrap)
+        self.expanded = False
+        self._chars = 0
+
+    def add(self, text: str) -> None:
+        room = SHOWN_CHARS - self._chars
+        if room <= 0:
+            return
+        if len(text) > room:
+            text = text[:room] + "\n[… more output in the history and the export …]\n"
+        self._chars += len(text)
+        cursor = self.textCursor()
+        cursor.movePosition(cursor.MoveOperation.End)
+        cursor.insertText(strip_ansi(text))
+        self.fit()
+
+    def fit(self) -> None:
+        lines = self.document().blockCount()
+        shown = lines if self.expanded else min(lines, COLLAPSE_LINES)
+        self.setFixedHeight(int(self.fontMetrics().lineSpacing() * (shown + 1)) + 8)
+
+
+class ImageView(QLabel):
+    """A plot scaled to the card's width; click to open it full size."""
+
+    clicked = Signal()
+
+    def __init__(self, data: bytes, parent=None):
+        super().__init__(parent)
+        self.pixmap_full = QPixmap()
+        self.pixmap_full.loadFromData(data)
+        self.setAccessibleName("image output")
+        self.setCursor(Qt.PointingHandCursor)
+        self.setToolTip("Click to view full size")
+        self._scale(min(self.pixmap_full.width(), 720))
+
+    def _scale(self, width: int) -> None:
+        if not self.pixmap_full.isNull():
+            self.setPixmap(self.pixmap_full.scaledToWidth(max(50, width), Qt.SmoothTransformation))
+
+    def resizeEvent(self, event):  # noqa: N802 (Qt naming)
+        super().resizeEvent(event)
+
+    def mousePressEvent(self, event):  # noqa: N802
+        self.clicked.emit()
+
+
+class CodeCard(QFrame):
+    decided = Signal(str, bool, object)  # action_id, run?, edited code or None
+
+    def __init__(self, code: str = "", parent=None):
+        super().__init__(parent)
+        self.setObjectName("codeCard")
+        self.setFrameShape(QFrame.StyledPanel)
+        self.action_id = ""
+        self.status = "writing"
+        self._started: float | None = None
+        self.streams: dict[str, StreamView] = {}
+        self._last_stream: StreamView | None = None
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 8, 10, 8)
+        header = QHBoxLayout()
+        title = QLabel("<b>Python</b>")
+        self.status_label = QLabel(STATUS_TEXT["writing"])
+        self.status_label.setObjectName("status")
+        self.status_label.setAccessibleName("action status")
+        copy = QPushButton("Copy code")
+        copy.setAccessibleName("copy code")
+        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.code))
+        header.addWidget(title)
+        header.addStretch(1)
+        header.addWidget(self.status_label)
+        header.addWidget(copy)
+        layout.addLayout(header)
+
+        self.code_view = QTextBrowser()
+        self.code_view.setObjectName("code")
+        self.code_view.setAccessibleName("code")
+        self.code_view.setFont(mono_font())
+        self.code_view.setFrameShape(QFrame.NoFrame)
+        self.code_view.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        layout.addWidget(self.code_view)
+
+        self.approval_bar = QWidget()
+        bar = QHBoxLayout(self.approval_bar)
+        bar.setContentsMargins(0, 0, 0, 0)
+        self.run_button = QPushButton("Run")
+        self.edit_button = QPushButton("Edit")
+        self.skip_button = QPushButton("Skip")
+        for button in (self.run_button, self.edit_button, self.skip_button):
+            button.setAccessibleName(f"{button.text().lower()} action")
+            bar.addWidget(button)
+        bar.addStretch(1)
+        self.approval_bar.hide()
+        self.run_button.clicked.connect(self._run_clicked)
+        self.edit_button.clicked.connect(self._edit_clicked)
+        self.skip_button.clicked.connect(lambda: self._decide(False, None))
+        layout.addWidget(self.approval_bar)
+        self.editor: QPlainTextEdit | None = None
+
+        self.outputs = QVBoxLayout()
+        layout.addLayout(self.outputs)
+        self._tick = QTimer(self)
+        self._tick.setInterval(200)
+        self._tick.timeout.connect(self._show_elapsed)
+        self.set_code(code)
+
+    # -- code and status ------------------------------------------------------------
+
+    def set_code(self, code: str) -> None:
+        self.code = code
+        self.code_view.setHtml(highlighted_html(code))
+        lines = max(1, code.count("\n") + 1)
+        self.code_view.setFixedHeight(int(self.code_view.fontMetrics().lineSpacing() * lines) + 16)
+
+    def set_status(self, status: str, seconds: float | None = None) -> None:
+        self.status = status
+        text = STATUS_TEXT.get(status, status)
+        if status == "running":
+            self._started = time.monotonic()
+            self._tick.start()
+        else:
+            self._tick.stop()
+            if seconds:
+                text += f" · {seconds:.1f} s"
+        self.status_label.setText(text)
+
+    def _show_elapsed(self) -> None:
+        if self._started is not None:
+            self.status_label.setText(f"running · {time.monotonic() - self._started:.1f} s")
+
+    # -- approval ---------------------------------------------------------------------
+
+    def ask_approval(self) -> None:
+        self.set_status("waiting")
+        self.approval_bar.show()
+
+    def _edit_clicked(self) -> None:
+        self.editor = QPlainTextEdit(self.code)
+        self.editor.setObjectName("codeEditor")
+        self.editor.setFont(mono_font())
+        self.code_view.hide()
+        self.layout().insertWidget(1, self.editor)
+        self.edit_button.setEnabled(False)
+        self.run_button.setText("Run edited")
+
+    def _run_clicked(self) -> None:
+        edited = None
+        if self.editor is not None:
+            edited = self.editor.toPlainText()
+            self.editor.deleteLater()
+            self.editor = None
+            self.set_code(edited)
+            self.code_view.show()
+        self._decide(True, edited)
+
+    def _decide(self, run: bool, edited: str | None) -> None:
+        self.approval_bar.hide()
+        self.choice = "run (edited)" if edited is not None else ("run" if run else "skipped")
+        self.decided.emit(self.action_id, run, edited)
+
+    # -- outputs ----------------------------------------------------------------------
+
+    def add_stream(self, name: str, text: str) -> None:
+        view = self._last_stream if self._last_stream is not None and self._last_stream.objectName() == f"stream_{name}" else None
+        if view is None:
+            view = StreamView(name)
+            if name == "stderr":
+                view.setStyleSheet("color: #b3261e;")
+            self.outputs.addWidget(view)
+            self._last_stream = view
+            self.streams.setdefault(name, view)
+        view.add(text)
+
+    def add_item(self, item: OutputItem) -> None:
+        """A completed item; stream text already arrived live through ``add_stream``."""
+        if item.kind in ("stdout", "stderr"):
+            return
+        self._last_stream = None
+        if item.kind == "image" and item.data:
+            self.outputs.addWidget(ImageView(item.data))
+        elif item.kind == "html":
+            table = QTextBrowser()
+            table.setObjectName("htmlOutput")
+            table.setAccessibleName("table output")
+            table.setHtml(item.text)
+            table.setMinimumHeight(min(360, 40 + 22 * item.text.count("<tr")))
+            self.outputs.addWidget(table)
+        elif item.kind == "error":
+            view = StreamView("error")
+            view.setStyleSheet("color: #b3261e;")
+            view.add("\n".join(item.traceback) or f"{item.ename}: {item.evalue}")
+            self.outputs.addWidget(view)
+        else:
+            view = StreamView("result")
+            view.add(item.text)
+            self.outputs.addWidget(view)
+
+    def add_stored_output(self, kind: str, text: str, image: bytes | None) -> None:
+        """Rebuilds an output from the history."""
+        if kind in ("stdout", "stderr"):
+            self.add_stream(kind, text or "")
+        elif kind == "image" and image:
+            self.add_item(OutputItem(kind="image", data=image))
+        elif kind == "error":
+            view = StreamView("error")
+            view.setStyleSheet("color: #b3261e;")
+            view.add(text or "")
+            self.outputs.addWidget(view)
+        elif kind == "html":
+            self.add_item(OutputItem(kind="html", text=text or ""))
+        else:
+            self.add_item(OutputItem(kind="text", text=text or ""))
+
+
+def escape(text: str) -> str:
+    return html.escape(text)

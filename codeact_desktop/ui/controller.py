@@ -1,0 +1,82 @@
+"""Runs one conversation's agent on a worker thread and hands its events to the UI
+thread as a Qt signal (a cross-thread emit is queued, so widgets are only touched on
+the UI thread). Approval requests block the worker, never the UI."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from ..agent.loop import AgentSettings, Approval, CodeActAgent
+from ..kernel.session import KernelSession
+from ..llm.base import ChatBackend
+from ..store.history import Conversation
+
+
+class ConversationController(QObject):
+    engine_event = Signal(object)  # any event from agent/events.py
+    approval_requested = Signal(str, str)  # action_id, code
+    busy_changed = Signal(bool)
+
+    def __init__(self, backend: ChatBackend, kernel: KernelSession, conversation: Conversation,
+                 settings: AgentSettings, parent=None):
+        super().__init__(parent)
+        self.conversation = conversation
+        self.kernel = kernel
+        self.require_approval = False
+        self._decisions: dict[str, tuple[threading.Event, list[Approval]]] = {}
+        self._worker: threading.Thread | None = None
+        self.agent = CodeActAgent(backend, kernel, conversation, settings,
+                                  on_event=self.engine_event.emit, approve=self._approve)
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None and self._worker.is_alive()
+
+    def send(self, text: str, files: list[Path] = ()) -> bool:
+        if self.busy:
+            return False
+        self.busy_changed.emit(True)
+
+        def run():
+            try:
+                self.agent.send(text, list(files))
+            finally:
+                self.busy_changed.emit(False)
+
+        self._worker = threading.Thread(target=run, name="agent-turn", daemon=True)
+        self._worker.start()
+        return True
+
+    def stop(self) -> None:
+        """Stops generation and interrupts running code; a waiting approval becomes skip."""
+        self.agent.cancel()
+        for action_id in list(self._decisions):
+            self.decide(action_id, Approval(run=False))
+
+    def decide(self, action_id: str, approval: Approval) -> None:
+        entry = self._decisions.get(action_id)
+        if entry:
+            entry[1].append(approval)
+            entry[0].set()
+
+    def _approve(self, action_id: str, code: str) -> Approval:
+        if not self.require_approval:
+            return Approval(run=True)
+        done, box = threading.Event(), []
+        self._decisions[action_id] = (done, box)
+        self.approval_requested.emit(action_id, code)
+        done.wait()
+        del self._decisions[action_id]
+        return box[0]
+
+    def wait_idle(self, timeout: float | None = None) -> None:
+        if self._worker is not None:
+            self._worker.join(timeout)
+
+    def shutdown(self) -> None:
+        self.stop()
+        self.wait_idle(30)
+        self.kernel.shutdown()

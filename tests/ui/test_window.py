@@ -1,0 +1,123 @@
+"""The real window, offscreen, driven as a user would, with the real kernel and a
+scripted model."""
+
+import pytest
+from PySide6.QtCore import Qt
+
+from codeact_desktop.agent.loop import AgentSettings
+from codeact_desktop.llm.scripted import ScriptedBackend
+from codeact_desktop.store.history import HistoryStore
+from codeact_desktop.ui.chat_view import Bubble
+from codeact_desktop.ui.code_card import CodeCard, ImageView
+from codeact_desktop.ui.main_window import MainWindow
+
+PLOT_AND_TABLE = (
+    "Here is the plot and the table.\n<execute>\nimport matplotlib.pyplot as plt\nimport pandas as pd\n"
+    "plt.plot([1, 4, 9]); plt.show()\nprint('rows: 3')\npd.DataFrame({'x': [1, 2, 3], 'y': [1, 4, 9]})\n</execute>"
+)
+
+
+@pytest.fixture
+def window(qtbot, app_paths, tmp_path):
+    created = []
+
+    def make(replies, settings=None, **backend_kwargs):
+        store = HistoryStore(tmp_path / "history.sqlite3")
+        backend = ScriptedBackend(replies, **backend_kwargs)
+        win = MainWindow(store, app_paths, lambda: backend, settings or AgentSettings(action_timeout_s=20))
+        qtbot.addWidget(win)
+        win.show()
+        win.activateWindow()  # as the user's click would; shortcuts need the active window
+        qtbot.waitUntil(lambda: win.current is not None and win.isActiveWindow(), timeout=30_000)
+        created.append(win)
+        return win, backend
+
+    yield make
+    for win in created:
+        win.close()
+
+
+def send(qtbot, win, text):
+    qtbot.keyClicks(win.input, text)
+    qtbot.keyClick(win.input, Qt.Key_Return)
+
+
+def wait_idle(qtbot, win, timeout=60_000):
+    qtbot.waitUntil(lambda: not win.current.busy, timeout=timeout)
+    qtbot.wait(120)  # the last queued events and one flush tick
+
+
+def test_send_shows_streamed_text_code_card_plot_and_table(qtbot, window):
+    win, backend = window([PLOT_AND_TABLE, "The **plot** is above."])
+    send(qtbot, win, "plot squares")
+    assert win.input.toPlainText() == ""
+    wait_idle(qtbot, win)
+    bubbles = [b for b in win.chat.findChildren(Bubble) if b.isVisible()]
+    assert [b.role for b in bubbles] == ["user", "assistant", "assistant"]
+    assert bubbles[1].markdown == "Here is the plot and the table."
+    (card,) = win.chat.findChildren(CodeCard)
+    assert card.status == "ok" and "plt.plot" in card.code
+    assert card.findChildren(ImageView)[0].pixmap().width() > 100
+    assert "rows: 3" in card.streams["stdout"].toPlainText()
+    tables = card.findChildren(type(card.code_view), "htmlOutput")
+    assert tables and "<table" in tables[0].toHtml()
+    assert "tokens/s" in win.speed_label.text() or win.speed_label.text() == ""
+
+
+def test_shift_enter_breaks_the_line_instead_of_sending(qtbot, window):
+    win, backend = window(["never"])
+    qtbot.keyClicks(win.input, "line one")
+    qtbot.keyClick(win.input, Qt.Key_Return, Qt.ShiftModifier)
+    qtbot.keyClicks(win.input, "line two")
+    assert win.input.toPlainText() == "line one\nline two" and backend.calls == []
+
+
+def test_stop_mid_stream(qtbot, window):
+    win, backend = window(["word " * 3000], piece_delay=0.003)
+    send(qtbot, win, "talk a lot")
+    qtbot.waitUntil(lambda: win.stop_button.isEnabled(), timeout=5000)
+    qtbot.wait(300)
+    qtbot.keyClick(win, Qt.Key_Escape)
+    wait_idle(qtbot, win, timeout=5000)
+    assert any(n.text() == "Stopped." for n in win.chat.findChildren(type(win.model_label), "notice"))
+    shown = [b for b in win.chat.findChildren(Bubble) if b.role == "assistant"][0].markdown
+    assert 0 < len(shown) < len("word " * 3000)
+
+
+def test_reopened_conversation_shows_everything_it_held(qtbot, window, app_paths, tmp_path):
+    win, _ = window([PLOT_AND_TABLE, "Done."])
+    send(qtbot, win, "plot squares")
+    wait_idle(qtbot, win)
+    conv_id = win.current.conversation.id
+    win.close()
+    # a new window over the same history, as after a restart
+    store = HistoryStore(tmp_path / "history.sqlite3")
+    again = MainWindow(store, app_paths, lambda: ScriptedBackend([]), AgentSettings())
+    qtbot.addWidget(again)
+    again.show()
+    qtbot.waitUntil(lambda: again.current is not None, timeout=30_000)
+    assert again.current.conversation.id == conv_id
+    (card,) = again.chat.findChildren(CodeCard)
+    assert card.status == "ok" and card.findChildren(ImageView)
+    assert "rows: 3" in card.streams["stdout"].toPlainText()
+    again.close()
+
+
+def test_approval_card_run_edit_skip(qtbot, window):
+    win, backend = window(["<execute>print('one')</execute>", "<execute>print('two')</execute>", "done"])
+    win.current.require_approval = True
+    send(qtbot, win, "two things")
+    qtbot.waitUntil(lambda: any(c.approval_bar.isVisible() for c in win.chat.findChildren(CodeCard)), timeout=10_000)
+    first = win.chat.findChildren(CodeCard)[0]
+    assert first.status == "waiting"
+    qtbot.mouseClick(first.edit_button, Qt.LeftButton)
+    first.editor.setPlainText("print('one, edited')")
+    qtbot.mouseClick(first.run_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: len(win.chat.findChildren(CodeCard)) == 2
+                    and win.chat.findChildren(CodeCard)[1].approval_bar.isVisible(), timeout=10_000)
+    second = win.chat.findChildren(CodeCard)[1]
+    qtbot.mouseClick(second.skip_button, Qt.LeftButton)
+    wait_idle(qtbot, win)
+    assert first.choice == "run (edited)" and "one, edited" in first.streams["stdout"].toPlainText()
+    assert second.choice == "skipped" and second.status == "skipped"
+    assert backend.calls[1][-1]["content"] == "Execution Output:\none, edited\n"
