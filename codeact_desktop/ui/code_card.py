@@ -95,10 +95,13 @@ class ImageView(QLabel):
 
 
 class CodeCard(QFrame):
-    decided = Signal(str, bool, object)  # action_id, run?, edited code or None
-
     def __init__(self, code: str = "", parent=None):
         super().__init__(parent)
+        # on_decide(action_id, run, edited_code_or_None): a plain callback, because
+        # PySide6 6.12 mis-counts references to None sent through an `object` signal
+        # argument, which aborts Python 3.11 at exit.
+        self.on_decide = lambda action_id, run, edited: None
+        self.choice = ""
         self.setObjectName("codeCard")
         self.setFrameShape(QFrame.StyledPanel)
         self.action_id = ""
@@ -207,7 +210,7 @@ class CodeCard(QFrame):
     def _decide(self, run: bool, edited: str | None) -> None:
         self.approval_bar.hide()
         self.choice = "run (edited)" if edited is not None else ("run" if run else "skipped")
-        self.decided.emit(self.action_id, run, edited)
+        self.on_decide(self.action_id, run, edited)
 
     # -- outputs ----------------------------------------------------------------------
 

@@ -257,14 +257,14 @@ class MainWindow(QMainWindow):
 
     def _on_busy(self, controller: ConversationController, busy: bool) -> None:
         if controller is self.current:
-            self.stop_button.setEnabled(busy)
+            self.stop_button.setEnabled(bool(busy))
             self.send_button.setEnabled(not busy)
 
     def _on_approval(self, controller: ConversationController, action_id: str) -> None:
         card = self.chat.cards.get(action_id)
         if card is None:
             return
-        card.decided.connect(lambda a, run, code: controller.decide(a, _approval(run, code)))
+        card.on_decide = lambda a, run, code: controller.decide(a, _approval(run, code))
         card.ask_approval()
 
     def closeEvent(self, event):  # noqa: N802

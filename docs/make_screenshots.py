@@ -1,0 +1,88 @@
+"""Regenerates the README's screenshots: the real window, the real kernel, a scripted
+model (so the pictures are the same every time).
+
+    xvfb-run -s "-screen 0 1280x900x24" .venv/bin/python docs/make_screenshots.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("CODEACT_HOME", tempfile.mkdtemp(prefix="codeact-shots-"))
+
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from codeact_desktop.agent.loop import AgentSettings  # noqa: E402
+from codeact_desktop.llm.scripted import ScriptedBackend  # noqa: E402
+from codeact_desktop.paths import AppPaths  # noqa: E402
+from codeact_desktop.store.history import HistoryStore  # noqa: E402
+from codeact_desktop.ui.code_card import CodeCard  # noqa: E402
+from codeact_desktop.ui.main_window import MainWindow  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "images"
+
+REPLIES = [
+    "I'll load the numbers, plot them and show a summary table.\n<execute>\n"
+    "import numpy as np, pandas as pd\nimport matplotlib.pyplot as plt\n\n"
+    "x = np.linspace(-3, 3, 61)\nplt.figure(figsize=(6, 3.2))\nplt.plot(x, x**2, label='x²')\n"
+    "plt.plot(x, np.abs(x) * 3, label='3|x|')\nplt.legend(); plt.title('Two curves'); plt.show()\n"
+    "pd.DataFrame({'x': [-2, -1, 0, 1, 2], 'x²': [4, 1, 0, 1, 4], '3|x|': [6, 3, 0, 3, 6]})\n</execute>",
+    "The curves cross at **x = 0** and **x = ±3**:\n\n- below |x| = 3, `3|x|` is larger\n- beyond it, `x²` grows faster",
+    "Next I'll write the table to a CSV file.\n<execute>\nimport pandas as pd\n"
+    "pd.DataFrame({'x': range(5)}).to_csv('table.csv', index=False)\nprint('saved table.csv')\n</execute>",
+]
+
+
+def pump(app, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def wait(app, condition, timeout=60.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError("the window did not get there in time")
+        pump(app, 0.05)
+
+
+def main() -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    app = QApplication(sys.argv[:1])
+    paths = AppPaths.default()
+    store = HistoryStore(paths.history_db)
+    backend = ScriptedBackend(REPLIES, piece_delay=0.001)
+    win = MainWindow(store, paths, lambda: backend, AgentSettings(action_timeout_s=30))
+    win.resize(1200, 820)
+    win.show()
+    wait(app, lambda: win.current is not None)
+    pump(app, 0.5)
+    win.grab().save(str(OUT / "empty-window.png"))
+
+    win.input.setPlainText("Plot x² and 3|x| from -3 to 3 and show me a table")
+    win.send_current()
+    wait(app, lambda: not win.current.busy)
+    pump(app, 0.5)
+    win.grab().save(str(OUT / "plot-and-table.png"))
+
+    win.current.require_approval = True
+    win.input.setPlainText("Save the table as CSV")
+    win.send_current()
+    wait(app, lambda: any(c.approval_bar.isVisible() for c in win.chat.findChildren(CodeCard)))
+    pump(app, 0.5)
+    win.grab().save(str(OUT / "approval-card.png"))
+    win.current.stop()
+    wait(app, lambda: not win.current.busy)
+    win.close()
+    print("\n".join(str(p) for p in sorted(OUT.glob("*.png"))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
