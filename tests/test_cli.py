@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -63,6 +64,13 @@ def test_doctor_reports_runtime_kernel_and_sandbox():
         assert heading in done.stdout
 
 
-def test_no_arguments_says_what_to_do_until_the_window_exists():
-    done = run_cli()
-    assert done.returncode == 2 and "codeact-desktop run" in done.stderr
+def test_no_arguments_opens_the_window(tmp_path):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", CODEACT_HOME=str(tmp_path / "home"))
+    proc = subprocess.Popen(CLI, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(6)
+        assert proc.poll() is None, proc.communicate()[1]  # still up: the event loop runs
+        assert (tmp_path / "home" / "data" / "history.sqlite3").exists()
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -52,6 +52,11 @@ class ChatView(QScrollArea):
         self._column.setSpacing(10)
         self._column.addStretch(1)
         self.setWidget(self._inner)
+        # Follow new content while the user is at the bottom; stay put if they scrolled up.
+        self._stick_to_bottom = True
+        bar = self.verticalScrollBar()
+        bar.valueChanged.connect(lambda v: setattr(self, "_stick_to_bottom", v >= bar.maximum() - 24))
+        bar.rangeChanged.connect(lambda lo, hi: bar.setValue(hi) if self._stick_to_bottom else None)
         self.cards: dict[str, CodeCard] = {}
         self._reply_text = ""
         self._reply_bubble: Bubble | None = None
@@ -66,10 +71,10 @@ class ChatView(QScrollArea):
 
     def _add(self, widget: QWidget) -> QWidget:
         self._column.insertWidget(self._column.count() - 1, widget)
-        QTimer.singleShot(0, self._scroll_to_end)
         return widget
 
-    def _scroll_to_end(self) -> None:
+    def scroll_to_end(self) -> None:
+        self._stick_to_bottom = True
         bar = self.verticalScrollBar()
         bar.setValue(bar.maximum())
 
@@ -83,6 +88,7 @@ class ChatView(QScrollArea):
         self._reply_text = ""
 
     def add_user_message(self, text: str) -> Bubble:
+        self.scroll_to_end()  # sending brings the conversation's end into view
         return self._add(Bubble("user", text))
 
     def add_notice(self, text: str, error: bool = False) -> QLabel:
@@ -140,7 +146,6 @@ class ChatView(QScrollArea):
                 if self._pending_card is None:
                     self._pending_card = self._add(CodeCard())
                 self._pending_card.set_code(code.strip("\n"))
-            QTimer.singleShot(0, self._scroll_to_end)
         if self._stream_buffer:
             batch, self._stream_buffer = self._stream_buffer, []
             for action_id, name, text in batch:

@@ -24,6 +24,7 @@ STATUS_TEXT = {
     "cut_off": "cut off, not run", "over_limit": "not run (limit)",
 }
 COLLAPSE_LINES = 30
+TABLE_CSS = "table { border-collapse: collapse; } th, td { padding: 3px 10px; } th { font-weight: 600; }"
 SHOWN_CHARS = 200_000  # the window shows this much of one stream; the history keeps more
 
 
@@ -236,8 +237,11 @@ class CodeCard(QFrame):
             table = QTextBrowser()
             table.setObjectName("htmlOutput")
             table.setAccessibleName("table output")
+            table.document().setDefaultStyleSheet(TABLE_CSS)
             table.setHtml(item.text)
-            table.setMinimumHeight(min(360, 40 + 22 * item.text.count("<tr")))
+            table.setFrameShape(QFrame.NoFrame)
+            table.document().adjustSize()
+            table.setFixedHeight(int(min(400, table.document().size().height() + 8)))
             self.outputs.addWidget(table)
         elif item.kind == "error":
             view = StreamView("error")

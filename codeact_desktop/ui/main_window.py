@@ -18,6 +18,7 @@ from ..engine import start_kernel
 from ..kernel.venv import ensure_kernel_venv
 from ..llm.base import ChatBackend
 from ..paths import AppPaths
+from ..resources import resource_path
 from ..store.history import HistoryStore
 from .chat_view import ChatView
 from .controller import ConversationController
@@ -49,6 +50,7 @@ class MainWindow(QMainWindow):
         self.current: ConversationController | None = None
         self.setWindowTitle("CodeAct Desktop")
         self.resize(1100, 760)
+        self.setStyleSheet(resource_path("styles", "app.qss").read_text(encoding="utf-8"))
         self._build()
         self.backend_ready.connect(self._on_backend_ready)
         self.backend_failed.connect(lambda msg: self._set_model_status(f"Model failed to load: {msg}", error=True))
@@ -73,6 +75,8 @@ class MainWindow(QMainWindow):
         self.search.textChanged.connect(self._refresh_conversations)
         self.conversation_list = QListWidget()
         self.conversation_list.setAccessibleName("conversations")
+        self.conversation_list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.conversation_list.setTextElideMode(Qt.ElideRight)
         self.conversation_list.itemSelectionChanged.connect(self._on_select)
         side_layout.addWidget(self.new_button)
         side_layout.addWidget(self.search)
@@ -116,6 +120,7 @@ class MainWindow(QMainWindow):
         self.context_label = QLabel()
         self.kernel_label = QLabel("kernel: not started")
         for label in (self.model_label, self.context_label, self.speed_label, self.kernel_label):
+            label.setContentsMargins(8, 0, 12, 0)
             self.statusBar().addWidget(label)
         self.restart_button = QPushButton("Restart kernel")
         self.restart_button.setAccessibleName("restart kernel")
