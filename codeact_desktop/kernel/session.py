@@ -150,6 +150,10 @@ class KernelSession:
                 return
 
     @property
+    def is_starting(self) -> bool:
+        return not self._ready.is_set()
+
+    @property
     def is_alive(self) -> bool:
         return self._km is not None and self._km.is_alive()
 

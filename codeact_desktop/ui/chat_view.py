@@ -51,6 +51,15 @@ class ChatView(QScrollArea):
         self._column.setContentsMargins(16, 12, 16, 12)
         self._column.setSpacing(10)
         self._column.addStretch(1)
+        self.empty_hint = QLabel(
+            "<h3>What can I do for you?</h3>"
+            "<p>Ask in plain words; I write and run Python to do it, and show you each step.</p>"
+            "<p><i>“Plot column B against A in sales.csv” · “Resize these photos to 1024 px” ·"
+            " “What is the 50th Fibonacci number?”</i></p>")
+        self.empty_hint.setObjectName("emptyHint")
+        self.empty_hint.setAlignment(Qt.AlignCenter)
+        self.empty_hint.setWordWrap(True)
+        self._column.insertWidget(0, self.empty_hint)
         self.setWidget(self._inner)
         # Follow new content while the user is at the bottom; stay put if they scrolled up.
         self._stick_to_bottom = True
@@ -70,6 +79,7 @@ class ChatView(QScrollArea):
     # -- building blocks ------------------------------------------------------------
 
     def _add(self, widget: QWidget) -> QWidget:
+        self.empty_hint.hide()
         self._column.insertWidget(self._column.count() - 1, widget)
         return widget
 
@@ -79,10 +89,11 @@ class ChatView(QScrollArea):
         bar.setValue(bar.maximum())
 
     def clear(self) -> None:
-        while self._column.count() > 1:
-            item = self._column.takeAt(0)
+        while self._column.count() > 2:  # keep the hint and the stretch
+            item = self._column.takeAt(1)
             if item.widget():
                 item.widget().deleteLater()
+        self.empty_hint.show()
         self.cards.clear()
         self._reply_bubble = self._pending_card = None
         self._reply_text = ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMainWindow, QPlainTextEdit,
@@ -127,9 +127,23 @@ class MainWindow(QMainWindow):
         self.restart_button.clicked.connect(self.restart_kernel)
         self.statusBar().addPermanentWidget(self.restart_button)
 
+        self._kernel_poll = QTimer(self)
+        self._kernel_poll.setInterval(500)
+        self._kernel_poll.timeout.connect(self._show_kernel_state)
+        self._kernel_poll.start()
+
         QShortcut(QKeySequence("Ctrl+N"), self, activated=self.new_conversation)
         QShortcut(QKeySequence("Ctrl+L"), self, activated=self.input.setFocus)
         QShortcut(QKeySequence(Qt.Key_Escape), self, activated=self.stop)
+
+    def _show_kernel_state(self) -> None:
+        if self.current is None:
+            return
+        kernel = self.current.kernel
+        if self.kernel_label.text() == "kernel: busy":
+            return
+        state = "ready" if kernel.is_alive else ("starting" if kernel.is_starting else "stopped")
+        self.kernel_label.setText(f"kernel: {state}")
 
     # -- model ----------------------------------------------------------------------
 
