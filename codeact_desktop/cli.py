@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import threading
-import time
 from pathlib import Path
 
 from . import __version__

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import time
 
 from pygments import highlight
@@ -87,9 +86,6 @@ class ImageView(QLabel):
     def _scale(self, width: int) -> None:
         if not self.pixmap_full.isNull():
             self.setPixmap(self.pixmap_full.scaledToWidth(max(50, width), Qt.SmoothTransformation))
-
-    def resizeEvent(self, event):  # noqa: N802 (Qt naming)
-        super().resizeEvent(event)
 
     def mousePressEvent(self, event):  # noqa: N802
         self.clicked.emit()
@@ -268,7 +264,3 @@ class CodeCard(QFrame):
             self.add_item(OutputItem(kind="html", text=text or ""))
         else:
             self.add_item(OutputItem(kind="text", text=text or ""))
-
-
-def escape(text: str) -> str:
-    return html.escape(text)

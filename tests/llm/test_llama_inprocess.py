@@ -1,6 +1,5 @@
 """Real llama.cpp loading the real test GGUF (Gemma 3 270M, from PyPI)."""
 
-import shutil
 import threading
 
 import pytest
