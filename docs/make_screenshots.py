@@ -12,7 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("CODEACT_HOME", tempfile.mkdtemp(prefix="codeact-shots-"))
+# Always a fresh folder: the pictures must not show the user's own conversations.
+os.environ["CODEACT_HOME"] = tempfile.mkdtemp(prefix="codeact-shots-")
 
 from PySide6.QtWidgets import QApplication  # noqa: E402
 

@@ -153,7 +153,7 @@ class ChatView(QScrollArea):
                 self._reply_bubble = self._add(Bubble("assistant"))
             if self._reply_bubble is not None and self._reply_bubble.markdown != thought:
                 self._reply_bubble.set_markdown(thought)
-            if _ := code.strip():
+            if code.strip():
                 if self._pending_card is None:
                     self._pending_card = self._add(CodeCard())
                 self._pending_card.set_code(code.strip("\n"))

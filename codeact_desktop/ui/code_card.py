@@ -7,7 +7,7 @@ import time
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFontDatabase, QGuiApplication, QPixmap
 from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QTextBrowser, QVBoxLayout, QWidget,
@@ -38,7 +38,7 @@ def highlighted_html(code: str) -> str:
 
 
 class StreamView(QPlainTextEdit):
-    """stdout/stderr text; long runs are collapsed with a button to show all."""
+    """stdout/stderr text; past COLLAPSE_LINES lines it stops growing and scrolls."""
 
     def __init__(self, name: str, parent=None):
         super().__init__(parent)
@@ -70,33 +70,22 @@ class StreamView(QPlainTextEdit):
 
 
 class ImageView(QLabel):
-    """A plot scaled to the card's width; click to open it full size."""
-
-    clicked = Signal()
+    """A plot, scaled down to at most 720 px wide (the full image stays in the workspace)."""
 
     def __init__(self, data: bytes, parent=None):
         super().__init__(parent)
         self.pixmap_full = QPixmap()
         self.pixmap_full.loadFromData(data)
         self.setAccessibleName("image output")
-        self.setCursor(Qt.PointingHandCursor)
-        self.setToolTip("Click to view full size")
-        self._scale(min(self.pixmap_full.width(), 720))
-
-    def _scale(self, width: int) -> None:
         if not self.pixmap_full.isNull():
-            self.setPixmap(self.pixmap_full.scaledToWidth(max(50, width), Qt.SmoothTransformation))
-
-    def mousePressEvent(self, event):  # noqa: N802
-        self.clicked.emit()
+            width = max(50, min(self.pixmap_full.width(), 720))
+            self.setPixmap(self.pixmap_full.scaledToWidth(width, Qt.SmoothTransformation))
 
 
 class CodeCard(QFrame):
     def __init__(self, code: str = "", parent=None):
         super().__init__(parent)
-        # on_decide(action_id, run, edited_code_or_None): a plain callback, because
-        # PySide6 6.12 mis-counts references to None sent through an `object` signal
-        # argument, which aborts Python 3.11 at exit.
+        # on_decide(action_id, run, edited_code_or_None): set by the window; one listener.
         self.on_decide = lambda action_id, run, edited: None
         self.choice = ""
         self.setObjectName("codeCard")
@@ -240,10 +229,7 @@ class CodeCard(QFrame):
             table.setFixedHeight(int(min(400, table.document().size().height() + 8)))
             self.outputs.addWidget(table)
         elif item.kind == "error":
-            view = StreamView("error")
-            view.setStyleSheet("color: #b3261e;")
-            view.add("\n".join(item.traceback) or f"{item.ename}: {item.evalue}")
-            self.outputs.addWidget(view)
+            self._add_error("\n".join(item.traceback) or f"{item.ename}: {item.evalue}")
         else:
             view = StreamView("result")
             view.add(item.text)
@@ -256,11 +242,14 @@ class CodeCard(QFrame):
         elif kind == "image" and image:
             self.add_item(OutputItem(kind="image", data=image))
         elif kind == "error":
-            view = StreamView("error")
-            view.setStyleSheet("color: #b3261e;")
-            view.add(text or "")
-            self.outputs.addWidget(view)
+            self._add_error(text or "")  # the history keeps the joined traceback
         elif kind == "html":
             self.add_item(OutputItem(kind="html", text=text or ""))
         else:
             self.add_item(OutputItem(kind="text", text=text or ""))
+
+    def _add_error(self, text: str) -> None:
+        view = StreamView("error")
+        view.setStyleSheet("color: #b3261e;")
+        view.add(text)
+        self.outputs.addWidget(view)

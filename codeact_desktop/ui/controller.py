@@ -18,9 +18,7 @@ from ..store.history import Conversation
 class ConversationController(QObject):
     engine_event = Signal(object)  # any event from agent/events.py
     approval_requested = Signal(str, str)  # action_id, code
-    # int, not bool: PySide6 6.12 mis-counts references to True/False sent across
-    # threads in queued signals, which aborts the interpreter at exit.
-    busy_changed = Signal(int)
+    busy_changed = Signal(bool)
 
     def __init__(self, backend: ChatBackend, kernel: KernelSession, conversation: Conversation,
                  settings: AgentSettings, parent=None):
@@ -40,13 +38,13 @@ class ConversationController(QObject):
     def send(self, text: str, files: list[Path] = ()) -> bool:
         if self.busy:
             return False
-        self.busy_changed.emit(1)
+        self.busy_changed.emit(True)
 
         def run():
             try:
                 self.agent.send(text, list(files))
             finally:
-                self.busy_changed.emit(0)
+                self.busy_changed.emit(False)
 
         self._worker = threading.Thread(target=run, name="agent-turn", daemon=True)
         self._worker.start()

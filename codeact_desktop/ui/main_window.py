@@ -276,7 +276,7 @@ class MainWindow(QMainWindow):
 
     def _on_busy(self, controller: ConversationController, busy: bool) -> None:
         if controller is self.current:
-            self.stop_button.setEnabled(bool(busy))
+            self.stop_button.setEnabled(busy)
             self.send_button.setEnabled(not busy)
 
     def _on_approval(self, controller: ConversationController, action_id: str) -> None:
