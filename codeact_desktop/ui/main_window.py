@@ -48,6 +48,7 @@ class MainWindow(QMainWindow):
         self.backend: ChatBackend | None = None
         self.controllers: dict[str, ConversationController] = {}
         self.current: ConversationController | None = None
+        self._kernel_busy = False  # an action of the current conversation is running
         self.setWindowTitle("CodeAct Desktop")
         self.resize(1100, 760)
         self.setStyleSheet(resource_path("styles", "app.qss").read_text(encoding="utf-8"))
@@ -140,7 +141,7 @@ class MainWindow(QMainWindow):
         if self.current is None:
             return
         kernel = self.current.kernel
-        if self.kernel_label.text() == "kernel: busy":
+        if self._kernel_busy:
             return
         state = "ready" if kernel.is_alive else ("starting" if kernel.is_starting else "stopped")
         self.kernel_label.setText(f"kernel: {state}")
@@ -262,10 +263,9 @@ class MainWindow(QMainWindow):
         if controller is not self.current:
             return  # shown from the history when the user comes back to it
         self.chat.handle(event)
-        if isinstance(event, ev.ActionStarted):
-            self.kernel_label.setText("kernel: busy")
-        elif isinstance(event, ev.ActionFinished):
-            self.kernel_label.setText("kernel: ready")
+        if isinstance(event, (ev.ActionStarted, ev.ActionFinished)):
+            self._kernel_busy = isinstance(event, ev.ActionStarted)
+            self.kernel_label.setText("kernel: busy" if self._kernel_busy else "kernel: ready")
         elif isinstance(event, ev.ReplyDone):
             stats = event.stats
             if stats.get("tokens_per_second"):
