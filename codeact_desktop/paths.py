@@ -45,6 +45,10 @@ class AppPaths:
         return self.data / "history.sqlite3"
 
     @property
+    def settings_file(self) -> Path:
+        return self.data / "settings.json"
+
+    @property
     def models(self) -> Path:
         return self.data / "models"
 

@@ -1,13 +1,21 @@
-"""Files given with a request: copied into the workspace, named to the model."""
+"""Files given with a request: copied into the workspace, named to the model.
+
+Copies go in 1 MB chunks so a window can show progress and cancel a large file; a
+cancelled or failed copy leaves nothing half-written behind.
+"""
 
 from __future__ import annotations
 
 import mimetypes
 import shutil
-from dataclasses import dataclass
+import threading
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..resources import messages
+
+CHUNK = 1 << 20
 
 
 @dataclass
@@ -15,6 +23,13 @@ class Attachment:
     name: str  # relative to the workspace
     size: int
     kind: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class CopyCancelled(Exception):
+    pass
 
 
 def human_size(n: int) -> str:
@@ -43,20 +58,70 @@ def _free_name(workspace: Path, name: str) -> Path:
     return target
 
 
-def copy_into_workspace(sources: list[Path], workspace: Path) -> list[Attachment]:
+def _files_of(source: Path) -> list[Path]:
+    return [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+
+
+def total_bytes(sources: list[Path]) -> int:
+    return sum(f.stat().st_size for s in sources for f in _files_of(Path(s)))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def copy_into_workspace(
+    sources: list[Path],
+    workspace: Path,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> list[Attachment]:
+    """Copies files and folders into the workspace under free names.
+
+    Sources already inside the workspace are named, not copied. ``progress(done, total)``
+    is called per chunk from the calling thread.
+    """
     workspace.mkdir(parents=True, exist_ok=True)
-    attached = []
+    sources = [Path(s) for s in sources]
     for source in sources:
-        source = Path(source)
         if not source.exists():
             raise FileNotFoundError(f"No file at {source}.")
+    total, done = total_bytes([s for s in sources if not _inside(s, workspace)]), 0
+    attached = []
+    for source in sources:
+        if _inside(source, workspace):
+            size = sum(f.stat().st_size for f in _files_of(source))
+            name = str(source.resolve().relative_to(workspace.resolve()))
+            attached.append(Attachment(name=name, size=size, kind=describe_kind(source)))
+            continue
         target = _free_name(workspace, source.name)
-        if source.is_dir():
-            shutil.copytree(source, target)
-            size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
-        else:
-            shutil.copy2(source, target)
-            size = target.stat().st_size
+        try:
+            for file in _files_of(source):
+                dest = target if source.is_file() else target / file.relative_to(source)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with open(file, "rb") as src, open(dest, "wb") as out:
+                    while chunk := src.read(CHUNK):
+                        if cancel is not None and cancel.is_set():
+                            raise CopyCancelled(f"Copying {source.name} was cancelled.")
+                        out.write(chunk)
+                        done += len(chunk)
+                        if progress:
+                            progress(done, total)
+                shutil.copystat(file, dest)
+            if source.is_dir():
+                target.mkdir(exist_ok=True)  # an empty folder is still a folder
+        except BaseException:
+            # Nothing half-copied may look like a complete file to the model.
+            if target.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                target.unlink(missing_ok=True)
+            raise
+        size = sum(f.stat().st_size for f in _files_of(target))
         attached.append(Attachment(name=target.name, size=size, kind=describe_kind(target)))
     return attached
 
@@ -65,3 +130,8 @@ def attachment_lines(attached: list[Attachment]) -> str:
     lines = [messages()["files_header"]]
     lines += [f"- ./{a.name} ({human_size(a.size)}, {a.kind})" for a in attached]
     return "\n".join(lines)
+
+
+def split_user_text(content: str) -> str:
+    """The user's own words of a stored message, without the lines naming its files."""
+    return content.split("\n\n" + messages()["files_header"], 1)[0]

@@ -77,8 +77,8 @@ class CodeActAgent:
         self._cancel.set()
 
     def send(self, text: str, files: list[Path] = ()) -> TurnRecord:
+        """Adds the user's message (and copies its files in), then runs the turn."""
         self._cancel.clear()
-        record = TurnRecord()
         conv = self.conversation
         try:
             attached = copy_into_workspace(list(files), conv.workspace) if files else []
@@ -88,9 +88,31 @@ class CodeActAgent:
             self.on_event(ev.TurnDone("error", 0))
             return TurnRecord(reason="error")
         content = f"{text}\n\n{attachment_lines(attached)}" if attached else text
-        conv.add_message("user", "user", content)
+        meta = {"files": [a.to_json() for a in attached]} if attached else None
+        conv.add_message("user", "user", content, meta)
         for a in attached:
             conv.add_file(a.name, a.size, "uploaded")
+        return self._run_turn()
+
+    def regenerate(self) -> TurnRecord:
+        """Forgets the answer to the last user message and answers it again."""
+        self._cancel.clear()
+        last = self.conversation.last_user_message()
+        if last is None:
+            self.on_event(ev.TurnDone("error", 0))
+            return TurnRecord(reason="error")
+        self.conversation.truncate_from(last["id"] + 1)
+        return self._run_turn()
+
+    def edit_last(self, text: str, files: list[Path] = ()) -> TurnRecord:
+        """Replaces the last user message (and all after it) with a new one."""
+        last = self.conversation.last_user_message()
+        if last is not None:
+            self.conversation.truncate_from(last["id"])
+        return self.send(text, files)
+
+    def _run_turn(self) -> TurnRecord:
+        record = TurnRecord()
         actions_run = 0
         while True:
             try:

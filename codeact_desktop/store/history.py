@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +87,18 @@ class HistoryStore:
         with self._lock:
             return self._db.execute(sql, params)
 
+    @contextmanager
+    def transaction(self):
+        """All statements inside commit together or not at all."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
     def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:
             cur = self._db.execute(sql, params)
@@ -112,6 +125,18 @@ class HistoryStore:
             raise KeyError(f"no conversation {conv_id}")
         return Conversation(self, conv_id, Path(rows[0]["workspace"]))
 
+    def delete_conversation(self, conv_id: str) -> None:
+        """Removes a conversation and all it holds from the history (not its folder)."""
+        with self.transaction() as db:
+            for sql in (
+                "DELETE FROM files WHERE conversation_id = ?",
+                "DELETE FROM outputs WHERE action_id IN (SELECT id FROM actions WHERE conversation_id = ?)",
+                "DELETE FROM actions WHERE conversation_id = ?",
+                "DELETE FROM messages WHERE conversation_id = ?",
+                "DELETE FROM conversations WHERE id = ?",
+            ):
+                db.execute(sql, (conv_id,))
+
     def list_conversations(self) -> list[dict]:
         return self.query("SELECT * FROM conversations ORDER BY updated DESC")
 
@@ -135,6 +160,10 @@ class Conversation:
     def set_title(self, title: str) -> None:
         self.store.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, self.id))
 
+    def title(self) -> str:
+        rows = self.store.query("SELECT title FROM conversations WHERE id = ?", (self.id,))
+        return rows[0]["title"] if rows else ""
+
     def add_message(self, role: str, kind: str, content: str, meta: dict | None = None) -> int:
         cur = self.store.execute(
             "INSERT INTO messages (conversation_id, role, kind, content, created, meta)"
@@ -148,6 +177,25 @@ class Conversation:
         return self.store.query(
             "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (self.id,)
         )
+
+    def last_user_message(self) -> dict | None:
+        rows = self.store.query(
+            "SELECT * FROM messages WHERE conversation_id = ? AND kind = 'user' ORDER BY id DESC LIMIT 1",
+            (self.id,))
+        return rows[0] if rows else None
+
+    def truncate_from(self, message_id: int) -> None:
+        """Forgets the message and everything after it (regenerate, edit and resend).
+
+        Files the removed actions wrote stay on disk, as the kernel's state does.
+        """
+        doomed = "SELECT id FROM actions WHERE conversation_id = ? AND message_id >= ?"
+        args = (self.id, message_id)
+        with self.store.transaction() as db:
+            db.execute(f"DELETE FROM files WHERE action_id IN ({doomed})", args)
+            db.execute(f"DELETE FROM outputs WHERE action_id IN ({doomed})", args)
+            db.execute("DELETE FROM actions WHERE conversation_id = ? AND message_id >= ?", args)
+            db.execute("DELETE FROM messages WHERE conversation_id = ? AND id >= ?", args)
 
     def model_messages(self) -> tuple[list[dict], list[str]]:
         """The messages the model sees, and the kind of each."""

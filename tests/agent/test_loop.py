@@ -200,3 +200,39 @@ def test_long_observations_are_shortened_to_fit_and_the_user_is_told(agent_for):
     assert any(isinstance(e, ev.Notice) and "shortened" in e.text for e in events)
     # the full observation is still in the history
     assert all("shortened" not in a["observation"] for a in agent.conversation.actions())
+
+
+def test_regenerate_answers_the_last_message_again(agent_for):
+    agent, backend, _ = agent_for(["<execute>print(6*7)</execute>", "It is 42.", "Forty-two."])
+    agent.send("6 times 7?")
+    assert len(agent.conversation.actions()) == 1
+    record = agent.regenerate()
+    assert record.reason == "answered"
+    # the model saw the question again, without the first answer or its action
+    assert [m["content"] for m in backend.calls[2]][1:] == ["6 times 7?"]
+    kinds = [m["kind"] for m in agent.conversation.messages()]
+    assert kinds == ["system", "user", "assistant"] and agent.conversation.actions() == []
+    assert agent.conversation.messages()[-1]["content"] == "Forty-two."
+
+
+def test_edit_last_replaces_the_message_and_keeps_earlier_turns(agent_for):
+    agent, backend, _ = agent_for(["One.", "Two.", "Three, edited."])
+    agent.send("first")
+    agent.send("second")
+    agent.edit_last("second, edited")
+    users = [m["content"] for m in agent.conversation.messages() if m["kind"] == "user"]
+    assert users == ["first", "second, edited"]
+    assert [m["content"] for m in backend.calls[2]][1:] == ["first", "One.", "second, edited"]
+
+
+def test_attachment_meta_lists_the_files(agent_for, tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n1,2\n")
+    agent, backend, _ = agent_for(["ok"])
+    agent.send("look", [data])
+    user = [m for m in agent.conversation.messages() if m["kind"] == "user"][0]
+    assert '"name": "data.csv"' in user["meta"]
+    from codeact_desktop.agent.timeline import timeline
+
+    entry = [e for e in timeline(agent.conversation) if e.type == "user"][0]
+    assert entry.text == "look" and entry.files[0]["name"] == "data.csv"

@@ -1,0 +1,143 @@
+"""A conversation as a Jupyter notebook, Markdown or a self-contained HTML page.
+
+Notebook: markdown cells for the talk, code cells with their outputs (images included),
+written by nbformat. HTML: the Markdown rendered by Python-Markdown with images inlined,
+so one file can be mailed.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import markdown
+import nbformat
+from nbformat import v4
+
+from .agent.timeline import Entry, StoredOutput, timeline
+from .kernel.observation import strip_ansi
+from .store.history import Conversation
+
+FORMATS = {"ipynb": "Jupyter notebook", "md": "Markdown", "html": "HTML page"}
+
+
+def export_conversation(conversation: Conversation, target: Path) -> Path:
+    """Writes the conversation to ``target``; the suffix picks the format."""
+    target = Path(target)
+    fmt = target.suffix.lstrip(".").lower()
+    if fmt not in FORMATS:
+        raise ValueError(f"Cannot export as .{fmt}: choose .ipynb, .md or .html.")
+    title = conversation.title()
+    entries = timeline(conversation)
+    if fmt == "ipynb":
+        nb = to_notebook(title, entries)
+        nbformat.validate(nb)
+        nbformat.write(nb, str(target))
+    elif fmt == "md":
+        images_dir = target.with_name(target.stem + "_files")
+        text, images = to_markdown(title, entries, image_prefix=images_dir.name + "/")
+        if images:
+            images_dir.mkdir(exist_ok=True)
+            for name, data in images.items():
+                (images_dir / name).write_bytes(data)
+        target.write_text(text, encoding="utf-8")
+    else:
+        target.write_text(to_html(title, entries), encoding="utf-8")
+    return target
+
+
+# -- notebook -----------------------------------------------------------------------
+
+def to_notebook(title: str, entries: list[Entry]) -> nbformat.NotebookNode:
+    cells, count = [v4.new_markdown_cell(f"# {title}")], 0
+    for entry in entries:
+        if entry.type == "user":
+            cells.append(v4.new_markdown_cell(f"**You:** {entry.text}" + _files_md(entry)))
+        elif entry.type == "assistant":
+            cells.append(v4.new_markdown_cell(entry.text))
+        elif entry.type == "notice":
+            cells.append(v4.new_markdown_cell(f"> *{entry.text}*"))
+        elif entry.type == "action":
+            ran = entry.status not in ("skipped", "cut_off", "over_limit", "proposed")
+            count += ran
+            cell = v4.new_code_cell(entry.text, execution_count=count if ran else None)
+            cell.outputs = [_nb_output(o, count) for o in entry.outputs]
+            cell.metadata["codeact"] = {"status": entry.status}
+            cells.append(cell)
+    nb = v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+def _nb_output(out: StoredOutput, count: int):
+    if out.kind in ("stdout", "stderr"):
+        return v4.new_output("stream", name=out.kind, text=out.text)
+    if out.kind == "image" and out.image:
+        return v4.new_output("display_data", data={
+            "image/png": base64.b64encode(out.image).decode("ascii"), "text/plain": out.text or "<image>"})
+    if out.kind == "error":
+        return v4.new_output("error", ename=out.meta.get("ename", "Error"), evalue=out.meta.get("evalue", ""),
+                             traceback=out.meta.get("traceback") or out.text.splitlines())
+    data = {"text/plain": out.meta.get("plain") or out.text}
+    if out.kind == "html":
+        data["text/html"] = out.text
+    return v4.new_output("execute_result", data=data, execution_count=count)
+
+
+# -- markdown and html ----------------------------------------------------------------
+
+def to_markdown(title: str, entries: list[Entry], image_prefix: str = "", inline_images: bool = False
+                ) -> tuple[str, dict[str, bytes]]:
+    parts, images = [f"# {title}"], {}
+    for entry in entries:
+        if entry.type == "user":
+            parts.append(f"**You:** {entry.text}{_files_md(entry)}")
+        elif entry.type == "assistant":
+            parts.append(entry.text)
+        elif entry.type == "notice":
+            parts.append(f"> *{entry.text}*")
+        elif entry.type == "action":
+            parts.append(f"```python\n{entry.text}\n```")
+            if entry.status not in ("ok", ""):
+                parts.append(f"*({entry.status.replace('_', ' ')})*")
+            for out in entry.outputs:
+                if out.kind == "image" and out.image:
+                    name = f"image-{len(images) + 1}.png"
+                    images[name] = out.image
+                    src = ("data:image/png;base64," + base64.b64encode(out.image).decode("ascii")
+                           if inline_images else image_prefix + name)
+                    parts.append(f"![output]({src})")
+                elif out.kind == "html":
+                    parts.append(out.text.strip())
+                elif out.text.strip():
+                    parts.append(f"```\n{strip_ansi(out.text).rstrip()}\n```")
+    return "\n\n".join(parts) + "\n", images
+
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 860px; margin: 2em auto; padding: 0 1em; line-height: 1.5; }}
+pre {{ background: #f6f8fa; padding: .8em; overflow-x: auto; border-radius: 6px; }}
+img {{ max-width: 100%; }}
+table {{ border-collapse: collapse; }} th, td {{ padding: 3px 10px; border-bottom: 1px solid #ddd; }}
+blockquote {{ color: #666; margin-left: 0; padding-left: 1em; border-left: 3px solid #ddd; }}
+</style></head><body>
+{body}
+</body></html>
+"""
+
+
+def to_html(title: str, entries: list[Entry]) -> str:
+    text, _ = to_markdown(title, entries, inline_images=True)
+    body = markdown.markdown(text, extensions=["fenced_code", "tables", "codehilite"],
+                             extension_configs={"codehilite": {"noclasses": True}})
+    return PAGE.format(title=html.escape(title), body=body)
+
+
+def _files_md(entry: Entry) -> str:
+    if not entry.files:
+        return ""
+    return "\n\n" + "\n".join(f"- 📎 `{f['name']}`" for f in entry.files)

@@ -1,0 +1,67 @@
+"""Exports of a real conversation (real kernel, scripted model): a notebook nbformat
+accepts, with code, outputs and the image; Markdown with its image file; one HTML file."""
+
+import base64
+
+import nbformat
+import pytest
+
+from codeact_desktop.agent.loop import AgentSettings, CodeActAgent
+from codeact_desktop.export import export_conversation
+from codeact_desktop.llm.scripted import ScriptedBackend
+from codeact_desktop.store.history import HistoryStore
+
+REPLIES = [
+    "Plotting.\n<execute>\nimport matplotlib.pyplot as plt\nimport pandas as pd\nprint('hello')\n"
+    "plt.plot([1, 2]); plt.show()\npd.DataFrame({'x': [1]})\n</execute>",
+    "<execute>1/0</execute>",
+    "Done: **one** plot.",
+]
+
+
+@pytest.fixture(scope="module")
+def conversation(tmp_path_factory, kernel_venv, app_paths):
+    from codeact_desktop.engine import start_kernel
+
+    root = tmp_path_factory.mktemp("export")
+    store = HistoryStore(root / "h.sqlite3")
+    conv = store.create_conversation(root / "ws", title="Plot it")
+    kernel = start_kernel(app_paths, conv.workspace, background=False)
+    data = root / "data.csv"
+    data.write_text("x\n1\n")
+    CodeActAgent(ScriptedBackend(REPLIES), kernel, conv, AgentSettings(action_timeout_s=20)).send("plot", [data])
+    kernel.shutdown()
+    yield conv
+    store.close()
+
+
+def test_notebook_validates_and_holds_outputs(conversation, tmp_path):
+    path = export_conversation(conversation, tmp_path / "out.ipynb")
+    nb = nbformat.read(str(path), as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert len(code) == 2 and "plt.plot" in code[0].source
+    kinds = [o.output_type for o in code[0].outputs]
+    assert kinds == ["stream", "display_data", "execute_result"]
+    png = base64.b64decode(code[0].outputs[1].data["image/png"])
+    assert png.startswith(b"\x89PNG")
+    assert "<table" in code[0].outputs[2].data["text/html"]
+    assert code[1].outputs[0].output_type == "error" and code[1].outputs[0].ename == "ZeroDivisionError"
+    md = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    assert md[0] == "# Plot it" and md[1].startswith("**You:** plot") and "data.csv" in md[1]
+    assert "Done: **one** plot." in md
+
+
+def test_markdown_and_html(conversation, tmp_path):
+    md = export_conversation(conversation, tmp_path / "chat é.md")
+    text = md.read_text()
+    assert "```python\nimport matplotlib" in text and "![output](chat é_files/image-1.png)" in text
+    assert (tmp_path / "chat é_files" / "image-1.png").read_bytes().startswith(b"\x89PNG")
+    page = export_conversation(conversation, tmp_path / "chat.html").read_text()
+    assert page.startswith("<!doctype html>") and "data:image/png;base64," in page
+    assert "<strong>one</strong>" in page and "ZeroDivisionError" in page
+
+
+def test_unknown_format_is_refused(conversation, tmp_path):
+    with pytest.raises(ValueError, match="ipynb"):
+        export_conversation(conversation, tmp_path / "out.pdf")
