@@ -17,7 +17,7 @@ os.environ["CODEACT_HOME"] = tempfile.mkdtemp(prefix="codeact-shots-")
 
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from codeact_desktop.agent.loop import AgentSettings  # noqa: E402
+from codeact_desktop.settings import Settings  # noqa: E402
 from codeact_desktop.llm.scripted import ScriptedBackend  # noqa: E402
 from codeact_desktop.paths import AppPaths  # noqa: E402
 from codeact_desktop.store.history import HistoryStore  # noqa: E402
@@ -59,7 +59,7 @@ def main() -> int:
     paths = AppPaths.default()
     store = HistoryStore(paths.history_db)
     backend = ScriptedBackend(REPLIES, piece_delay=0.001)
-    win = MainWindow(store, paths, lambda: backend, AgentSettings(action_timeout_s=30))
+    win = MainWindow(store, paths, lambda: backend, Settings(action_timeout_s=30))
     win.resize(1200, 820)
     win.show()
     wait(app, lambda: win.current is not None)

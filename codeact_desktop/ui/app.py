@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from ..agent.loop import AgentSettings
 from ..engine import open_backend
 from ..paths import AppPaths
+from ..settings import Settings
 from ..store.history import HistoryStore
 
 
@@ -19,9 +20,21 @@ def main(model: str | None = None, base_url: str | None = None, model_name: str 
     app.setApplicationName("CodeAct Desktop")
     paths = AppPaths.default()
     store = HistoryStore(paths.history_db)
+    settings, problem = Settings.load(paths.settings_file)
+    # The command line wins for this run; otherwise the model the user chose last time.
+    if not (model or base_url):
+        if settings.model_path and Path(settings.model_path).exists():
+            model = settings.model_path
+        elif settings.base_url:
+            base_url, model_name = settings.base_url, settings.model_name or None
     loader = None
     if model or base_url:
-        loader = lambda: open_backend(model_path=model, base_url=base_url, model_name=model_name)  # noqa: E731
-    window = MainWindow(store, paths, loader, AgentSettings())
+        # A server knows its own context; the llama.cpp options are for a local file.
+        options = settings.backend_options() if model else {}
+        loader = lambda: open_backend(model_path=model, base_url=base_url, model_name=model_name,  # noqa: E731
+                                      **options)
+    window = MainWindow(store, paths, loader, settings)
+    if problem:
+        window.statusBar().showMessage(problem, 10_000)
     window.show()
     return app.exec()

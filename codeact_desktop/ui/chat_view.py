@@ -6,13 +6,13 @@ relayouts, not 200.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from ..agent import events as ev
 from ..agent.actions import OPEN, parse_reply
+from ..agent.attachments import human_size
+from ..agent.timeline import timeline
 from ..store.history import Conversation
 from .code_card import CodeCard
 
@@ -37,6 +37,21 @@ class Bubble(QLabel):
         # Only once placed in the chat: showing a parentless widget opens a window.
         if self.parent() is not None:
             self.setVisible(bool(text.strip()))
+
+
+def file_chips(files: list[dict]) -> QWidget:
+    """The files sent with a message, as a row of chips under it."""
+    row = QWidget()
+    row.setObjectName("chipRow")
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addStretch(1)
+    for f in files:
+        chip = QLabel(f"📎 {f['name']} · {human_size(f['size'])}")
+        chip.setObjectName("chip")
+        chip.setAccessibleName(f"attached file {f['name']}")
+        layout.addWidget(chip)
+    return row
 
 
 class ChatView(QScrollArea):
@@ -98,9 +113,12 @@ class ChatView(QScrollArea):
         self._reply_bubble = self._pending_card = None
         self._reply_text = ""
 
-    def add_user_message(self, text: str) -> Bubble:
+    def add_user_message(self, text: str, files: list[dict] = ()) -> Bubble:
         self.scroll_to_end()  # sending brings the conversation's end into view
-        return self._add(Bubble("user", text))
+        bubble = self._add(Bubble("user", text))
+        if files:
+            self._add(file_chips(files))
+        return bubble
 
     def add_notice(self, text: str, error: bool = False) -> QLabel:
         label = QLabel(text)
@@ -178,29 +196,17 @@ class ChatView(QScrollArea):
     def show_conversation(self, conversation: Conversation) -> None:
         """Rebuilds everything a conversation held, outputs and images included."""
         self.clear()
-        actions = {a["message_id"]: a for a in conversation.actions()}
-        for message in conversation.messages():
-            kind = message["kind"]
-            if kind == "user":
-                self.add_user_message(message["content"])
-            elif kind == "assistant":
-                thought = parse_reply(message["content"]).thought
-                if thought:
-                    self._add(Bubble("assistant", thought))
-                action = actions.get(message["id"])
-                if action is not None:
-                    self._add_stored_card(conversation, action)
-            elif kind == "notice":
-                self.add_notice(message["content"], error='"error": true' in message["meta"])
-
-    def _add_stored_card(self, conversation: Conversation, action: dict) -> None:
-        card = self._add(CodeCard(action["code"]))
-        card.action_id = action["id"]
-        self.cards[action["id"]] = card
-        for out in conversation.outputs(action["id"]):
-            image = None
-            if out["path"]:
-                path = Path(conversation.workspace) / out["path"]
-                image = path.read_bytes() if path.exists() else None
-            card.add_stored_output(out["kind"], out["text"], image)
-        card.set_status(action["status"] if action["status"] != "running" else "cancelled", action["seconds"])
+        for entry in timeline(conversation):
+            if entry.type == "user":
+                self.add_user_message(entry.text, entry.files)
+            elif entry.type == "assistant":
+                self._add(Bubble("assistant", entry.text))
+            elif entry.type == "notice":
+                self.add_notice(entry.text, error=entry.error)
+            elif entry.type == "action":
+                card = self._add(CodeCard(entry.text))
+                card.action_id = entry.action["id"]
+                self.cards[card.action_id] = card
+                for out in entry.outputs:
+                    card.add_stored_output(out.kind, out.text, out.image)
+                card.set_status(entry.status, entry.action["seconds"])

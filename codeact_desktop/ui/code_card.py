@@ -8,13 +8,13 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QFontDatabase, QGuiApplication, QPixmap
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QTextBrowser, QVBoxLayout, QWidget,
 )
 
-from ..kernel.observation import strip_ansi
 from ..kernel.outputs import OutputItem
+from .output_views import ERROR_COLOR, ImageView, OutputBlock, StreamView, mono_font, table_view
 
 STATUS_TEXT = {
     "writing": "writing…", "waiting": "waiting for approval", "running": "running",
@@ -22,64 +22,12 @@ STATUS_TEXT = {
     "died": "kernel died, restarted", "cancelled": "interrupted", "skipped": "skipped",
     "cut_off": "cut off, not run", "over_limit": "not run (limit)",
 }
-COLLAPSE_LINES = 30
-TABLE_CSS = "table { border-collapse: collapse; } th, td { padding: 3px 10px; } th { font-weight: 600; }"
-SHOWN_CHARS = 200_000  # the window shows this much of one stream; the history keeps more
-
-
-def mono_font():
-    return QFontDatabase.systemFont(QFontDatabase.FixedFont)
 
 
 def highlighted_html(code: str) -> str:
     formatter = HtmlFormatter(noclasses=True, nowrap=True, style="default")
     body = highlight(code, PythonLexer(), formatter)
     return f"<pre style='margin:0'>{body}</pre>"
-
-
-class StreamView(QPlainTextEdit):
-    """stdout/stderr text; past COLLAPSE_LINES lines it stops growing and scrolls."""
-
-    def __init__(self, name: str, parent=None):
-        super().__init__(parent)
-        self.setReadOnly(True)
-        self.setFont(mono_font())
-        self.setFrameShape(QFrame.NoFrame)
-        self.setObjectName(f"stream_{name}")
-        self.setAccessibleName(f"{name} output")
-        self.setLineWrapMode(QPlainTextEdit.NoWrap)
-        self.expanded = False
-        self._chars = 0
-
-    def add(self, text: str) -> None:
-        room = SHOWN_CHARS - self._chars
-        if room <= 0:
-            return
-        if len(text) > room:
-            text = text[:room] + "\n[… more output in the history and the export …]\n"
-        self._chars += len(text)
-        cursor = self.textCursor()
-        cursor.movePosition(cursor.MoveOperation.End)
-        cursor.insertText(strip_ansi(text))
-        self.fit()
-
-    def fit(self) -> None:
-        lines = self.document().blockCount()
-        shown = lines if self.expanded else min(lines, COLLAPSE_LINES)
-        self.setFixedHeight(int(self.fontMetrics().lineSpacing() * (shown + 1)) + 8)
-
-
-class ImageView(QLabel):
-    """A plot, scaled down to at most 720 px wide (the full image stays in the workspace)."""
-
-    def __init__(self, data: bytes, parent=None):
-        super().__init__(parent)
-        self.pixmap_full = QPixmap()
-        self.pixmap_full.loadFromData(data)
-        self.setAccessibleName("image output")
-        if not self.pixmap_full.isNull():
-            width = max(50, min(self.pixmap_full.width(), 720))
-            self.setPixmap(self.pixmap_full.scaledToWidth(width, Qt.SmoothTransformation))
 
 
 class CodeCard(QFrame):
@@ -201,12 +149,12 @@ class CodeCard(QFrame):
     # -- outputs ----------------------------------------------------------------------
 
     def add_stream(self, name: str, text: str) -> None:
-        view = self._last_stream if self._last_stream is not None and self._last_stream.objectName() == f"stream_{name}" else None
+        view = self._last_stream if self._last_stream is not None and self._last_stream.name == name else None
         if view is None:
             view = StreamView(name)
             if name == "stderr":
-                view.setStyleSheet("color: #b3261e;")
-            self.outputs.addWidget(view)
+                view.setStyleSheet(ERROR_COLOR)
+            self._add_output(view)
             self._last_stream = view
             self.streams.setdefault(name, view)
         view.add(text)
@@ -214,42 +162,45 @@ class CodeCard(QFrame):
     def add_item(self, item: OutputItem) -> None:
         """A completed item; stream text already arrived live through ``add_stream``."""
         if item.kind in ("stdout", "stderr"):
+            # The stored text (head and tail of up to a megabyte) backs "Open all".
+            view = self.streams.get(item.kind)
+            if view is not None and view.truncated:
+                view.full_text = item.text
             return
         self._last_stream = None
         if item.kind == "image" and item.data:
-            self.outputs.addWidget(ImageView(item.data))
+            self._add_output(ImageView(item.data))
         elif item.kind == "html":
-            table = QTextBrowser()
-            table.setObjectName("htmlOutput")
-            table.setAccessibleName("table output")
-            table.document().setDefaultStyleSheet(TABLE_CSS)
-            table.setHtml(item.text)
-            table.setFrameShape(QFrame.NoFrame)
-            table.document().adjustSize()
-            table.setFixedHeight(int(min(400, table.document().size().height() + 8)))
-            self.outputs.addWidget(table)
+            self._add_output(table_view(item.text))
         elif item.kind == "error":
             self._add_error("\n".join(item.traceback) or f"{item.ename}: {item.evalue}")
         else:
             view = StreamView("result")
             view.add(item.text)
-            self.outputs.addWidget(view)
+            self._add_output(view)
 
     def add_stored_output(self, kind: str, text: str, image: bytes | None) -> None:
         """Rebuilds an output from the history."""
         if kind in ("stdout", "stderr"):
-            self.add_stream(kind, text or "")
+            self.add_stream(kind, text)
+            self.add_item(OutputItem(kind=kind, text=text))
         elif kind == "image" and image:
             self.add_item(OutputItem(kind="image", data=image))
         elif kind == "error":
-            self._add_error(text or "")  # the history keeps the joined traceback
+            self._add_error(text)  # the history keeps the joined traceback
         elif kind == "html":
-            self.add_item(OutputItem(kind="html", text=text or ""))
+            self.add_item(OutputItem(kind="html", text=text))
         else:
-            self.add_item(OutputItem(kind="text", text=text or ""))
+            self.add_item(OutputItem(kind="text", text=text))
+
+    def _add_output(self, view: QWidget) -> OutputBlock:
+        block = OutputBlock(view)
+        self.outputs.addWidget(block)
+        return block
 
     def _add_error(self, text: str) -> None:
+        self._last_stream = None
         view = StreamView("error")
-        view.setStyleSheet("color: #b3261e;")
+        view.setStyleSheet(ERROR_COLOR)
         view.add(text)
-        self.outputs.addWidget(view)
+        self._add_output(view)

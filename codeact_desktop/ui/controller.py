@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
 
@@ -36,18 +37,27 @@ class ConversationController(QObject):
         return self._worker is not None and self._worker.is_alive()
 
     def send(self, text: str, files: list[Path] = ()) -> bool:
+        return self._start(lambda: self.agent.send(text, list(files)))
+
+    def regenerate(self) -> bool:
+        return self._start(self.agent.regenerate)
+
+    def edit_last(self, text: str, files: list[Path] = ()) -> bool:
+        return self._start(lambda: self.agent.edit_last(text, list(files)))
+
+    def _start(self, turn: Callable[[], object]) -> bool:
         if self.busy:
             return False
-        self.busy_changed.emit(True)
 
         def run():
             try:
-                self.agent.send(text, list(files))
+                turn()
             finally:
                 self.busy_changed.emit(False)
 
         self._worker = threading.Thread(target=run, name="agent-turn", daemon=True)
         self._worker.start()
+        self.busy_changed.emit(True)  # after start, so ``busy`` already reads True
         return True
 
     def stop(self) -> None:

@@ -1,27 +1,41 @@
-"""The main window: conversations on the left, the chat, the input, a status bar."""
+"""The main window: conversations on the left, the chat and the input in the middle,
+the conversation's files on the right, a status bar below."""
 
 from __future__ import annotations
 
+import shutil
 import threading
+from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMainWindow, QPlainTextEdit,
-    QPushButton, QSplitter, QVBoxLayout, QWidget,
+    QFileDialog, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMainWindow,
+    QMenu, QMessageBox, QPlainTextEdit, QPushButton, QSplitter, QVBoxLayout, QWidget,
 )
 
 from ..agent import events as ev
-from ..agent.loop import AgentSettings
-from ..engine import start_kernel
+from ..agent.attachments import Attachment, human_size
+from ..agent.loop import AgentSettings, Approval
+from ..agent.timeline import timeline
+from ..engine import open_backend, start_kernel
+from ..export import export_conversation
 from ..kernel.venv import ensure_kernel_venv
 from ..llm.base import ChatBackend
 from ..paths import AppPaths
-from ..resources import resource_path
+from ..resources import messages, resource_path
+from ..settings import Settings
 from ..store.history import HistoryStore
+from .attachment_tray import AttachmentTray
 from .chat_view import ChatView
 from .controller import ConversationController
+from .settings_dialog import SettingsDialog
+from .workspace_panel import WorkspacePanel
+
+RAN = ("ok", "error", "timeout", "timeout_restarted", "died", "cancelled", "running")
+EXPORT_FILTERS = {"Jupyter notebook (*.ipynb)": ".ipynb", "Markdown (*.md)": ".md", "HTML page (*.html)": ".html"}
+COLOR_SCHEMES = {"system": Qt.ColorScheme.Unknown, "light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark}
 
 
 class InputBox(QPlainTextEdit):
@@ -37,30 +51,42 @@ class InputBox(QPlainTextEdit):
 
 
 class MainWindow(QMainWindow):
-    backend_ready = Signal(object)
+    backend_ready = Signal(object, str)  # backend, the GGUF to remember ("" = nothing new)
     backend_failed = Signal(str)
+    background_done = Signal(str)  # a message for the status bar from a worker
 
     def __init__(self, store: HistoryStore, paths: AppPaths,
-                 load_backend: Callable[[], ChatBackend] | None, settings: AgentSettings | None = None):
+                 load_backend: Callable[[], ChatBackend] | None, settings: Settings | None = None):
         super().__init__()
         self.store, self.paths = store, paths
-        self.settings = settings or AgentSettings()
+        if settings is None:
+            settings, problem = Settings.load(paths.settings_file)
+            if problem:
+                QTimer.singleShot(0, lambda: self.statusBar().showMessage(problem, 10_000))
+        self.settings = settings
+        # One object shared by every conversation, so a settings change reaches them all.
+        self.agent_settings = settings.apply_to(AgentSettings())
         self.backend: ChatBackend | None = None
         self.controllers: dict[str, ConversationController] = {}
         self.current: ConversationController | None = None
         self._kernel_busy = False  # an action of the current conversation is running
+        self._editing = False  # the input holds the last message, to replace it
+        self._loading = False
         self.setWindowTitle("CodeAct Desktop")
-        self.resize(1100, 760)
+        self.resize(1240, 780)
+        self.setAcceptDrops(True)
         self.setStyleSheet(resource_path("styles", "app.qss").read_text(encoding="utf-8"))
+        apply_theme(settings.theme)
         self._build()
+        self._build_menus()
         self.backend_ready.connect(self._on_backend_ready)
-        self.backend_failed.connect(lambda msg: self._set_model_status(f"Model failed to load: {msg}", error=True))
+        self.backend_failed.connect(self._on_backend_failed)
+        self.background_done.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self._refresh_conversations()
         if load_backend is None:
-            self._set_model_status("No model yet: start with --model path/to/model.gguf or --base-url URL")
+            self._set_model_status("No model yet: drop a .gguf file here, or start with --model or --base-url")
         else:
-            self._set_model_status("Loading the model…")
-            threading.Thread(target=self._load, args=(load_backend,), daemon=True).start()
+            self._load_model(load_backend, remember="")
 
     # -- layout ---------------------------------------------------------------------
 
@@ -79,6 +105,10 @@ class MainWindow(QMainWindow):
         self.conversation_list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.conversation_list.setTextElideMode(Qt.ElideRight)
         self.conversation_list.itemSelectionChanged.connect(self._on_select)
+        self.conversation_list.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.conversation_list.customContextMenuRequested.connect(self._conversation_menu)
+        QShortcut(QKeySequence.Delete, self.conversation_list, context=Qt.WidgetShortcut,
+                  activated=self.delete_conversation)
         side_layout.addWidget(self.new_button)
         side_layout.addWidget(self.search)
         side_layout.addWidget(self.conversation_list)
@@ -87,12 +117,33 @@ class MainWindow(QMainWindow):
         center_layout = QVBoxLayout(center)
         center_layout.setContentsMargins(0, 0, 0, 8)
         self.chat = ChatView()
+        # What the user can do with the last turn, under the conversation.
+        self.turn_bar = QWidget()
+        turn = QHBoxLayout(self.turn_bar)
+        turn.setContentsMargins(16, 0, 16, 0)
+        self.edit_hint = QLabel("Editing your last message: sending replaces it and everything after it.")
+        self.edit_hint.setObjectName("notice")
+        self.cancel_edit_button = self._small_button("Cancel edit", "cancel edit", self.cancel_edit)
+        self.regenerate_button = self._small_button("↻ Regenerate", "regenerate answer", self.regenerate)
+        self.edit_button = self._small_button("✎ Edit last message", "edit last message", self.edit_last)
+        turn.addWidget(self.edit_hint)
+        turn.addWidget(self.cancel_edit_button)
+        turn.addStretch(1)
+        turn.addWidget(self.edit_button)
+        turn.addWidget(self.regenerate_button)
+        self.tray = AttachmentTray()
+        self.tray.changed.connect(self._update_controls)
+        self.tray.failed.connect(lambda text: self.chat.add_notice(text, error=True))
         self.input = InputBox()
         self.input.setObjectName("input")
         self.input.setAccessibleName("message input")
-        self.input.setPlaceholderText("Ask for something — Enter sends, Shift+Enter adds a line")
+        self.input.setPlaceholderText("Ask for something — Enter sends, Shift+Enter adds a line; drop files to attach")
         self.input.setFixedHeight(84)
         self.input.submitted.connect(self.send_current)
+        self.attach_button = QPushButton("📎")
+        self.attach_button.setToolTip("Attach files (Ctrl+O)")
+        self.attach_button.setAccessibleName("attach files")
+        self.attach_button.clicked.connect(self.pick_files)
         self.send_button = QPushButton("Send")
         self.send_button.setAccessibleName("send")
         self.send_button.clicked.connect(self.send_current)
@@ -102,18 +153,24 @@ class MainWindow(QMainWindow):
         self.stop_button.clicked.connect(self.stop)
         row = QHBoxLayout()
         row.setContentsMargins(16, 0, 16, 0)
+        row.addWidget(self.attach_button, 0, Qt.AlignTop)
         row.addWidget(self.input, 1)
         buttons = QVBoxLayout()
         buttons.addWidget(self.send_button)
         buttons.addWidget(self.stop_button)
         row.addLayout(buttons)
         center_layout.addWidget(self.chat, 1)
+        center_layout.addWidget(self.turn_bar)
+        center_layout.addWidget(self.tray)
         center_layout.addLayout(row)
 
+        self.files_panel = WorkspacePanel()
         splitter = QSplitter()
         splitter.addWidget(side)
         splitter.addWidget(center)
-        splitter.setSizes([240, 860])
+        splitter.addWidget(self.files_panel)
+        splitter.setSizes([220, 760, 260])
+        splitter.setCollapsible(1, False)
         self.setCentralWidget(splitter)
 
         self.model_label = QLabel()
@@ -123,40 +180,118 @@ class MainWindow(QMainWindow):
         for label in (self.model_label, self.context_label, self.speed_label, self.kernel_label):
             label.setContentsMargins(8, 0, 12, 0)
             self.statusBar().addWidget(label)
-        self.restart_button = QPushButton("Restart kernel")
-        self.restart_button.setAccessibleName("restart kernel")
-        self.restart_button.clicked.connect(self.restart_kernel)
+        self.interrupt_button = self._small_button("Interrupt", "interrupt code", self.stop)
+        self.restart_button = self._small_button("Restart kernel", "restart kernel", self.restart_kernel)
+        self.statusBar().addPermanentWidget(self.interrupt_button)
         self.statusBar().addPermanentWidget(self.restart_button)
 
         self._kernel_poll = QTimer(self)
         self._kernel_poll.setInterval(500)
         self._kernel_poll.timeout.connect(self._show_kernel_state)
         self._kernel_poll.start()
+        self._update_controls()
 
-        QShortcut(QKeySequence("Ctrl+N"), self, activated=self.new_conversation)
-        QShortcut(QKeySequence("Ctrl+L"), self, activated=self.input.setFocus)
-        QShortcut(QKeySequence(Qt.Key_Escape), self, activated=self.stop)
+    def _small_button(self, text: str, accessible: str, slot) -> QPushButton:
+        button = QPushButton(text)
+        button.setObjectName("smallButton")
+        button.setAccessibleName(accessible)
+        button.clicked.connect(slot)
+        return button
+
+    def _build_menus(self) -> None:
+        def action(menu, text, slot, shortcut=None, name=None):
+            act = QAction(text, self)
+            if shortcut:
+                act.setShortcut(QKeySequence(shortcut))
+            act.triggered.connect(lambda checked=False: slot())
+            menu.addAction(act)
+            if name:
+                setattr(self, name, act)
+            return act
+
+        file_menu = self.menuBar().addMenu("&File")
+        action(file_menu, "New conversation", self.new_conversation, "Ctrl+N")
+        action(file_menu, "Attach files…", self.pick_files, "Ctrl+O")
+        action(file_menu, "Attach a folder…", self.pick_folder)
+        file_menu.addSeparator()
+        action(file_menu, "Use a model file (.gguf)…", self.pick_model)
+        action(file_menu, "Export conversation…", self.export_current, "Ctrl+E")
+        file_menu.addSeparator()
+        action(file_menu, "Settings…", self.open_settings, "Ctrl+,")
+        action(file_menu, "Quit", self.close, "Ctrl+Q")
+        conv_menu = self.menuBar().addMenu("&Conversation")
+        action(conv_menu, "Stop", self.stop, "Esc")
+        action(conv_menu, "Regenerate answer", self.regenerate, "Ctrl+R")
+        action(conv_menu, "Edit last message", self.edit_last, "Ctrl+Shift+E")
+        conv_menu.addSeparator()
+        action(conv_menu, "Rename…", self.rename_conversation, "F2")
+        action(conv_menu, "Delete…", self.delete_conversation)
+        conv_menu.addSeparator()
+        action(conv_menu, "Restart kernel", self.restart_kernel)
+        view_menu = self.menuBar().addMenu("&View")
+        action(view_menu, "Focus the input", self.input.setFocus, "Ctrl+L")
+        files = action(view_menu, "Files panel", lambda: self.files_panel.setVisible(not self.files_panel.isVisible()),
+                       "Ctrl+Shift+F", "files_action")
+        files.setCheckable(True)
+        files.setChecked(True)
 
     def _show_kernel_state(self) -> None:
-        if self.current is None:
+        if self.current is None or self._kernel_busy:
             return
         kernel = self.current.kernel
-        if self._kernel_busy:
-            return
         state = "ready" if kernel.is_alive else ("starting" if kernel.is_starting else "stopped")
         self.kernel_label.setText(f"kernel: {state}")
 
+    def _update_controls(self) -> None:
+        """Enables what makes sense now: one place, called whenever state changes."""
+        busy = self.current is not None and self.current.busy
+        has_turn = (self.current is not None and not busy
+                    and self.current.conversation.last_user_message() is not None)
+        self.send_button.setEnabled(not busy and not self.tray.copying and self.current is not None)
+        self.send_button.setToolTip("Wait for the files to finish copying" if self.tray.copying else "")
+        self.stop_button.setEnabled(busy)
+        self.interrupt_button.setEnabled(busy and self._kernel_busy)
+        self.regenerate_button.setVisible(has_turn and not self._editing)
+        self.edit_button.setVisible(has_turn and not self._editing)
+        self.edit_hint.setVisible(self._editing)
+        self.cancel_edit_button.setVisible(self._editing)
+        self.turn_bar.setVisible(has_turn or self._editing)
+
     # -- model ----------------------------------------------------------------------
 
-    def _load(self, load_backend) -> None:
-        try:
-            ensure_kernel_venv(self.paths.kernel_venv)  # first run: about a second
-            self.backend_ready.emit(load_backend())
-        except Exception as exc:  # shown to the user, not raised into Qt
-            self.backend_failed.emit(str(exc))
+    def _load_model(self, load_backend: Callable[[], ChatBackend], remember: str) -> None:
+        if self._loading:
+            return
+        self._loading = True
+        self._set_model_status("Loading the model…")
 
-    def _on_backend_ready(self, backend: ChatBackend) -> None:
-        self.backend = backend
+        def work():
+            try:
+                ensure_kernel_venv(self.paths.kernel_venv)  # first run: about a second
+                self.backend_ready.emit(load_backend(), remember)
+            except Exception as exc:  # shown to the user, not raised into Qt
+                self.backend_failed.emit(str(exc))
+
+        threading.Thread(target=work, name="load-model", daemon=True).start()
+
+    def load_model_file(self, path: Path) -> None:
+        """Loads a GGUF the user chose; the old model stays until the new one works."""
+        if any(c.busy for c in self.controllers.values()):
+            self.chat.add_notice("Wait for the answer to finish (or stop it) before changing the model.", error=True)
+            return
+        options = self.settings.backend_options()
+        self._load_model(lambda: open_backend(model_path=str(path), **options), remember=str(path))
+
+    def _on_backend_ready(self, backend: ChatBackend, remember: str) -> None:
+        self._loading = False
+        old, self.backend = self.backend, backend
+        for controller in self.controllers.values():
+            controller.agent.backend = backend
+        if old is not None and old is not backend:
+            threading.Thread(target=old.close, name="close-model", daemon=True).start()
+        if remember:
+            self.settings.model_path, self.settings.base_url = remember, ""
+            self.save_settings()
         info = backend.info
         self._set_model_status(f"{info.kind} · {info.model} · {info.device.upper()}")
         self.context_label.setText(f"context {info.n_ctx}")
@@ -166,10 +301,47 @@ class MainWindow(QMainWindow):
             self.new_conversation()
         elif self.current is None:
             self.conversation_list.setCurrentRow(0)
+        if remember:
+            self.chat.add_notice(f"Now using {Path(remember).name}.")
+
+    def _on_backend_failed(self, message: str) -> None:
+        self._loading = False
+        if self.backend is None:
+            self._set_model_status(f"Model failed to load: {message}", error=True)
+        else:
+            info = self.backend.info
+            self._set_model_status(f"{info.kind} · {info.model} · {info.device.upper()}")
+            self.chat.add_notice(f"The new model could not be loaded, so the old one stays: {message}", error=True)
 
     def _set_model_status(self, text: str, error: bool = False) -> None:
         self.model_label.setText(text)
         self.model_label.setStyleSheet("color: #b3261e;" if error else "")
+
+    def pick_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Use a model file", str(Path.home()), "GGUF models (*.gguf)")
+        if path:
+            self.load_model_file(Path(path))
+
+    # -- settings -------------------------------------------------------------------
+
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self.settings, self)
+        dialog.accepted.connect(lambda: self.apply_settings(dialog.result_settings()))
+        dialog.open()
+
+    def apply_settings(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.apply_to(self.agent_settings)
+        for controller in self.controllers.values():
+            controller.require_approval = settings.require_approval
+        apply_theme(settings.theme)
+        self.save_settings()
+
+    def save_settings(self) -> None:
+        try:
+            self.settings.save(self.paths.settings_file)
+        except OSError as exc:
+            self.chat.add_notice(f"Settings could not be saved: {exc}", error=True)
 
     # -- conversations --------------------------------------------------------------
 
@@ -183,6 +355,7 @@ class MainWindow(QMainWindow):
                 continue
             item = QListWidgetItem(row["title"])
             item.setData(Qt.UserRole, row["id"])
+            item.setToolTip(row["title"])
             self.conversation_list.addItem(item)
             if row["id"] == current:
                 item.setSelected(True)
@@ -211,19 +384,26 @@ class MainWindow(QMainWindow):
             return
         if self.backend is None:
             return
+        self.cancel_edit()
         controller = self.controllers.get(conv_id)
         if controller is None:
             conversation = self.store.open_conversation(conv_id)
+            if any(a["status"] in RAN for a in conversation.actions()):
+                self._note_kernel_state_lost(conversation)
             kernel = start_kernel(self.paths, conversation.workspace)  # in the background
-            controller = ConversationController(self.backend, kernel, conversation, self.settings, self)
+            controller = ConversationController(self.backend, kernel, conversation, self.agent_settings, self)
+            controller.require_approval = self.settings.require_approval
             controller.engine_event.connect(lambda e, c=controller: self._on_event(c, e))
             controller.busy_changed.connect(lambda busy, c=controller: self._on_busy(c, busy))
             controller.approval_requested.connect(lambda a, code, c=controller: self._on_approval(c, a))
             self.controllers[conv_id] = controller
         self.current = controller
+        self._kernel_busy = False
         self.chat.show_conversation(controller.conversation)
-        self._on_busy(controller, controller.busy)
+        self.files_panel.show_conversation(controller.conversation)
+        self.tray.show_for(controller.conversation.workspace)
         self.kernel_label.setText("kernel: ready" if controller.kernel.is_alive else "kernel: starting")
+        self._update_controls()
         for i in range(self.conversation_list.count()):
             item = self.conversation_list.item(i)
             if item.data(Qt.UserRole) == conv_id and not item.isSelected():
@@ -231,19 +411,186 @@ class MainWindow(QMainWindow):
                 self.conversation_list.setCurrentItem(item)
                 self.conversation_list.blockSignals(False)
 
+    def _note_kernel_state_lost(self, conversation) -> None:
+        """Code ran here in an earlier session; its variables died with that kernel."""
+        text = messages()["kernel_state_lost"]
+        last = conversation.messages()[-1]
+        if last["kind"] != "notice" or last["content"] != text:
+            conversation.add_message("system", "notice", text)
+
+    def _conversation_menu(self, pos) -> None:
+        item = self.conversation_list.itemAt(pos)
+        if item is None:
+            return
+        self.conversation_list.setCurrentItem(item)
+        menu = QMenu(self)
+        menu.addAction("Rename…", self.rename_conversation)
+        menu.addAction("Export…", self.export_current)
+        menu.addAction("Delete…", self.delete_conversation)
+        menu.popup(self.conversation_list.mapToGlobal(pos))
+
+    def rename_conversation(self) -> None:
+        if self.current is None:
+            return
+        conversation = self.current.conversation
+        title = self.ask_text("Rename conversation", "Name:", conversation.title())
+        if title and title.strip():
+            conversation.set_title(title.strip())
+            self._refresh_conversations()
+
+    def delete_conversation(self) -> None:
+        if self.current is None:
+            return
+        controller = self.current
+        conversation = controller.conversation
+        if not self.confirm("Delete conversation",
+                            f"Delete “{conversation.title()}”? Its messages and outputs, and the files in its "
+                            "folder, are removed. This cannot be undone."):
+            return
+        self.store.delete_conversation(conversation.id)
+        self.controllers.pop(conversation.id, None)
+        self.current = None
+        workspace = Path(conversation.workspace)
+        ours = self.paths.workspaces.resolve() in workspace.resolve().parents
+
+        def work():  # the kernel's shutdown and the folder's removal may take seconds
+            controller.shutdown()
+            if ours:  # never remove a folder the user chose for a CLI run
+                shutil.rmtree(workspace, ignore_errors=True)
+            self.background_done.emit("Conversation deleted.")
+
+        threading.Thread(target=work, name="delete-conversation", daemon=True).start()
+        self._refresh_conversations()
+        if self.conversation_list.count():
+            self.conversation_list.setCurrentRow(0)
+        else:
+            self.new_conversation()
+
+    # dialogs go through these, so tests can answer them
+    def confirm(self, title: str, text: str) -> bool:
+        return QMessageBox.question(self, title, text) == QMessageBox.Yes
+
+    def ask_text(self, title: str, label: str, text: str) -> str | None:
+        value, ok = QInputDialog.getText(self, title, label, QLineEdit.Normal, text)
+        return value if ok else None
+
+    def ask_save_path(self, title: str, suggested: str, filters: str) -> str:
+        path, chosen = QFileDialog.getSaveFileName(self, title, suggested, filters)
+        if path and not Path(path).suffix and chosen in EXPORT_FILTERS:
+            path += EXPORT_FILTERS[chosen]
+        return path
+
+    # -- files ----------------------------------------------------------------------
+
+    def dragEnterEvent(self, event):  # noqa: N802
+        if event.mimeData().hasUrls() and all(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event):  # noqa: N802
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        event.acceptProposedAction()
+        if len(paths) == 1 and paths[0].suffix.lower() == ".gguf":
+            size = human_size(paths[0].stat().st_size) if paths[0].exists() else "?"
+            if self.confirm("Use this model?", f"Use {paths[0].name} ({size}) as the model?\n\n"
+                            "Choose No to attach it to the conversation as a file instead."):
+                self.load_model_file(paths[0])
+                return
+        self.attach(paths)
+
+    def attach(self, paths: list[Path]) -> None:
+        if self.current is None:
+            self.chat.add_notice("Load a model first; then files can be attached.", error=True)
+            return
+        self.tray.add_paths(paths, Path(self.current.conversation.workspace))
+
+    def pick_files(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Attach files", str(Path.home()))
+        if paths:
+            self.attach([Path(p) for p in paths])
+
+    def pick_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Attach a folder", str(Path.home()))
+        if path:
+            self.attach([Path(path)])
+
+    def export_current(self) -> None:
+        if self.current is None:
+            return
+        conversation = self.current.conversation
+        safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in conversation.title()).strip() or "conversation"
+        target = self.ask_save_path("Export conversation", str(Path.home() / f"{safe}.ipynb"),
+                                    ";;".join(EXPORT_FILTERS))
+        if not target:
+            return
+
+        def work():
+            try:
+                path = export_conversation(conversation, Path(target))
+                self.background_done.emit(f"Exported to {path}")
+            except (OSError, ValueError) as exc:
+                self.background_done.emit(f"Export failed: {exc}")
+
+        threading.Thread(target=work, name="export", daemon=True).start()
+
     # -- talking ----------------------------------------------------------------------
 
     def send_current(self) -> None:
         text = self.input.toPlainText().strip()
-        if not text or self.current is None or self.current.busy:
+        if not text or self.current is None or self.current.busy or self.tray.copying:
             return
-        conversation = self.current.conversation
-        if not conversation.actions() and len(conversation.messages()) <= 1:
+        controller = self.current
+        conversation = controller.conversation
+        files = [Path(conversation.workspace) / a.name for a in self.tray.take()]
+        self.tray.show_for(conversation.workspace)
+        if self._editing:
+            last = conversation.last_user_message()
+            if last is not None:  # the window shows the shortened conversation at once
+                conversation.truncate_from(last["id"])
+                self.chat.show_conversation(conversation)
+            self._editing = False
+        elif not conversation.actions() and conversation.last_user_message() is None:
             conversation.set_title(text.splitlines()[0][:60])
             self._refresh_conversations()
         self.input.clear()
-        self.chat.add_user_message(text)
-        self.current.send(text)
+        self.chat.add_user_message(text, [{"name": f.name, "size": _size(f)} for f in files])
+        controller.send(text, files)
+
+    def regenerate(self) -> None:
+        if self.current is None or self.current.busy:
+            return
+        conversation = self.current.conversation
+        last = conversation.last_user_message()
+        if last is None:
+            return
+        conversation.truncate_from(last["id"] + 1)
+        self.chat.show_conversation(conversation)
+        self.current.regenerate()
+
+    def edit_last(self) -> None:
+        if self.current is None or self.current.busy:
+            return
+        conversation = self.current.conversation
+        last = conversation.last_user_message()
+        if last is None:
+            return
+        entry = [e for e in timeline(conversation) if e.type == "user"][-1]
+        self._editing = True
+        self.input.setPlainText(entry.text)
+        self.input.setFocus()
+        workspace = Path(conversation.workspace)
+        self.tray.pending[workspace] = [Attachment(f["name"], f.get("size", 0), f.get("kind", "file"))
+                                        for f in entry.files if (workspace / f["name"]).exists()]
+        self.tray.show_for(workspace)
+        self._update_controls()
+
+    def cancel_edit(self) -> None:
+        if self._editing:
+            self._editing = False
+            self.input.clear()
+            if self.current is not None:
+                self.tray.pending.pop(Path(self.current.conversation.workspace), None)
+                self.tray.show_for(Path(self.current.conversation.workspace))
+            self._update_controls()
 
     def stop(self) -> None:
         if self.current is not None and self.current.busy:
@@ -254,18 +601,19 @@ class MainWindow(QMainWindow):
             return
         kernel = self.current.kernel
         self.kernel_label.setText("kernel: restarting")
-        def work():
-            kernel.restart()
-        threading.Thread(target=work, daemon=True).start()
+        threading.Thread(target=kernel.restart, name="restart-kernel", daemon=True).start()
         self.chat.add_notice("The kernel was restarted: variables and imports are gone; files are kept.")
 
     def _on_event(self, controller: ConversationController, event) -> None:
+        if isinstance(event, ev.ActionFinished) and event.files and controller is self.current:
+            self.files_panel.refresh()
         if controller is not self.current:
             return  # shown from the history when the user comes back to it
         self.chat.handle(event)
         if isinstance(event, (ev.ActionStarted, ev.ActionFinished)):
             self._kernel_busy = isinstance(event, ev.ActionStarted)
             self.kernel_label.setText("kernel: busy" if self._kernel_busy else "kernel: ready")
+            self._update_controls()
         elif isinstance(event, ev.ReplyDone):
             stats = event.stats
             if stats.get("tokens_per_second"):
@@ -273,17 +621,20 @@ class MainWindow(QMainWindow):
             if self.backend is not None:
                 used = stats.get("prompt_tokens", 0) + stats.get("completion_tokens", 0)
                 self.context_label.setText(f"context {used} / {self.backend.info.n_ctx}")
+        elif isinstance(event, ev.TurnDone):
+            self.files_panel.refresh()  # uploads are recorded when the turn starts
 
     def _on_busy(self, controller: ConversationController, busy: bool) -> None:
         if controller is self.current:
-            self.stop_button.setEnabled(busy)
-            self.send_button.setEnabled(not busy)
+            if not busy:
+                self._kernel_busy = False
+            self._update_controls()
 
     def _on_approval(self, controller: ConversationController, action_id: str) -> None:
         card = self.chat.cards.get(action_id)
         if card is None:
             return
-        card.on_decide = lambda a, run, code: controller.decide(a, _approval(run, code))
+        card.on_decide = lambda a, run, code: controller.decide(a, Approval(run=run, code=code))
         card.ask_approval()
 
     def closeEvent(self, event):  # noqa: N802
@@ -292,7 +643,16 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def _approval(run: bool, code):
-    from ..agent.loop import Approval
+def apply_theme(theme: str) -> None:
+    """Light, dark, or whatever the OS says (Qt 6.8+ follows the OS by itself)."""
+    hints = QGuiApplication.styleHints()
+    if hasattr(hints, "setColorScheme"):
+        hints.setColorScheme(COLOR_SCHEMES.get(theme, Qt.ColorScheme.Unknown))
 
-    return Approval(run=run, code=code)
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    except OSError:
+        return 0
+

@@ -1,50 +1,17 @@
 """The real window, offscreen, driven as a user would, with the real kernel and a
 scripted model."""
 
-import pytest
 from PySide6.QtCore import Qt
 
-from codeact_desktop.agent.loop import AgentSettings
 from codeact_desktop.llm.scripted import ScriptedBackend
+from codeact_desktop.settings import Settings
 from codeact_desktop.store.history import HistoryStore
 from codeact_desktop.ui.chat_view import Bubble
-from codeact_desktop.ui.code_card import CodeCard, ImageView
+from codeact_desktop.ui.code_card import CodeCard
+from codeact_desktop.ui.output_views import ImageView
 from codeact_desktop.ui.main_window import MainWindow
 
-PLOT_AND_TABLE = (
-    "Here is the plot and the table.\n<execute>\nimport matplotlib.pyplot as plt\nimport pandas as pd\n"
-    "plt.plot([1, 4, 9]); plt.show()\nprint('rows: 3')\npd.DataFrame({'x': [1, 2, 3], 'y': [1, 4, 9]})\n</execute>"
-)
-
-
-@pytest.fixture
-def window(qtbot, app_paths, tmp_path):
-    created = []
-
-    def make(replies, settings=None, **backend_kwargs):
-        store = HistoryStore(tmp_path / "history.sqlite3")
-        backend = ScriptedBackend(replies, **backend_kwargs)
-        win = MainWindow(store, app_paths, lambda: backend, settings or AgentSettings(action_timeout_s=20))
-        qtbot.addWidget(win)
-        win.show()
-        win.activateWindow()  # as the user's click would; shortcuts need the active window
-        qtbot.waitUntil(lambda: win.current is not None and win.isActiveWindow(), timeout=30_000)
-        created.append(win)
-        return win, backend
-
-    yield make
-    for win in created:
-        win.close()
-
-
-def send(qtbot, win, text):
-    qtbot.keyClicks(win.input, text)
-    qtbot.keyClick(win.input, Qt.Key_Return)
-
-
-def wait_idle(qtbot, win, timeout=60_000):
-    qtbot.waitUntil(lambda: not win.current.busy, timeout=timeout)
-    qtbot.wait(120)  # the last queued events and one flush tick
+from ._helpers import PLOT_AND_TABLE, send, wait_idle
 
 
 def test_send_shows_streamed_text_code_card_plot_and_table(qtbot, window):
@@ -92,7 +59,7 @@ def test_reopened_conversation_shows_everything_it_held(qtbot, window, app_paths
     win.close()
     # a new window over the same history, as after a restart
     store = HistoryStore(tmp_path / "history.sqlite3")
-    again = MainWindow(store, app_paths, lambda: ScriptedBackend([]), AgentSettings())
+    again = MainWindow(store, app_paths, lambda: ScriptedBackend([]), Settings())
     qtbot.addWidget(again)
     again.show()
     qtbot.waitUntil(lambda: again.current is not None, timeout=30_000)

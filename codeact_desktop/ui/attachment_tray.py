@@ -1,0 +1,130 @@
+"""Files waiting to go with the next message: copied into the workspace on a worker
+(progress, cancel), shown as chips above the input, each removable."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+
+from ..agent.attachments import Attachment, CopyCancelled, copy_into_workspace, human_size
+
+
+class AttachmentTray(QWidget):
+    changed = Signal()
+    failed = Signal(str)
+    # From the copy worker, queued to the UI thread; objects, as byte counts pass 2**31.
+    _progress = Signal(object, object)
+    _done = Signal(object, object, str)  # workspace, attachments, error text
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("attachmentTray")
+        self.pending: dict[Path, list[Attachment]] = {}  # per workspace (conversation)
+        self.workspace: Path | None = None
+        self._cancel: threading.Event | None = None
+        self._layout = QHBoxLayout(self)
+        self._layout.setContentsMargins(16, 0, 16, 4)
+        self.progress = QProgressBar()
+        self.progress.setAccessibleName("copy progress")
+        self.progress.setMaximumWidth(260)
+        self.progress_label = QLabel()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setAccessibleName("cancel copy")
+        self.cancel_button.clicked.connect(self.cancel_copy)
+        for widget in (self.progress, self.progress_label, self.cancel_button):
+            widget.setParent(self)
+        self._chips: list[QWidget] = []
+        self._progress.connect(self._on_progress)
+        self._done.connect(self._on_done)
+        self._render()
+
+    @property
+    def copying(self) -> bool:
+        return self._cancel is not None
+
+    def files(self) -> list[Attachment]:
+        return list(self.pending.get(self.workspace, []))
+
+    def show_for(self, workspace: Path) -> None:
+        self.workspace = workspace
+        self._render()
+
+    def add_paths(self, paths: list[Path], workspace: Path) -> bool:
+        """Starts copying; False (and a message) while another copy runs."""
+        if self.copying:
+            self.failed.emit("Another copy is still running; wait for it or cancel it.")
+            return False
+        self.workspace = workspace
+        self._cancel = threading.Event()
+        cancel = self._cancel
+
+        def work():
+            try:
+                attached = copy_into_workspace(paths, workspace, progress=self._progress.emit, cancel=cancel)
+                self._done.emit(workspace, attached, "")
+            except CopyCancelled:
+                self._done.emit(workspace, [], "")
+            except OSError as exc:  # full disk, unreadable file: nothing is half-copied
+                self._done.emit(workspace, [], f"Could not copy the files: {exc}")
+
+        threading.Thread(target=work, name="copy-files", daemon=True).start()
+        self._on_progress(0, 1)
+        return True
+
+    def cancel_copy(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()
+
+    def take(self) -> list[Attachment]:
+        """The files to send now; the tray empties."""
+        return self.pending.pop(self.workspace, [])
+
+    def remove(self, attachment: Attachment) -> None:
+        # The copy stays in the workspace; it is only not named in the message.
+        self.pending.get(self.workspace, []).remove(attachment)
+        self._render()
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setMaximum(1000)  # per mille: QProgressBar counts in 32-bit ints
+        self.progress.setValue(int(1000 * done / max(total, 1)))
+        self.progress_label.setText(f"Copying… {human_size(done)} of {human_size(total)}")
+        self._render()
+
+    def _on_done(self, workspace: Path, attached: list, error: str) -> None:
+        self._cancel = None
+        self.pending.setdefault(workspace, []).extend(attached)
+        if error:
+            self.failed.emit(error)
+        self._render()
+
+    def _render(self) -> None:
+        while self._layout.count():  # rebuilt from scratch: a handful of widgets
+            widget = self._layout.takeAt(0).widget()
+            if widget is not None and widget not in (self.progress, self.progress_label, self.cancel_button):
+                widget.deleteLater()
+        for widget in (self.progress, self.progress_label, self.cancel_button):
+            widget.setVisible(self.copying)
+            if self.copying:
+                self._layout.addWidget(widget)
+        self._chips = []
+        for attachment in self.files():
+            chip = QWidget()
+            chip.setObjectName("chip")
+            row = QHBoxLayout(chip)
+            row.setContentsMargins(8, 2, 2, 2)
+            row.addWidget(QLabel(f"📎 {attachment.name} · {human_size(attachment.size)}"))
+            remove = QPushButton("×")
+            remove.setObjectName("chipRemove")
+            remove.setFlat(True)
+            remove.setAccessibleName(f"remove {attachment.name}")
+            remove.setFixedWidth(24)
+            remove.clicked.connect(lambda _=False, a=attachment: self.remove(a))
+            row.addWidget(remove)
+            self._layout.addWidget(chip)
+            self._chips.append(chip)
+        self._layout.addStretch(1)
+        self.setVisible(self.copying or bool(self._chips))
+        self.changed.emit()

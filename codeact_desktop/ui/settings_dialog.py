@@ -1,0 +1,85 @@
+"""Settings: model, execution, appearance. Edits a copy; the window applies and saves it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel,
+    QSpinBox, QVBoxLayout,
+)
+
+from ..settings import THEMES, Settings
+
+
+def _hint(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setObjectName("hint")
+    label.setWordWrap(True)
+    return label
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: Settings, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.original = settings
+        layout = QVBoxLayout(self)
+
+        model = QGroupBox("Model")
+        form = QFormLayout(model)
+        self.n_ctx = QSpinBox(minimum=512, maximum=131072, singleStep=1024, value=settings.n_ctx)
+        self.n_gpu_layers = QSpinBox(minimum=-1, maximum=999, value=settings.n_gpu_layers)
+        self.n_gpu_layers.setSpecialValueText("Automatic")
+        self.n_threads = QSpinBox(minimum=0, maximum=256, value=settings.n_threads)
+        self.n_threads.setSpecialValueText("Automatic")
+        self.temperature = QDoubleSpinBox(minimum=0.0, maximum=2.0, singleStep=0.1, value=settings.temperature)
+        form.addRow("Context (tokens)", self.n_ctx)
+        form.addRow("", _hint("How much of the conversation the model reads. More needs more memory; "
+                              "capped by what the model was trained on."))
+        form.addRow("GPU layers", self.n_gpu_layers)
+        form.addRow("", _hint("Parts of the model placed on the graphics card. Automatic puts all of it there "
+                              "when this build of llama.cpp can, and falls back to the CPU if loading fails. "
+                              "0 keeps it on the CPU."))
+        form.addRow("CPU threads", self.n_threads)
+        form.addRow("Temperature", self.temperature)
+        form.addRow("", _hint("0 gives the same answer each time; higher is more varied."))
+        form.addRow("", _hint("<i>Model settings take effect when the model is next loaded.</i>"))
+        layout.addWidget(model)
+
+        execution = QGroupBox("Running code")
+        form = QFormLayout(execution)
+        self.timeout = QSpinBox(minimum=5, maximum=3600, suffix=" s", value=int(settings.action_timeout_s))
+        self.max_actions = QSpinBox(minimum=1, maximum=50, value=settings.max_actions)
+        self.approval = QCheckBox("Ask me before running each piece of code", checked=settings.require_approval)
+        form.addRow("Time limit per run", self.timeout)
+        form.addRow("Code runs per message", self.max_actions)
+        form.addRow(self.approval)
+        layout.addWidget(execution)
+
+        appearance = QGroupBox("Appearance")
+        form = QFormLayout(appearance)
+        self.theme = QComboBox()
+        self.theme.addItems(["Follow the system", "Light", "Dark"])
+        self.theme.setCurrentIndex(THEMES.index(settings.theme))
+        form.addRow("Theme", self.theme)
+        layout.addWidget(appearance)
+
+        for widget, name in ((self.n_ctx, "context size"), (self.n_gpu_layers, "GPU layers"),
+                             (self.n_threads, "CPU threads"), (self.temperature, "temperature"),
+                             (self.timeout, "time limit per run"), (self.max_actions, "code runs per message"),
+                             (self.approval, "ask before running code"), (self.theme, "theme")):
+            widget.setAccessibleName(name)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def result_settings(self) -> Settings:
+        return replace(
+            self.original,
+            n_ctx=self.n_ctx.value(), n_gpu_layers=self.n_gpu_layers.value(), n_threads=self.n_threads.value(),
+            temperature=round(self.temperature.value(), 2), action_timeout_s=float(self.timeout.value()),
+            max_actions=self.max_actions.value(), require_approval=self.approval.isChecked(),
+            theme=THEMES[self.theme.currentIndex()],
+        )

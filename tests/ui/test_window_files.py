@@ -1,0 +1,106 @@
+"""Files in the window: a real drop event, chips, the copy into the workspace, the name
+in the model's prompt, the workspace panel, and a cancelled large copy."""
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
+
+from codeact_desktop.ui.chat_view import Bubble
+
+from ._helpers import send, wait_idle
+
+
+def drop(win, paths):
+    """What the OS sends for a drop: enter (which makes the window the target), then drop."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    at = QPoint(400, 300)
+    enter = QDragEnterEvent(at, Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    QApplication.sendEvent(win, enter)
+    if not enter.isAccepted():
+        return False
+    event = QDropEvent(at, Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    QApplication.sendEvent(win, event)
+    return event.isAccepted()
+
+
+def test_dropped_csv_is_copied_shown_named_to_the_model_and_listed(qtbot, window, tmp_path):
+    win, backend = window([
+        "<execute>\nimport pandas as pd\ndf = pd.read_csv('sales é.csv')\ndf.to_csv('doubled.csv')\n"
+        "print(df['b'].sum())\n</execute>", "The sum is 6."])
+    csv = tmp_path / "sales é.csv"
+    csv.write_text("a,b\n1,2\n3,4\n")
+    assert drop(win, [csv])
+    qtbot.waitUntil(lambda: not win.tray.copying and bool(win.tray.files()), timeout=10_000)
+    assert [a.name for a in win.tray.files()] == ["sales é.csv"]
+    workspace = Path(win.current.conversation.workspace)
+    assert (workspace / "sales é.csv").read_text() == "a,b\n1,2\n3,4\n"
+    send(qtbot, win, "sum column b")
+    wait_idle(qtbot, win)
+    prompt = backend.calls[0][1]["content"]
+    assert prompt.startswith("sum column b\n\nFiles uploaded to the working directory:\n- ./sales é.csv (")
+    assert win.tray.files() == [] and not win.tray.isVisible()
+    chips = win.chat.findChildren(type(win.model_label), "chip")
+    assert any("sales é.csv" in c.text() for c in chips)
+    assert "6" in win.chat.cards[next(iter(win.chat.cards))].streams["stdout"].toPlainText()
+    rows = [win.files_panel.list.item(i).text() for i in range(win.files_panel.list.count())]
+    assert rows[0].startswith("doubled.csv") and "from action 1" in rows[0]
+    assert rows[1].startswith("sales é.csv") and "you added it" in rows[1]
+    # only the user's words are shown in the bubble; the file line is for the model
+    user = [b for b in win.chat.findChildren(Bubble) if b.role == "user"][0]
+    assert user.markdown == "sum column b"
+
+
+def test_chip_can_be_removed_before_sending(qtbot, window, tmp_path):
+    win, backend = window(["ok"])
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("a")
+    b.write_text("b")
+    drop(win, [a, b])
+    qtbot.waitUntil(lambda: len(win.tray.files()) == 2, timeout=10_000)
+    remove = [w for w in win.tray.findChildren(type(win.send_button)) if w.accessibleName() == "remove a.txt"][0]
+    qtbot.mouseClick(remove, Qt.LeftButton)
+    assert [f.name for f in win.tray.files()] == ["b.txt"]
+    send(qtbot, win, "read it")
+    wait_idle(qtbot, win)
+    assert "./b.txt" in backend.calls[0][1]["content"] and "a.txt" not in backend.calls[0][1]["content"]
+
+
+def test_large_copy_shows_progress_and_cancel_leaves_nothing(qtbot, window, tmp_path):
+    win, _ = window(["never"])
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        f.truncate(2 << 30)  # 2 GB, sparse: reads cost no disk
+    assert win.tray.add_paths([big], Path(win.current.conversation.workspace))
+    assert win.tray.copying and not win.send_button.isEnabled()
+    qtbot.waitUntil(lambda: "MB of 2.0 GB" in win.tray.progress_label.text(), timeout=10_000)
+    assert "Copying" in win.tray.progress_label.text()
+    qtbot.mouseClick(win.tray.cancel_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not win.tray.copying, timeout=10_000)
+    assert not (Path(win.current.conversation.workspace) / "big.bin").exists()
+    assert win.tray.files() == [] and win.send_button.isEnabled()
+
+
+def test_dropping_a_gguf_can_be_attached_instead(qtbot, window, tmp_path, monkeypatch):
+    win, _ = window(["never"])
+    fake = tmp_path / "notes.gguf"
+    fake.write_bytes(b"not a model")
+    asked = []
+    monkeypatch.setattr(win, "confirm", lambda title, text: asked.append(text) or False)
+    drop(win, [fake])
+    assert "Use notes.gguf" in asked[0]
+    qtbot.waitUntil(lambda: [a.name for a in win.tray.files()] == ["notes.gguf"], timeout=10_000)
+
+
+def test_a_bad_gguf_keeps_the_old_model_with_a_clear_message(qtbot, window, tmp_path, monkeypatch):
+    win, backend = window(["never"])
+    bad = tmp_path / "broken model.gguf"
+    bad.write_bytes(b"GGUF" + os.urandom(64))
+    monkeypatch.setattr(win, "confirm", lambda title, text: True)
+    drop(win, [bad])
+    notices = lambda: [n.text() for n in win.chat.findChildren(type(win.model_label), "errorNotice")]  # noqa: E731
+    qtbot.waitUntil(lambda: any("could not be loaded" in n for n in notices()), timeout=30_000)
+    assert win.backend is backend and "scripted" in win.model_label.text()
