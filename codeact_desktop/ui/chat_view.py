@@ -1,7 +1,7 @@
 """The conversation as a column of messages and code cards, driven by engine events.
 
 Streamed text is buffered and drawn by a 50 ms timer, so 200 pieces a second cost 20
-relayouts, not 200.
+relayouts, not 200; code output is drawn at most DRAW_CHARS_PER_TICK characters a tick.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from ..store.history import Conversation
 from .code_card import CodeCard
 
 FLUSH_MS = 50
+DRAW_CHARS_PER_TICK = 32_000  # about 4 ms of QPlainTextEdit work
 
 
 class Bubble(QLabel):
@@ -88,7 +89,7 @@ class ChatView(QScrollArea):
         self._stream_buffer: list[tuple[str, str, str]] = []
         self._flush = QTimer(self)
         self._flush.setInterval(FLUSH_MS)
-        self._flush.timeout.connect(self._draw_pending)
+        self._flush.timeout.connect(lambda: self._draw_pending(limited=True))
         self._flush.start()
 
     # -- building blocks ------------------------------------------------------------
@@ -149,7 +150,6 @@ class ChatView(QScrollArea):
             self._draw_pending()
             self.cards[event.action_id].add_item(event.item)
         elif isinstance(event, ev.ActionFinished):
-            self._draw_pending()
             self.cards[event.action_id].set_status(event.status, event.seconds)
         elif isinstance(event, ev.Notice):
             self.add_notice(event.text)
@@ -163,7 +163,7 @@ class ChatView(QScrollArea):
             self._reply_text = ""
             self._reply_bubble = None
 
-    def _draw_pending(self) -> None:
+    def _draw_pending(self, limited: bool = False) -> None:
         """Draws what streamed since the last tick: reply text and code output."""
         if self._reply_text:
             thought, _, code = self._reply_text.partition(OPEN)
@@ -176,11 +176,19 @@ class ChatView(QScrollArea):
                     self._pending_card = self._add(CodeCard())
                 self._pending_card.set_code(code.strip("\n"))
         if self._stream_buffer:
-            batch, self._stream_buffer = self._stream_buffer, []
-            for action_id, name, text in batch:
+            # A flood of output is drawn a slice per tick, so no tick blocks for long.
+            budget = DRAW_CHARS_PER_TICK if limited else float("inf")
+            batch = self._stream_buffer
+            while batch and budget > 0:
+                action_id, name, text = batch[0]
+                if len(text) > budget:
+                    batch[0] = (action_id, name, text[int(budget):])
+                    text = text[:int(budget)]
+                else:
+                    batch.pop(0)
                 card = self.cards.get(action_id)
                 if card is not None:
-                    card.add_stream(name, text)
+                    budget -= card.add_stream(name, text)  # text past the card's cap costs nothing
 
     def _end_reply(self, history_text: str) -> None:
         thought = parse_reply(history_text).thought

@@ -148,7 +148,8 @@ class CodeCard(QFrame):
 
     # -- outputs ----------------------------------------------------------------------
 
-    def add_stream(self, name: str, text: str) -> None:
+    def add_stream(self, name: str, text: str) -> int:
+        """Appends live output; returns the characters actually drawn."""
         view = self._last_stream if self._last_stream is not None and self._last_stream.name == name else None
         if view is None:
             view = StreamView(name)
@@ -157,7 +158,7 @@ class CodeCard(QFrame):
             self._add_output(view)
             self._last_stream = view
             self.streams.setdefault(name, view)
-        view.add(text)
+        return view.add(text)
 
     def add_item(self, item: OutputItem) -> None:
         """A completed item; stream text already arrived live through ``add_stream``."""

@@ -29,6 +29,7 @@ from ..settings import Settings
 from ..store.history import HistoryStore
 from .attachment_tray import AttachmentTray
 from .chat_view import ChatView
+from .code_card import highlighted_html
 from .controller import ConversationController
 from .settings_dialog import SettingsDialog
 from .workspace_panel import WorkspacePanel
@@ -77,6 +78,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.setStyleSheet(resource_path("styles", "app.qss").read_text(encoding="utf-8"))
         apply_theme(settings.theme)
+        highlighted_html("x = 1")  # pygments compiles its rules on first use (~20 ms): not mid-stream
         self._build()
         self._build_menus()
         self.backend_ready.connect(self._on_backend_ready)

@@ -50,11 +50,12 @@ class StreamView(QPlainTextEdit):
         self.full_text: str | None = None  # the stored (complete) text, once the action ends
         self._chars = 0
 
-    def add(self, text: str) -> None:
+    def add(self, text: str) -> int:
+        """Appends text up to the card's cap; returns the characters drawn."""
         room = SHOWN_CHARS - self._chars
         if room <= 0:
             self.truncated = True
-            return
+            return 0
         if len(text) > room:
             text = text[:room] + "\n[… more: use “Open all” …]\n"
             self.truncated = True
@@ -63,6 +64,7 @@ class StreamView(QPlainTextEdit):
         cursor.movePosition(cursor.MoveOperation.End)
         cursor.insertText(strip_ansi(text))
         self.fit()
+        return len(text)
 
     @property
     def lines(self) -> int:
