@@ -140,4 +140,4 @@ def to_html(title: str, entries: list[Entry]) -> str:
 def _files_md(entry: Entry) -> str:
     if not entry.files:
         return ""
-    return "\n\n" + "\n".join(f"- 📎 `{f['name']}`" for f in entry.files)
+    return "\n\n" + "\n".join(f"- attached: `{f['name']}`" for f in entry.files)

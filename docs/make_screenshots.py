@@ -37,6 +37,17 @@ REPLIES = [
     "pd.DataFrame({'x': range(5)}).to_csv('table.csv', index=False)\nprint('saved table.csv')\n</execute>",
 ]
 
+FILES_REPLIES = [
+    "I'll read the file, chart it, and save the chart and a summary next to it.\n<execute>\n"
+    "import pandas as pd\nimport matplotlib.pyplot as plt\n\n"
+    "df = pd.read_csv('sales.csv')\nax = df.plot(x='month', y='sales', kind='bar', legend=False, figsize=(6, 3))\n"
+    "ax.set_title('Monthly sales')\nplt.tight_layout(); plt.savefig('sales.png'); plt.show()\n"
+    "df.describe().to_csv('summary.csv')\nprint(f\"total: {df.sales.sum()}, best month: {df.loc[df.sales.idxmax(), 'month']}\")\n"
+    "</execute>",
+    "Sales rose from **120** in January to **190** in June. The chart is `sales.png`, "
+    "and `summary.csv` has the statistics. Both are in the Files panel.",
+]
+
 
 def pump(app, seconds: float) -> None:
     end = time.monotonic() + seconds
@@ -80,6 +91,25 @@ def main() -> int:
     win.grab().save(str(OUT / "approval-card.png"))
     win.current.stop()
     wait(app, lambda: not win.current.busy)
+
+    # A file dropped in, and the files the code made, in the workspace panel.
+    win.current.require_approval = False
+    win.new_conversation()
+    wait(app, lambda: win.current.kernel.is_alive)
+    csv = Path(os.environ["CODEACT_HOME"]) / "sales.csv"
+    csv.write_text("month,sales\n" + "".join(f"{m},{v}\n" for m, v in zip(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun"], [120, 135, 128, 160, 172, 190])))
+    win.attach([csv])
+    wait(app, lambda: bool(win.tray.files()))
+    backend.replies += FILES_REPLIES
+    win.input.setPlainText("Chart the monthly sales and save the chart and a summary")
+    win.send_current()
+    wait(app, lambda: not win.current.busy)
+    win.files_panel.list.setCurrentRow(0)
+    pump(app, 0.3)
+    win.chat.verticalScrollBar().setValue(0)  # the message with its file chip, at the top
+    pump(app, 0.3)
+    win.grab().save(str(OUT / "workspace-panel.png"))
     win.close()
     print("\n".join(str(p) for p in sorted(OUT.glob("*.png"))))
     return 0

@@ -115,7 +115,7 @@ class AttachmentTray(QWidget):
             chip.setObjectName("chip")
             row = QHBoxLayout(chip)
             row.setContentsMargins(8, 2, 2, 2)
-            row.addWidget(QLabel(f"📎 {attachment.name} · {human_size(attachment.size)}"))
+            row.addWidget(QLabel(f"{attachment.name} · {human_size(attachment.size)}"))
             remove = QPushButton("×")
             remove.setObjectName("chipRemove")
             remove.setFlat(True)

@@ -48,7 +48,7 @@ def file_chips(files: list[dict]) -> QWidget:
     layout.setContentsMargins(0, 0, 0, 0)
     layout.addStretch(1)
     for f in files:
-        chip = QLabel(f"📎 {f['name']} · {human_size(f['size'])}")
+        chip = QLabel(f"{f['name']} · {human_size(f['size'])}")
         chip.setObjectName("chip")
         chip.setAccessibleName(f"attached file {f['name']}")
         layout.addWidget(chip)
@@ -108,6 +108,7 @@ class ChatView(QScrollArea):
         while self._column.count() > 2:  # keep the hint and the stretch
             item = self._column.takeAt(1)
             if item.widget():
+                item.widget().hide()  # at once: deletion waits for the event loop
                 item.widget().deleteLater()
         self.empty_hint.show()
         self.cards.clear()

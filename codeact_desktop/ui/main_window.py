@@ -142,7 +142,7 @@ class MainWindow(QMainWindow):
         self.input.setPlaceholderText("Ask for something — Enter sends, Shift+Enter adds a line; drop files to attach")
         self.input.setFixedHeight(84)
         self.input.submitted.connect(self.send_current)
-        self.attach_button = QPushButton("📎")
+        self.attach_button = QPushButton("Attach…")
         self.attach_button.setToolTip("Attach files (Ctrl+O)")
         self.attach_button.setAccessibleName("attach files")
         self.attach_button.clicked.connect(self.pick_files)
