@@ -10,7 +10,7 @@ from pygments.lexers import PythonLexer
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
-    QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QTextBrowser, QVBoxLayout, QWidget,
+    QApplication, QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QTextBrowser, QVBoxLayout, QWidget,
 )
 
 from ..kernel.outputs import OutputItem
@@ -25,7 +25,8 @@ STATUS_TEXT = {
 
 
 def highlighted_html(code: str) -> str:
-    formatter = HtmlFormatter(noclasses=True, nowrap=True, style="default")
+    dark = QApplication.palette().base().color().lightness() < 128
+    formatter = HtmlFormatter(noclasses=True, nowrap=True, style="monokai" if dark else "default")
     body = highlight(code, PythonLexer(), formatter)
     return f"<pre style='margin:0'>{body}</pre>"
 
