@@ -42,9 +42,6 @@ class ConversationController(QObject):
     def regenerate(self) -> bool:
         return self._start(self.agent.regenerate)
 
-    def edit_last(self, text: str, files: list[Path] = ()) -> bool:
-        return self._start(lambda: self.agent.edit_last(text, list(files)))
-
     def _start(self, turn: Callable[[], object]) -> bool:
         if self.busy:
             return False

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QColor, QGuiApplication, QKeySequence, QPalette, QShortcut
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QApplication, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMainWindow,
+    QFileDialog, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMainWindow,
     QMenu, QMessageBox, QPlainTextEdit, QPushButton, QSplitter, QVBoxLayout, QWidget,
 )
 
@@ -32,11 +32,11 @@ from .chat_view import ChatView
 from .code_card import highlighted_html
 from .controller import ConversationController
 from .settings_dialog import SettingsDialog
+from .theme import apply_theme
 from .workspace_panel import WorkspacePanel
 
 RAN = ("ok", "error", "timeout", "timeout_restarted", "died", "cancelled", "running")
 EXPORT_FILTERS = {"Jupyter notebook (*.ipynb)": ".ipynb", "Markdown (*.md)": ".md", "HTML page (*.html)": ".html"}
-COLOR_SCHEMES = {"system": Qt.ColorScheme.Unknown, "light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark}
 
 
 class InputBox(QPlainTextEdit):
@@ -557,11 +557,15 @@ class MainWindow(QMainWindow):
         self.chat.add_user_message(text, [{"name": f.name, "size": _size(f)} for f in files])
         controller.send(text, files)
 
-    def regenerate(self) -> None:
+    def _last_turn(self):
+        """(conversation, its last user message) when there is one and nothing runs."""
         if self.current is None or self.current.busy:
-            return
+            return None, None
         conversation = self.current.conversation
-        last = conversation.last_user_message()
+        return conversation, conversation.last_user_message()
+
+    def regenerate(self) -> None:
+        conversation, last = self._last_turn()
         if last is None:
             return
         conversation.truncate_from(last["id"] + 1)
@@ -569,10 +573,7 @@ class MainWindow(QMainWindow):
         self.current.regenerate()
 
     def edit_last(self) -> None:
-        if self.current is None or self.current.busy:
-            return
-        conversation = self.current.conversation
-        last = conversation.last_user_message()
+        conversation, last = self._last_turn()
         if last is None:
             return
         entry = [e for e in timeline(conversation) if e.type == "user"][-1]
@@ -644,40 +645,6 @@ class MainWindow(QMainWindow):
             controller.shutdown()
         super().closeEvent(event)
 
-
-def apply_theme(theme: str) -> None:
-    """Light, dark, or whatever the OS says.
-
-    Qt 6.8+ asks the platform for the scheme; where the platform ignores the request
-    (X11 without a desktop theme), an explicit palette does the same job.
-    """
-    app = QApplication.instance()
-    hints = QGuiApplication.styleHints()
-    wanted = COLOR_SCHEMES.get(theme, Qt.ColorScheme.Unknown)
-    if hasattr(hints, "setColorScheme"):
-        hints.setColorScheme(wanted)
-    if not hasattr(app, "_codeact_system_palette"):
-        app._codeact_system_palette = app.palette()
-    if theme == "system" or hints.colorScheme() == wanted:
-        app.setPalette(app._codeact_system_palette)
-    else:
-        app.setPalette(dark_palette() if theme == "dark" else app.style().standardPalette())
-
-
-def dark_palette() -> QPalette:
-    palette = QPalette()
-    colors = {
-        QPalette.Window: "#2b2b2b", QPalette.WindowText: "#e6e6e6", QPalette.Base: "#1f1f1f",
-        QPalette.AlternateBase: "#333333", QPalette.Text: "#e6e6e6", QPalette.Button: "#3a3a3a",
-        QPalette.ButtonText: "#e6e6e6", QPalette.Highlight: "#3d6fb4", QPalette.HighlightedText: "#ffffff",
-        QPalette.ToolTipBase: "#3a3a3a", QPalette.ToolTipText: "#e6e6e6", QPalette.PlaceholderText: "#8c8c8c",
-        QPalette.Mid: "#555555", QPalette.Midlight: "#444444", QPalette.Dark: "#9a9a9a", QPalette.Link: "#8ab4f8",
-    }
-    for role, color in colors.items():
-        palette.setColor(role, QColor(color))
-    for role in (QPalette.WindowText, QPalette.Text, QPalette.ButtonText):
-        palette.setColor(QPalette.Disabled, role, QColor("#7a7a7a"))
-    return palette
 
 def _size(path: Path) -> int:
     try:
