@@ -32,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--json", type=Path, help="write the transcript as JSON here")
     run.add_argument("--yes", action="store_true", help="run code without asking")
 
+    models = sub.add_parser("models", help="the model catalogue: list, download")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    models_sub.add_parser("list", help="the catalogue and what is downloaded")
+    dl = models_sub.add_parser("download", help="download and check a catalogue model (resumable)")
+    dl.add_argument("model_id", nargs="?", help="catalogue id (default: the default model)")
+
     sub.add_parser("doctor", help="what this machine offers: llama.cpp build, GPU offload, kernel, sandbox")
 
     args = parser.parse_args(argv)
@@ -39,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         from .cli_run import run_command
 
         return run_command(args)
+    if args.command == "models":
+        from . import cli_models
+
+        return cli_models.list_models() if args.models_command == "list" else cli_models.download(args.model_id)
     if args.command == "doctor":
         from .doctor import print_report
 

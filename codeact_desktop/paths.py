@@ -53,5 +53,9 @@ class AppPaths:
         return self.data / "models"
 
     @property
+    def verified_models(self) -> Path:
+        return self.models / "verified.json"
+
+    @property
     def logs(self) -> Path:
         return self.data / "logs"

@@ -1,0 +1,181 @@
+"""Downloads with the real huggingface_hub client against a local server that speaks
+the Hub's protocol (HF_ENDPOINT), serving the real test GGUF, with faults injected."""
+
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+
+from codeact_desktop.models.catalogue import find_entry, load_catalogue
+from codeact_desktop.models.download import DownloadCancelled, DownloadError, VerifiedFiles, download_model, find_downloaded
+from codeact_desktop.models.gguf_file import inspect_gguf
+
+from .fake_hub import FakeHub
+
+REPO, FILE = "test-org/tiny-gguf", "model é.gguf"
+
+
+@pytest.fixture(scope="module")
+def gguf_bytes(gguf_path):
+    return gguf_path.read_bytes()
+
+
+@pytest.fixture
+def hub(gguf_bytes, monkeypatch, tmp_path):
+    server = FakeHub(REPO, FILE, gguf_bytes)
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf cache"))
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def entry():
+    base = find_entry()  # the default entry, pointed at the test repo
+    return replace(base, id="test", repo=REPO, file=FILE, size_bytes=0)
+
+
+@pytest.fixture
+def verified(tmp_path):
+    return VerifiedFiles(tmp_path / "verified.json")
+
+
+def test_catalogue_has_the_default_model():
+    default = find_entry()
+    assert default.repo == "xingyaoww/CodeActAgent-Mistral-7b-v0.1.q8_0.gguf"
+    assert default.file == "CodeActAgent-Mistral-7b-v0.1.q8_0.gguf" and default.chat_format == "chatml"
+    assert default.n_ctx_train == 32768 and len(load_catalogue()) >= 2
+    with pytest.raises(KeyError, match="Choose one of"):
+        find_entry("nope")
+
+
+def test_download_verifies_reports_progress_and_sends_the_token(hub, entry, verified, tmp_path, gguf_bytes):
+    seen = []
+    path = download_model(entry, tmp_path / "models", verified, progress=seen.append)
+    assert path.read_bytes() == gguf_bytes and inspect_gguf(path).architecture
+    downloading = [p for p in seen if p.stage == "downloading"]
+    assert downloading[-1].done == len(gguf_bytes) and downloading[-1].total == len(gguf_bytes)
+    assert any(p.stage == "verifying" for p in seen) and downloading[-1].bytes_per_s > 0
+    assert hub.gets()[0]["authorization"] == "Bearer hf_test_token"
+    assert find_downloaded(entry, tmp_path / "models", verified) == path
+    # a second call finds it in the cache: no new GET, no new hashing
+    seen.clear()
+    assert download_model(entry, tmp_path / "models", verified, progress=seen.append) == path
+    assert len(hub.gets()) == 1 and not seen
+
+
+def test_dropped_connection_resumes_and_ends_verified(hub, entry, verified, tmp_path, gguf_bytes):
+    hub.drop_after = 25 << 20  # past the library's 10 MB read chunks, so some bytes are kept
+    path = download_model(entry, tmp_path / "models", verified)
+    assert path.read_bytes() == gguf_bytes
+    ranges = [g.get("range") for g in hub.gets()]
+    assert ranges[0] is None and ranges[1].startswith("bytes=") and int(ranges[1][6:].split("-")[0]) > 0
+
+
+def test_wrong_bytes_are_rejected_and_nothing_loadable_is_left(hub, entry, verified, tmp_path):
+    hub.wrong_bytes = True
+    with pytest.raises(DownloadError, match="arrived damaged"):
+        download_model(entry, tmp_path / "models", verified)
+    assert find_downloaded(entry, tmp_path / "models", verified) is None
+    assert not [p for p in (tmp_path / "models").rglob("*") if p.is_file() and not p.name.endswith(".lock")]
+
+
+def test_404_is_a_clear_message(hub, entry, verified, tmp_path):
+    with pytest.raises(DownloadError, match="was not found"):
+        download_model(replace(entry, file="missing.gguf"), tmp_path / "models", verified)
+
+
+def test_no_network_fails_at_once(entry, verified, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    with pytest.raises(DownloadError, match="Could not reach"):
+        download_model(entry, tmp_path / "models", verified)
+
+
+def test_cancel_then_resume_continues_where_it_stopped(hub, entry, verified, tmp_path, gguf_bytes):
+    hub.delay_per_chunk = 0.05
+    cancel = threading.Event()
+
+    def progress(p):
+        if p.done >= 20 << 20:
+            cancel.set()
+
+    with pytest.raises(DownloadCancelled):
+        download_model(entry, tmp_path / "models", verified, progress=progress, cancel=cancel)
+    assert find_downloaded(entry, tmp_path / "models", verified) is None
+    hub.delay_per_chunk = 0
+    path = download_model(entry, tmp_path / "models", verified)
+    assert path.read_bytes() == gguf_bytes
+    resumed_at = int(hub.gets()[-1]["range"][6:].split("-")[0])
+    assert resumed_at >= 20 << 20
+
+
+def test_a_second_download_of_the_same_model_is_refused(hub, entry, verified, tmp_path):
+    hub.delay_per_chunk = 0.05
+    cancel, errors = threading.Event(), []
+    first = threading.Thread(target=lambda: _catch(errors, download_model, entry, tmp_path / "models",
+                                                   verified, cancel=cancel))
+    first.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not hub.gets() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with pytest.raises(DownloadError, match="already being downloaded"):
+            download_model(entry, tmp_path / "models", verified)
+    finally:
+        cancel.set()
+        first.join(30)
+    assert isinstance(errors[0], DownloadCancelled)
+
+
+def test_not_enough_disk_is_refused_with_the_numbers(hub, entry, verified, tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 << 30, 10 << 30, 50 << 20))
+    with pytest.raises(DownloadError, match=r"needs .* more and 50.0 MB is free"):
+        download_model(entry, tmp_path / "models", verified)
+    assert not hub.gets()
+
+
+def _catch(errors, fn, *args, **kwargs):
+    try:
+        fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001
+        errors.append(exc)
+
+
+def test_a_file_in_the_hugging_face_cache_is_used_where_it_is(hub, entry, verified, tmp_path, gguf_bytes):
+    from .fake_hub import COMMIT
+
+    snapshot = tmp_path / "hf cache" / "models--test-org--tiny-gguf" / "snapshots" / COMMIT
+    snapshot.mkdir(parents=True)
+    (snapshot / FILE).write_bytes(gguf_bytes)
+    path = download_model(entry, tmp_path / "models", verified)
+    assert path == snapshot / FILE and hub.gets() == []  # checked, not downloaded, not copied
+    assert not (tmp_path / "models" / "test-org--tiny-gguf").exists()
+
+
+def test_cli_download_and_list(gguf_bytes, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    default = find_entry()
+    server = FakeHub(default.repo, default.file, gguf_bytes)  # the default entry, served locally
+    env = dict(os.environ, HF_ENDPOINT=server.url, HF_HUB_CACHE=str(tmp_path / "hf"),
+               CODEACT_HOME=str(tmp_path / "home"))
+    cli = [sys.executable, "-m", "codeact_desktop.cli", "models"]
+    try:
+        done = subprocess.run([*cli, "download"], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "ready:" in done.stdout and "downloading [" in done.stderr
+        listed = subprocess.run([*cli, "list"], env=env, capture_output=True, text=True, timeout=60).stdout
+        assert f"downloaded: {tmp_path / 'home'}" in listed
+        wrong = subprocess.run([*cli, "download", "nope"], env=env, capture_output=True, text=True, timeout=60)
+        assert wrong.returncode == 2 and "Choose one of" in wrong.stderr
+    finally:
+        server.close()
