@@ -94,21 +94,30 @@ class CodeActAgent:
             conv.add_file(a.name, a.size, "uploaded")
         return self._run_turn()
 
+    def forget_answer(self) -> bool:
+        """Drops everything after the last user message; False when there is none."""
+        last = self.conversation.last_user_message()
+        if last is not None:
+            self.conversation.truncate_from(last["id"] + 1)
+        return last is not None
+
+    def forget_last_message(self) -> None:
+        """Drops the last user message and everything after it."""
+        last = self.conversation.last_user_message()
+        if last is not None:
+            self.conversation.truncate_from(last["id"])
+
     def regenerate(self) -> TurnRecord:
         """Forgets the answer to the last user message and answers it again."""
         self._cancel.clear()
-        last = self.conversation.last_user_message()
-        if last is None:
+        if not self.forget_answer():
             self.on_event(ev.TurnDone("error", 0))
             return TurnRecord(reason="error")
-        self.conversation.truncate_from(last["id"] + 1)
         return self._run_turn()
 
     def edit_last(self, text: str, files: list[Path] = ()) -> TurnRecord:
         """Replaces the last user message (and all after it) with a new one."""
-        last = self.conversation.last_user_message()
-        if last is not None:
-            self.conversation.truncate_from(last["id"])
+        self.forget_last_message()
         return self.send(text, files)
 
     def _run_turn(self) -> TurnRecord:

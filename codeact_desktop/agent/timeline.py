@@ -42,7 +42,7 @@ def timeline(conversation: Conversation) -> list[Entry]:
     for message in conversation.messages():
         kind, meta = message["kind"], json.loads(message["meta"] or "{}")
         if kind == "user":
-            entries.append(Entry("user", split_user_text(message["content"]), files=meta.get("files", [])))
+            entries.append(user_entry(message))
         elif kind == "assistant":
             thought = parse_reply(message["content"]).thought
             if thought:
@@ -54,6 +54,12 @@ def timeline(conversation: Conversation) -> list[Entry]:
         elif kind == "notice":
             entries.append(Entry("notice", message["content"], error=bool(meta.get("error"))))
     return entries
+
+
+def user_entry(message: dict) -> Entry:
+    """A stored user message: the user's own words and the files sent with it."""
+    meta = json.loads(message["meta"] or "{}")
+    return Entry("user", split_user_text(message["content"]), files=meta.get("files", []))
 
 
 def _outputs(conversation: Conversation, action_id: str) -> list[StoredOutput]:

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 from ..agent import events as ev
 from ..agent.attachments import Attachment, human_size
 from ..agent.loop import AgentSettings, Approval
-from ..agent.timeline import timeline
+from ..agent.timeline import user_entry
 from ..engine import open_backend, start_kernel
 from ..export import export_conversation
 from ..kernel.venv import ensure_kernel_venv
@@ -542,20 +542,19 @@ class MainWindow(QMainWindow):
             return
         controller = self.current
         conversation = controller.conversation
-        files = [Path(conversation.workspace) / a.name for a in self.tray.take()]
+        attached = self.tray.take()
         self.tray.show_for(conversation.workspace)
         if self._editing:
-            last = conversation.last_user_message()
-            if last is not None:  # the window shows the shortened conversation at once
-                conversation.truncate_from(last["id"])
-                self.chat.show_conversation(conversation)
+            # Forgotten here, not on the worker, so the window shows the shortened conversation at once.
+            controller.agent.forget_last_message()
+            self.chat.show_conversation(conversation)
             self._editing = False
         elif not conversation.actions() and conversation.last_user_message() is None:
             conversation.set_title(text.splitlines()[0][:60])
             self._refresh_conversations()
         self.input.clear()
-        self.chat.add_user_message(text, [{"name": f.name, "size": _size(f)} for f in files])
-        controller.send(text, files)
+        self.chat.add_user_message(text, [a.to_json() for a in attached])
+        controller.send(text, [Path(conversation.workspace) / a.name for a in attached])
 
     def _last_turn(self):
         """(conversation, its last user message) when there is one and nothing runs."""
@@ -568,7 +567,7 @@ class MainWindow(QMainWindow):
         conversation, last = self._last_turn()
         if last is None:
             return
-        conversation.truncate_from(last["id"] + 1)
+        self.current.agent.forget_answer()  # at once, for the window; the turn's own call is then a no-op
         self.chat.show_conversation(conversation)
         self.current.regenerate()
 
@@ -576,13 +575,12 @@ class MainWindow(QMainWindow):
         conversation, last = self._last_turn()
         if last is None:
             return
-        entry = [e for e in timeline(conversation) if e.type == "user"][-1]
+        entry = user_entry(last)
         self._editing = True
         self.input.setPlainText(entry.text)
         self.input.setFocus()
         workspace = Path(conversation.workspace)
-        self.tray.pending[workspace] = [Attachment(f["name"], f.get("size", 0), f.get("kind", "file"))
-                                        for f in entry.files if (workspace / f["name"]).exists()]
+        self.tray.pending[workspace] = [Attachment(**f) for f in entry.files if (workspace / f["name"]).exists()]
         self.tray.show_for(workspace)
         self._update_controls()
 
@@ -644,11 +642,4 @@ class MainWindow(QMainWindow):
         for controller in self.controllers.values():
             controller.shutdown()
         super().closeEvent(event)
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    except OSError:
-        return 0
 
