@@ -219,20 +219,23 @@ def _download_locked(entry, models_dir, verified, progress, cancel) -> Path:
             raise DownloadError(f"The disk filled up while downloading {entry.name}; free some space and "
                                 "try again, and it resumes where it stopped.") from exc
         raise DownloadError(_clear_message(exc, entry) + " It resumes where it stopped next time.") from exc
-    try:
-        _verify(part, expected_sha, verified, entry, progress, cancel)
-    except DownloadError:
-        raise
+    _check_sha(part, expected_sha, entry, progress, cancel)
     os.replace(part, target)  # only a verified file gets the name that is loaded
     verified.mark(target, expected_sha)
     return target
 
 
 def _verify(path: Path, expected_sha: str, verified: VerifiedFiles, entry, progress, cancel) -> Path:
+    """Checks the file once (remembered afterwards) and returns it."""
+    if not verified.is_verified(path, expected_sha):
+        _check_sha(path, expected_sha, entry, progress, cancel)
+        verified.mark(path, expected_sha)
+    return path
+
+
+def _check_sha(path: Path, expected_sha: str, entry, progress, cancel) -> None:
     if len(expected_sha) != 64:
         raise DownloadError(f"The server gave no SHA-256 for {entry.file}, so it cannot be checked; not using it.")
-    if verified.is_verified(path, expected_sha):
-        return path
     actual = sha256_of(path, progress, cancel)
     if actual != expected_sha:
         blob = path.resolve()
@@ -241,8 +244,6 @@ def _verify(path: Path, expected_sha: str, verified: VerifiedFiles, entry, progr
         raise DownloadError(
             f"{entry.file} arrived damaged (SHA-256 {actual[:12]}… instead of {expected_sha[:12]}…). "
             "It was deleted; try the download again.")
-    verified.mark(path, expected_sha)
-    return path
 
 
 def _existing_parent(path: Path) -> Path:
