@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 from .kernel.venv import KernelVenv, base_interpreter, base_layer_paths
+from .models.hardware import detect_hardware
 from .paths import AppPaths
 
 _KERNEL_STACK = ("ipykernel", "numpy", "pandas", "scipy", "sympy", "matplotlib", "seaborn", "sklearn", "PIL", "openpyxl")
@@ -19,13 +20,13 @@ def llama_report() -> list[tuple[str, str]]:
         import llama_cpp
     except ImportError as exc:
         return [("llama.cpp", f"not installed ({exc})")]
-    offload = bool(llama_cpp.llama_supports_gpu_offload())
+    hw = detect_hardware()
     system = llama_cpp.llama_print_system_info().decode(errors="replace").strip()
-    backends = [b for b in ("CUDA", "METAL", "VULKAN", "HIP", "SYCL") if b in system.upper()]
     return [
         ("llama-cpp-python", llama_cpp.__version__),
-        ("GPU offload", "yes" + (f" ({', '.join(backends)})" if backends else "") if offload
+        ("GPU offload", f"yes ({', '.join(hw.offload_backends)})" if hw.can_offload
          else "no: this build runs on the CPU (see README for Metal/CUDA builds)"),
+        ("memory", hw.describe()),
         ("llama.cpp system info", system),
     ]
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..models.gguf_file import GGUFError, inspect_gguf
+from ..models.hardware import Hardware, choose_plan, detect_hardware
 from .base import (
     BackendError,
     BackendInfo,
@@ -29,12 +30,6 @@ from .chatml import IM_END, chatml_prompt
 
 DEFAULT_N_CTX = 8192
 _DONE = object()
-
-
-def gpu_offload_supported() -> bool:
-    import llama_cpp
-
-    return bool(llama_cpp.llama_supports_gpu_offload())
 
 
 def default_threads() -> int:
@@ -52,6 +47,7 @@ class LlamaCppBackend(ChatBackend):
         n_threads: int | None = None,
         chat_format: str = "auto",  # "auto" | "chatml" | "gguf"
         seed: int = 0,
+        hardware: Hardware | None = None,  # detected when not given
     ):
         try:
             gguf = inspect_gguf(model_path)
@@ -59,13 +55,12 @@ class LlamaCppBackend(ChatBackend):
             raise BackendError(str(exc)) from exc
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
         self._path = Path(model_path)
-        notes: list[str] = []
-        if gguf.context_length and n_ctx > gguf.context_length:
-            notes.append(f"context capped at the model's trained {gguf.context_length} tokens")
-            n_ctx = gguf.context_length
+        # GPU layers and a context that fit this machine, with the reasons shown to the user.
+        self.plan = choose_plan(gguf, hardware or detect_hardware(), n_ctx,
+                                -1 if n_gpu_layers is None else n_gpu_layers)
+        notes: list[str] = list(self.plan.reasons)
+        n_ctx, n_gpu_layers = self.plan.n_ctx, self.plan.n_gpu_layers
         self.n_threads = n_threads or default_threads()
-        if n_gpu_layers is None:
-            n_gpu_layers = -1 if gpu_offload_supported() else 0
         load = lambda layers: self._load(n_ctx, layers, seed)  # noqa: E731
         try:
             self._llm = self._worker.submit(load, n_gpu_layers).result()

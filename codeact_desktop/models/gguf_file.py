@@ -16,8 +16,10 @@ from pathlib import Path
 GGUF_MAGIC = b"GGUF"
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
-# Values kept whole; other arrays (vocabularies, merges) are skipped.
-_KEEP_ARRAYS = ()
+IM_END = "<|im_end|>"
+_IM_END_BYTES = IM_END.encode()
+# llama.cpp's token types: CONTROL and USER_DEFINED tokens are matched whole in text.
+_SPECIAL_TOKEN_TYPES = (3, 4)
 
 
 class GGUFError(ValueError):
@@ -34,10 +36,47 @@ class GGUFInfo:
     context_length: int | None
     chat_template: str | None
     tensor_count: int
+    parameter_count: int = 0
+    quantisation: str = "unknown"
+    n_layers: int = 0
+    kv_bytes_per_token: int = 0  # an f16 KV cache, all layers
+    im_end: str = "absent"  # "special" (one control token), "text" (in the vocabulary, not special), "absent"
     metadata: dict = field(default_factory=dict, repr=False)
 
     def looks_like_codeact(self) -> bool:
         return "codeact" in f"{self.name} {self.path.name}".lower()
+
+    def chat_format_summary(self) -> str:
+        if self.looks_like_codeact() or (self.im_end == "special" and not self.chat_template):
+            return "ChatML"
+        if self.chat_template:
+            return "the file's own chat template"
+        return "none in the file: llama.cpp's built-in one for this architecture, or ChatML"
+
+    def describe(self) -> list[tuple[str, str]]:
+        """What a person choosing this file wants to know, as (label, value) rows."""
+        from ..agent.attachments import human_size
+
+        ctx = f"{self.context_length:,} tokens" if self.context_length else "not stated"
+        return [
+            ("Name", self.name),
+            ("Architecture", self.architecture),
+            ("Parameters", _count(self.parameter_count)),
+            ("Quantisation", self.quantisation),
+            ("Trained context", ctx),
+            ("Chat format", self.chat_format_summary()),
+            ("<|im_end|>", {"special": "one special token (ChatML replies stop cleanly)",
+                            "text": "in the vocabulary but not special: ChatML replies may not stop cleanly",
+                            "absent": "not in the vocabulary"}[self.im_end]),
+            ("File", f"{human_size(self.size)} · GGUF v{self.version} · {self.tensor_count} tensors"),
+        ]
+
+
+def _count(n: int) -> str:
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}".replace(".0 ", " ")
+    return str(n)
 
 
 class _Reader:
@@ -64,7 +103,26 @@ class _Reader:
         n = self.scalar("<Q")
         self.fh.seek(n, os.SEEK_CUR)
 
-    def value(self, vtype: int, keep: bool = False):
+    def find_in_strings(self, needle: bytes) -> int:
+        """Reads an array of strings (after its type) and returns the index of needle, or -1."""
+        count, found = self.scalar("<Q"), -1
+        for i in range(count):
+            n = self.scalar("<Q")
+            if n == len(needle) and found < 0:
+                if self.take(n) == needle:
+                    found = i
+            else:
+                self.fh.seek(n, os.SEEK_CUR)
+        return found
+
+    def int_array(self) -> bytes:
+        """An array of 32-bit ints (after its type), raw, for a lookup later."""
+        count = self.scalar("<Q")
+        if count * 4 > self.size:
+            raise GGUFError("an array runs past the end of the file")
+        return self.take(count * 4)
+
+    def value(self, vtype: int):
         if vtype in _SCALARS:
             return self.scalar(_SCALARS[vtype])
         if vtype == _STRING:
@@ -110,6 +168,7 @@ def inspect_gguf(path: str | os.PathLike) -> GGUFInfo:
         )
     arch = str(meta.get("general.architecture", "unknown"))
     ctx = meta.get(f"{arch}.context_length")
+    n_layers = int(meta.get(f"{arch}.block_count") or 0)
     return GGUFInfo(
         path=path,
         size=size,
@@ -119,8 +178,43 @@ def inspect_gguf(path: str | os.PathLike) -> GGUFInfo:
         context_length=int(ctx) if ctx is not None else None,
         chat_template=meta.get("tokenizer.chat_template"),
         tensor_count=meta["GGUF.tensor_count"],
+        parameter_count=meta["GGUF.parameter_count"],
+        quantisation=_quantisation(meta),
+        n_layers=n_layers,
+        kv_bytes_per_token=_kv_bytes_per_token(meta, arch, n_layers),
+        im_end=_im_end_kind(meta),
         metadata=meta,
     )
+
+
+def _quantisation(meta: dict) -> str:
+    from gguf import LlamaFileType
+
+    try:
+        return LlamaFileType(int(meta["general.file_type"])).name.removeprefix("MOSTLY_")
+    except (KeyError, ValueError, TypeError):
+        return meta.get("GGUF.main_tensor_type", "unknown")
+
+
+def _kv_bytes_per_token(meta: dict, arch: str, n_layers: int) -> int:
+    heads = int(meta.get(f"{arch}.attention.head_count") or 0)
+    kv_heads = int(meta.get(f"{arch}.attention.head_count_kv") or heads)
+    width = int(meta.get(f"{arch}.embedding_length") or 0)
+    key = int(meta.get(f"{arch}.attention.key_length") or (width // heads if heads else 0))
+    value = int(meta.get(f"{arch}.attention.value_length") or key)
+    return n_layers * kv_heads * (key + value) * 2  # f16: 2 bytes
+
+
+def _im_end_kind(meta: dict) -> str:
+    index = meta.get("GGUF.im_end_index", -1)
+    if index < 0:
+        return "absent"
+    types = meta.get("GGUF.token_types", b"")
+    if len(types) >= 4 * (index + 1):
+        (token_type,) = struct.unpack_from("<i", types, 4 * index)
+        if token_type in _SPECIAL_TOKEN_TYPES:
+            return "special"
+    return "text"
 
 
 def _read_header(r: _Reader) -> tuple[dict, int]:
@@ -133,8 +227,14 @@ def _read_header(r: _Reader) -> tuple[dict, int]:
     meta: dict = {"GGUF.version": version, "GGUF.tensor_count": n_tensors}
     for _ in range(n_kv):
         key = r.string()
-        meta[key] = r.value(r.scalar("<I"))
-    end_of_data = 0
+        vtype = r.scalar("<I")
+        if key == "tokenizer.ggml.tokens" and vtype == _ARRAY and r.scalar("<I") == _STRING:
+            meta["GGUF.im_end_index"] = r.find_in_strings(_IM_END_BYTES)
+        elif key == "tokenizer.ggml.token_type" and vtype == _ARRAY and r.scalar("<I") in (4, 5):
+            meta["GGUF.token_types"] = r.int_array()
+        else:
+            meta[key] = r.value(vtype)
+    end_of_data, parameters, by_type = 0, 0, {}
     for _ in range(n_tensors):
         r.skip_string()
         n_dims = r.scalar("<I")
@@ -149,7 +249,12 @@ def _read_header(r: _Reader) -> tuple[dict, int]:
         n_elements = 1
         for d in dims:
             n_elements *= d
+        parameters += n_elements
+        by_type[ttype] = by_type.get(ttype, 0) + n_elements
         end_of_data = max(end_of_data, offset + n_elements // block * type_size)
+    meta["GGUF.parameter_count"] = parameters
+    if by_type:
+        meta["GGUF.main_tensor_type"] = GGMLQuantizationType(max(by_type, key=by_type.get)).name
     alignment = int(meta.get("general.alignment", 32))
     data_start = -(-r.fh.tell() // alignment) * alignment
     return meta, data_start + end_of_data

@@ -6,6 +6,7 @@ import pytest
 
 from codeact_desktop.llm.base import BackendError, GenerationParams
 from codeact_desktop.llm.llama_inprocess import LlamaCppBackend
+from codeact_desktop.models.hardware import Hardware
 from codeact_desktop.resources import prompt_text
 
 pytestmark = pytest.mark.model
@@ -111,7 +112,9 @@ def test_gpu_load_failure_falls_back_to_cpu_with_the_reason(gguf_path, monkeypat
         return real_load(self, n_ctx, n_gpu_layers, seed)
 
     monkeypatch.setattr(LlamaCppBackend, "_load", load)
-    backend = LlamaCppBackend(gguf_path, n_ctx=1024, n_gpu_layers=-1)
+    cuda = Hardware(ram_total=16 << 30, ram_available=8 << 30, offload_backends=["CUDA"],
+                    vram_total=8 << 30, vram_free=8 << 30)
+    backend = LlamaCppBackend(gguf_path, n_ctx=1024, n_gpu_layers=None, hardware=cuda)
     try:
         assert backend.info.device == "cpu"
         assert any("GPU offload failed" in n and "out of device memory" in n for n in backend.info.notes)

@@ -1,0 +1,72 @@
+"""GGUF inspection on the real test model, on files written by the ``gguf`` package
+(ChatML special tokens, a chat template), and on damaged copies."""
+
+import numpy as np
+import pytest
+
+from codeact_desktop.models.gguf_file import GGUFError, inspect_gguf
+
+
+def _write_tiny(path, *, im_end_type, template=None, name="Tiny ChatML"):
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name(name)
+    writer.add_context_length(4096)
+    writer.add_block_count(2)
+    writer.add_embedding_length(64)
+    writer.add_head_count(4)
+    writer.add_head_count_kv(2)
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(["<s>", "</s>", "hello", "<|im_start|>", "<|im_end|>"])
+    writer.add_token_types([gguf.TokenType.CONTROL, gguf.TokenType.CONTROL, gguf.TokenType.NORMAL,
+                            gguf.TokenType.CONTROL, im_end_type])
+    if template:
+        writer.add_chat_template(template)
+    writer.add_tensor("token_embd.weight", np.zeros((5, 64), dtype=np.float16))
+    writer.add_tensor("output.weight", np.zeros((5, 64), dtype=np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_the_real_model_is_described(gguf_path):
+    info = inspect_gguf(gguf_path)
+    assert (info.version, info.architecture, info.quantisation) == (3, "gemma3", "Q4_K_M")
+    assert 260e6 < info.parameter_count < 280e6 and info.n_layers == 18 and info.context_length == 32768
+    assert info.im_end == "absent" and info.kv_bytes_per_token == 18 * 1 * (256 + 256) * 2
+    rows = dict(info.describe())
+    assert rows["Parameters"] == "268.1 M" and rows["Quantisation"] == "Q4_K_M"
+    assert rows["Trained context"] == "32,768 tokens" and "not in the vocabulary" in rows["<|im_end|>"]
+
+
+def test_chatml_special_token_and_template_are_found(tmp_path):
+    import gguf
+
+    special = inspect_gguf(_write_tiny(tmp_path / "a.gguf", im_end_type=gguf.TokenType.CONTROL))
+    assert special.im_end == "special" and special.chat_format_summary() == "ChatML"
+    assert special.quantisation == "F16" and special.parameter_count == 2 * 5 * 64
+    assert special.kv_bytes_per_token == 2 * 2 * (16 + 16) * 2
+    plain = inspect_gguf(_write_tiny(tmp_path / "b.gguf", im_end_type=gguf.TokenType.NORMAL,
+                                     template="{{ messages }}"))
+    assert plain.im_end == "text" and plain.chat_template == "{{ messages }}"
+    assert "not special" in dict(plain.describe())["<|im_end|>"]
+    assert plain.chat_format_summary() == "the file's own chat template"
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p, g: p.write_bytes(b""), "empty"),
+    (lambda p, g: p.write_bytes(b"PK\x03\x04 a zip file"), "not a GGUF"),
+    (lambda p, g: p.write_bytes(g.read_bytes()[:4000]), "truncated"),
+    (lambda p, g: p.write_bytes(g.read_bytes()[:100_000_000]), "truncated"),
+    (lambda p, g: p.write_bytes(b"GGUF" + (99).to_bytes(4, "little") + b"\0" * 64), "version 99"),
+    (lambda p, g: p.mkdir(), "folder"),
+])
+def test_bad_files_get_a_clear_message(tmp_path, gguf_path, make, message):
+    path = tmp_path / "mon modèle é.gguf"
+    make(path, gguf_path)
+    with pytest.raises(GGUFError, match=message):
+        inspect_gguf(path)
