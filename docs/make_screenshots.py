@@ -69,6 +69,15 @@ def main() -> int:
     app = QApplication(sys.argv[:1])
     paths = AppPaths.default()
     store = HistoryStore(paths.history_db)
+    # First run: no model yet.
+    first = MainWindow(store, paths, None, Settings())
+    first.resize(1200, 820)
+    first.show()
+    wait(app, lambda: first.models.welcome.hardware is not None)
+    pump(app, 0.5)
+    first.grab().save(str(OUT / "welcome.png"))
+    first.close()
+
     backend = ScriptedBackend(REPLIES, piece_delay=0.001)
     win = MainWindow(store, paths, lambda: backend, Settings(action_timeout_s=30))
     win.resize(1200, 820)

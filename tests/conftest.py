@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 # Everything the app writes goes under one throwaway folder, set before any import
@@ -71,3 +76,35 @@ def llama_backend(gguf_path):
     backend = LlamaCppBackend(gguf_path, n_ctx=4096)
     yield backend
     backend.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server_url(gguf_path):
+    """llama.cpp's own OpenAI-compatible server, serving the test GGUF on 127.0.0.1."""
+    pytest.importorskip("llama_cpp.server")
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path), "--host", "127.0.0.1",
+         "--port", str(port), "--n_ctx", "2048", "--chat_format", "gemma", "--model_alias", "gemma-test"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("llama_cpp.server did not come up")
+    yield url
+    proc.terminate()
+    proc.wait(10)

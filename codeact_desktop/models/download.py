@@ -202,7 +202,7 @@ def _download_locked(entry, models_dir, verified, progress, cancel) -> Path:
     part = target.with_name(f"{target.name}.{expected_sha[:16]}.part")
     part.parent.mkdir(parents=True, exist_ok=True)
     have = part.stat().st_size if part.exists() else 0
-    free = shutil.disk_usage(_existing_parent(part.parent)).free
+    free = shutil.disk_usage(existing_parent(part.parent)).free
     needed = size - have + DISK_MARGIN_BYTES
     if free < needed:
         raise DownloadError(
@@ -246,7 +246,7 @@ def _check_sha(path: Path, expected_sha: str, entry, progress, cancel) -> None:
             "It was deleted; try the download again.")
 
 
-def _existing_parent(path: Path) -> Path:
+def existing_parent(path: Path) -> Path:
     while not path.exists():
         path = path.parent
     return path
@@ -261,3 +261,10 @@ def find_downloaded(entry: CatalogueEntry, models_dir: Path, verified: VerifiedF
         if candidate.exists() and verified.is_verified(candidate, verified.sha_of(candidate)):
             return candidate
     return None
+
+
+def partial_download(entry: CatalogueEntry, models_dir: Path) -> int:
+    """Bytes already fetched by a download that stopped (0 if none): it resumes from there."""
+    target = target_path(entry, models_dir)
+    parts = list(target.parent.glob(f"{target.name}.*.part")) if target.parent.exists() else []
+    return max((p.stat().st_size for p in parts), default=0)

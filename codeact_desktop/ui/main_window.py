@@ -12,16 +12,15 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMainWindow,
-    QMenu, QMessageBox, QPlainTextEdit, QPushButton, QSplitter, QVBoxLayout, QWidget,
+    QMenu, QMessageBox, QPlainTextEdit, QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget,
 )
 
 from ..agent import events as ev
-from ..agent.attachments import Attachment, human_size
+from ..agent.attachments import Attachment
 from ..agent.loop import AgentSettings, Approval
 from ..agent.timeline import user_entry
-from ..engine import open_backend, start_kernel
+from ..engine import start_kernel
 from ..export import export_conversation
-from ..kernel.venv import ensure_kernel_venv
 from ..llm.base import ChatBackend
 from ..paths import AppPaths
 from ..resources import messages, resource_path
@@ -31,6 +30,7 @@ from .attachment_tray import AttachmentTray
 from .chat_view import ChatView
 from .code_card import highlighted_html
 from .controller import ConversationController
+from .model_setup import ModelSetup
 from .settings_dialog import SettingsDialog
 from .theme import apply_theme
 from .workspace_panel import WorkspacePanel
@@ -52,8 +52,6 @@ class InputBox(QPlainTextEdit):
 
 
 class MainWindow(QMainWindow):
-    backend_ready = Signal(object, str)  # backend, the GGUF to remember ("" = nothing new)
-    backend_failed = Signal(str)
     background_done = Signal(str)  # a message for the status bar from a worker
 
     def __init__(self, store: HistoryStore, paths: AppPaths,
@@ -72,23 +70,26 @@ class MainWindow(QMainWindow):
         self.current: ConversationController | None = None
         self._kernel_busy = False  # an action of the current conversation is running
         self._editing = False  # the input holds the last message, to replace it
-        self._loading = False
         self.setWindowTitle("CodeAct Desktop")
         self.resize(1240, 780)
         self.setAcceptDrops(True)
         self.setStyleSheet(resource_path("styles", "app.qss").read_text(encoding="utf-8"))
         apply_theme(settings.theme)
         highlighted_html("x = 1")  # pygments compiles its rules on first use (~20 ms): not mid-stream
+        self.models = ModelSetup(paths, lambda: self.settings, self)
+        self.models.ready.connect(self._on_backend_ready)
+        self.models.failed.connect(self._on_backend_failed)
+        self.models.welcome.back_requested.connect(self.show_chat)
         self._build()
         self._build_menus()
-        self.backend_ready.connect(self._on_backend_ready)
-        self.backend_failed.connect(self._on_backend_failed)
         self.background_done.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self._refresh_conversations()
         if load_backend is None:
-            self._set_model_status("No model yet: drop a .gguf file here, or start with --model or --base-url")
+            self._set_model_status("No model yet")
+            self.show_models()
         else:
-            self._load_model(load_backend, remember="")
+            self._set_model_status("Loading the model…")
+            self.models.load(load_backend, {})
 
     # -- layout ---------------------------------------------------------------------
 
@@ -173,7 +174,10 @@ class MainWindow(QMainWindow):
         splitter.addWidget(self.files_panel)
         splitter.setSizes([220, 760, 260])
         splitter.setCollapsible(1, False)
-        self.setCentralWidget(splitter)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(splitter)
+        self.pages.addWidget(self.models.welcome)
+        self.setCentralWidget(self.pages)
 
         self.model_label = QLabel()
         self.speed_label = QLabel()
@@ -216,6 +220,7 @@ class MainWindow(QMainWindow):
         action(file_menu, "Attach files…", self.pick_files, "Ctrl+O")
         action(file_menu, "Attach a folder…", self.pick_folder)
         file_menu.addSeparator()
+        action(file_menu, "Models…", self.show_models)
         action(file_menu, "Use a model file (.gguf)…", self.pick_model)
         action(file_menu, "Export conversation…", self.export_current, "Ctrl+E")
         file_menu.addSeparator()
@@ -253,6 +258,8 @@ class MainWindow(QMainWindow):
         self.send_button.setToolTip("Wait for the files to finish copying" if self.tray.copying else "")
         self.stop_button.setEnabled(busy)
         self.interrupt_button.setEnabled(busy and self._kernel_busy)
+        for widget in (self.interrupt_button, self.restart_button, self.kernel_label):
+            widget.setVisible(self.current is not None)
         self.regenerate_button.setVisible(has_turn and not self._editing)
         self.edit_button.setVisible(has_turn and not self._editing)
         self.edit_hint.setVisible(self._editing)
@@ -261,39 +268,42 @@ class MainWindow(QMainWindow):
 
     # -- model ----------------------------------------------------------------------
 
-    def _load_model(self, load_backend: Callable[[], ChatBackend], remember: str) -> None:
-        if self._loading:
-            return
-        self._loading = True
-        self._set_model_status("Loading the model…")
+    def show_models(self) -> None:
+        """The welcome page: download a model, use a file, or connect to a server."""
+        self.models.welcome.back_button.setVisible(self.backend is not None)
+        self.models.welcome.refresh()
+        self.pages.setCurrentWidget(self.models.welcome)
 
-        def work():
-            try:
-                ensure_kernel_venv(self.paths.kernel_venv)  # first run: about a second
-                self.backend_ready.emit(load_backend(), remember)
-            except Exception as exc:  # shown to the user, not raised into Qt
-                self.backend_failed.emit(str(exc))
-
-        threading.Thread(target=work, name="load-model", daemon=True).start()
+    def show_chat(self) -> None:
+        if self.backend is not None:
+            self.pages.setCurrentIndex(0)
 
     def load_model_file(self, path: Path) -> None:
         """Loads a GGUF the user chose; the old model stays until the new one works."""
         if any(c.busy for c in self.controllers.values()):
             self.chat.add_notice("Wait for the answer to finish (or stop it) before changing the model.", error=True)
             return
-        options = self.settings.backend_options()
-        self._load_model(lambda: open_backend(model_path=str(path), **options), remember=str(path))
+        if self.models.load_file(path):
+            self._set_model_status("Loading the model…")
 
-    def _on_backend_ready(self, backend: ChatBackend, remember: str) -> None:
-        self._loading = False
+    def show_model_problem(self, text: str) -> None:
+        if self.backend is None:
+            self.models.welcome.show_problem(text)
+        else:
+            self.chat.add_notice(text, error=True)
+
+    def _on_backend_ready(self, backend: ChatBackend, remember: dict) -> None:
+        self.models.finished()
         old, self.backend = self.backend, backend
         for controller in self.controllers.values():
             controller.agent.backend = backend
         if old is not None and old is not backend:
             threading.Thread(target=old.close, name="close-model", daemon=True).start()
         if remember:
-            self.settings.model_path, self.settings.base_url = remember, ""
+            for key, value in remember.items():
+                setattr(self.settings, key, value)
             self.save_settings()
+        self.show_chat()
         info = backend.info
         self._set_model_status(f"{info.kind} · {info.model} · {info.device.upper()}")
         self.context_label.setText(f"context {info.n_ctx}")
@@ -304,12 +314,13 @@ class MainWindow(QMainWindow):
         elif self.current is None:
             self.conversation_list.setCurrentRow(0)
         if remember:
-            self.chat.add_notice(f"Now using {Path(remember).name}.")
+            self.chat.add_notice(f"Now using {info.model}.")
 
     def _on_backend_failed(self, message: str) -> None:
-        self._loading = False
+        self.models.finished(message if self.backend is None else "")
         if self.backend is None:
-            self._set_model_status(f"Model failed to load: {message}", error=True)
+            self._set_model_status("The model failed to load", error=True)
+            self.show_models()
         else:
             info = self.backend.info
             self._set_model_status(f"{info.kind} · {info.model} · {info.device.upper()}")
@@ -322,7 +333,7 @@ class MainWindow(QMainWindow):
     def pick_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Use a model file", str(Path.home()), "GGUF models (*.gguf)")
         if path:
-            self.load_model_file(Path(path))
+            self.models.offer_file(Path(path))
 
     # -- settings -------------------------------------------------------------------
 
@@ -492,11 +503,9 @@ class MainWindow(QMainWindow):
         paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
         event.acceptProposedAction()
         if len(paths) == 1 and paths[0].suffix.lower() == ".gguf":
-            size = human_size(paths[0].stat().st_size) if paths[0].exists() else "?"
-            if self.confirm("Use this model?", f"Use {paths[0].name} ({size}) as the model?\n\n"
-                            "Choose No to attach it to the conversation as a file instead."):
-                self.load_model_file(paths[0])
-                return
+            # Checked first, then offered with what was found; No attaches it instead.
+            self.models.offer_file(paths[0], (lambda p: self.attach([p])) if self.current else None)
+            return
         self.attach(paths)
 
     def attach(self, paths: list[Path]) -> None:

@@ -1,50 +1,17 @@
 """The HTTP backend against a real OpenAI-compatible server: llama.cpp's own, serving
 the test GGUF on 127.0.0.1."""
 
-import socket
-import subprocess
-import sys
 import threading
 import time
 
-import httpx
 import pytest
 
 from codeact_desktop.llm.base import BackendError, GenerationParams
 from codeact_desktop.llm.openai_http import OpenAIBackend
 
+from ..conftest import free_port
+
 pytestmark = pytest.mark.model
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server_url(gguf_path):
-    pytest.importorskip("llama_cpp.server")
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--chat_format", "gemma", "--model_alias", "gemma-test"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("llama_cpp.server did not come up")
-    yield url
-    proc.terminate()
-    proc.wait(10)
 
 
 def test_lists_the_model_and_streams(server_url):

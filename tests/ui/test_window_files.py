@@ -4,6 +4,7 @@ in the model's prompt, the workspace panel, and a cancelled large copy."""
 import os
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
@@ -84,23 +85,40 @@ def test_large_copy_shows_progress_and_cancel_leaves_nothing(qtbot, window, tmp_
     assert win.tray.files() == [] and win.send_button.isEnabled()
 
 
-def test_dropping_a_gguf_can_be_attached_instead(qtbot, window, tmp_path, monkeypatch):
-    win, _ = window(["never"])
-    fake = tmp_path / "notes.gguf"
-    fake.write_bytes(b"not a model")
+def test_a_dropped_gguf_is_described_first_and_can_be_attached_instead(qtbot, window, tmp_path, gguf_path,
+                                                                       monkeypatch):
+    win, backend = window(["never"])
+    folder = tmp_path / "mes modèles"
+    folder.mkdir()
+    model = folder / "petit modèle é.gguf"
+    model.symlink_to(gguf_path)
     asked = []
     monkeypatch.setattr(win, "confirm", lambda title, text: asked.append(text) or False)
-    drop(win, [fake])
-    assert "Use notes.gguf" in asked[0]
-    qtbot.waitUntil(lambda: [a.name for a in win.tray.files()] == ["notes.gguf"], timeout=10_000)
+    drop(win, [model])
+    qtbot.waitUntil(lambda: bool(asked), timeout=10_000)
+    for shown in ("Use petit modèle é.gguf as the model?", "Architecture: gemma3", "Parameters: 268.1 M",
+                  "Quantisation: Q4_K_M", "Trained context: 32,768 tokens", "<|im_end|>: not in the vocabulary",
+                  "Choose No to attach it"):
+        assert shown in asked[0]
+    qtbot.waitUntil(lambda: [a.name for a in win.tray.files()] == [model.name], timeout=30_000)
+    assert win.backend is backend
 
 
-def test_a_bad_gguf_keeps_the_old_model_with_a_clear_message(qtbot, window, tmp_path, monkeypatch):
+@pytest.mark.parametrize("content, message", [
+    (b"GGUF" + os.urandom(64), "is damaged or truncated"),
+    (b"", "is empty (0 bytes)"),
+    (b"<html>404</html>", "is not a GGUF model file"),
+])
+def test_a_bad_gguf_is_refused_before_loading_and_the_old_model_stays(qtbot, window, tmp_path, monkeypatch,
+                                                                      content, message):
     win, backend = window(["never"])
-    bad = tmp_path / "broken model.gguf"
-    bad.write_bytes(b"GGUF" + os.urandom(64))
-    monkeypatch.setattr(win, "confirm", lambda title, text: True)
+    bad = tmp_path / "broken model é.gguf"
+    bad.write_bytes(content)
+    asked = []
+    monkeypatch.setattr(win, "confirm", lambda title, text: asked.append(text) or False)
     drop(win, [bad])
-    notices = lambda: [n.text() for n in win.chat.findChildren(type(win.model_label), "errorNotice")]  # noqa: E731
-    qtbot.waitUntil(lambda: any("could not be loaded" in n for n in notices()), timeout=30_000)
+    qtbot.waitUntil(lambda: bool(asked), timeout=10_000)
+    assert message in asked[0] and "It was not loaded; attach it to the conversation as a file instead?" in asked[0]
+    qtbot.wait(200)
+    assert win.tray.files() == [] and not win.models.loading and win.backend is backend
     assert win.backend is backend and "scripted" in win.model_label.text()

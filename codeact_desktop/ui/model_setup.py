@@ -1,0 +1,139 @@
+"""Getting a model into the window: the welcome page's choices, the download dialog,
+checking a GGUF before it is offered, and loading on a worker so the window never
+waits. The window reacts to ``ready`` and ``failed``; the old model stays until a new
+one has loaded."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QObject, Signal
+
+from ..agent.attachments import human_size
+from ..engine import open_backend
+from ..kernel.venv import ensure_kernel_venv
+from ..llm.base import ChatBackend
+from ..models.catalogue import CatalogueEntry, load_catalogue
+from ..models.download import VerifiedFiles
+from ..models.gguf_file import GGUFError, GGUFInfo, inspect_gguf
+from ..models.hardware import detect_hardware
+from ..paths import AppPaths
+from ..settings import Settings
+from .download_dialog import DownloadDialog
+from .welcome import WelcomePage
+
+# Settings to store once a backend has loaded, so the next start uses it.
+Remember = dict
+
+
+class ModelSetup(QObject):
+    ready = Signal(object, object)  # backend, Remember
+    failed = Signal(str)
+    _inspected = Signal(object, object, object)  # path, GGUFInfo or None, error text or None
+    _hardware = Signal(object)
+
+    def __init__(self, paths: AppPaths, settings: Callable[[], Settings], window):
+        super().__init__(window)
+        self.paths, self.settings, self.window = paths, settings, window
+        self.verified = VerifiedFiles(paths.verified_models)
+        self.loading = False
+        self.download_dialog: DownloadDialog | None = None
+        self.welcome = WelcomePage(load_catalogue(), paths.models, self.verified)
+        self.welcome.download_requested.connect(self.download)
+        self.welcome.use_file_requested.connect(window.load_model_file)
+        self.welcome.pick_file_requested.connect(window.pick_model)
+        self.welcome.connect_requested.connect(self.connect_server)
+        self._inspected.connect(self._offer)
+        self._hardware.connect(self.welcome.set_hardware)
+        # nvidia-smi may take a second: never on the UI thread.
+        threading.Thread(target=lambda: self._hardware.emit(detect_hardware()), name="hardware",
+                         daemon=True).start()
+
+    # -- loading ----------------------------------------------------------------------
+
+    def load(self, load_backend: Callable[[], ChatBackend], remember: Remember) -> bool:
+        if self.loading:
+            return False
+        self.loading = True
+        self.welcome.set_busy(True)
+        self.welcome.show_problem("")
+
+        def work():
+            try:
+                ensure_kernel_venv(self.paths.kernel_venv)  # first run: about a second
+                self.ready.emit(load_backend(), remember)
+            except Exception as exc:  # shown to the user, not raised into Qt
+                self.failed.emit(str(exc))
+
+        threading.Thread(target=work, name="load-model", daemon=True).start()
+        return True
+
+    def finished(self, problem: str = "") -> None:
+        """Called by the window once it has taken the backend or shown the failure."""
+        self.loading = False
+        self.welcome.set_busy(False)
+        self.welcome.show_problem(problem)
+        self.welcome.refresh()
+
+    def load_file(self, path: Path) -> bool:
+        options = self.settings().backend_options()
+        return self.load(lambda: open_backend(model_path=str(path), **options),
+                         {"model_path": str(path), "base_url": "", "model_name": ""})
+
+    def connect_server(self, url: str, model_name: str) -> bool:
+        return self.load(lambda: open_backend(base_url=url, model_name=model_name or None),
+                         {"model_path": "", "base_url": url, "model_name": model_name})
+
+    # -- a GGUF the user chose: checked, described, then offered --------------------------
+
+    def offer_file(self, path: Path, attach_instead: Callable[[Path], None] | None = None) -> None:
+        """Reads the file's header on a worker, then asks the user with what it found."""
+        self._attach_instead = attach_instead
+
+        def work():
+            try:
+                self._inspected.emit(path, inspect_gguf(path), None)
+            except GGUFError as exc:
+                self._inspected.emit(path, None, str(exc))
+            except OSError as exc:
+                self._inspected.emit(path, None, f"{path.name} could not be read: {exc}")
+
+        threading.Thread(target=work, name="inspect-gguf", daemon=True).start()
+
+    def _offer(self, path: Path, info: GGUFInfo | None, error: str | None) -> None:
+        attach = self._attach_instead
+        if info is None:
+            text = f"{error}\n\nIt was not loaded" + ("; attach it to the conversation as a file instead?"
+                                                     if attach else ".")
+            if attach and self.window.confirm("Not a usable model", text):
+                attach(path)
+            elif not attach:
+                self.window.show_model_problem(error)
+            return
+        rows = "\n".join(f"{label}: {value}" for label, value in info.describe())
+        warning = ""
+        needed = info.size + info.kv_bytes_per_token * min(self.settings().n_ctx, info.context_length or 8192)
+        if self.welcome.hardware is not None and needed > self.welcome.hardware.ram_total:
+            warning = (f"\n\nIt needs about {human_size(needed)} of memory and this computer has "
+                       f"{human_size(self.welcome.hardware.ram_total)}: it may be very slow.")
+        question = f"Use {path.name} as the model?\n\n{rows}{warning}"
+        if attach:
+            question += "\n\nChoose No to attach it to the conversation as a file instead."
+        if self.window.confirm("Use this model?", question):
+            self.window.load_model_file(path)
+        elif attach:
+            attach(path)
+
+    # -- downloads ----------------------------------------------------------------------
+
+    def download(self, entry: CatalogueEntry) -> DownloadDialog:
+        dialog = self.download_dialog
+        if dialog is None or dialog.entry != entry:
+            dialog = self.download_dialog = DownloadDialog(entry, self.paths.models, self.verified, self.window)
+            dialog.downloaded.connect(self.window.load_model_file)
+            dialog.finished.connect(lambda _result: self.welcome.refresh())
+        dialog.open()
+        dialog.start()
+        return dialog
