@@ -179,3 +179,62 @@ def test_cli_download_and_list(gguf_bytes, tmp_path):
         assert wrong.returncode == 2 and "Choose one of" in wrong.stderr
     finally:
         server.close()
+
+
+# Runs inside a private mount namespace on a 600 MB tmpfs: the download starts with room
+# to spare, then a filler file takes the free space, so the kernel answers ENOSPC mid-file.
+_DISK_FULL_SCRIPT = r"""
+import json, os, shutil, sys
+from dataclasses import replace
+from pathlib import Path
+from codeact_desktop.models.catalogue import find_entry
+from codeact_desktop.models.download import DownloadError, VerifiedFiles, download_model, partial_download, target_path
+disk = Path(sys.argv[1])
+entry = replace(find_entry(), id="test", repo=sys.argv[2], file=sys.argv[3], size_bytes=0)
+models, verified, filler = disk / "models", VerifiedFiles(disk / "verified.json"), disk / "filler"
+def fill(progress):
+    if progress.done > (30 << 20) and not filler.exists():
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * (1 << 20))
+            except OSError:
+                pass
+result = {}
+try:
+    download_model(entry, models, verified, progress=fill)
+except DownloadError as exc:
+    result["message"] = str(exc)
+result["kept"] = partial_download(entry, models)
+result["loadable"] = target_path(entry, models).exists()
+filler.unlink()
+path = download_model(entry, models, verified)
+result["after_freeing"] = path.stat().st_size
+print(json.dumps(result))
+"""
+
+
+def test_a_disk_that_fills_mid_download_is_a_clear_message_and_resumes(hub, tmp_path, gguf_bytes):
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1) to mount a small private tmpfs")
+    disk = tmp_path / "small disk"
+    disk.mkdir()
+    mount = f"mount -t tmpfs -o size=600m tmpfs '{disk}'"
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", mount], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"this machine does not allow a private tmpfs: {probe.stderr.strip()}")
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", f'{mount} && exec "$0" -c "$1" "$2" "$3" "$4"',
+         sys.executable, _DISK_FULL_SCRIPT, str(disk), REPO, FILE],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "disk filled up" in result["message"] and "resumes where it stopped" in result["message"]
+    assert result["kept"] >= 20 << 20 and not result["loadable"]
+    assert result["after_freeing"] == len(gguf_bytes)
+    assert int(hub.gets()[-1]["range"][6:].split("-")[0]) > 0  # the second attempt resumed
