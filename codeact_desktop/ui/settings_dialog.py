@@ -36,11 +36,11 @@ class SettingsDialog(QDialog):
         self.temperature = QDoubleSpinBox(minimum=0.0, maximum=2.0, singleStep=0.1, value=settings.temperature)
         form.addRow("Context (tokens)", self.n_ctx)
         form.addRow("", _hint("How much of the conversation the model reads. More needs more memory; "
-                              "capped by what the model was trained on."))
+                              "capped by what the model was trained on, and lowered when memory is short."))
         form.addRow("GPU layers", self.n_gpu_layers)
-        form.addRow("", _hint("Parts of the model placed on the graphics card. Automatic puts all of it there "
-                              "when this build of llama.cpp can, and falls back to the CPU if loading fails. "
-                              "0 keeps it on the CPU."))
+        form.addRow("", _hint("Parts of the model placed on the graphics card. Automatic puts as many there as "
+                              "fit in its free memory when this build of llama.cpp can use it, and falls back to "
+                              "the CPU if loading fails. 0 keeps it on the CPU."))
         form.addRow("CPU threads", self.n_threads)
         form.addRow("Temperature", self.temperature)
         form.addRow("", _hint("0 gives the same answer each time; higher is more varied."))
