@@ -21,7 +21,9 @@ from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpec
 
 from .outputs import OutputItem, StreamBuffer, item_from_message
+from .sandbox import KernelLimits, SandboxReport, kernel_policy, launcher_argv
 from .venv import KernelVenv
+from .watchdog import KernelWatchdog
 
 # Imported quietly after start so the first plot of a conversation does not pay for them.
 _WARM_UP = """
@@ -69,11 +71,20 @@ class KernelSession:
         warm_up: bool = True,
         transport: str | None = None,
         argv_prefix: list[str] | None = None,
+        restricted: bool = True,
+        network: bool = False,
+        limits: KernelLimits | None = None,
     ):
         self.venv = venv
         self.workspace = Path(workspace)
         self.env = env
         self.warm_up = warm_up
+        # The launcher restricts the kernel before ipykernel starts (kernel/launcher.py).
+        self.restricted = restricted
+        self.network = network
+        self.limits = limits or KernelLimits.for_this_machine()
+        self.sandbox = SandboxReport()
+        self._watchdog: KernelWatchdog | None = None
         # IPC avoids TCP ports entirely where the OS has Unix sockets.
         self.transport = transport or ("tcp" if os.name == "nt" else "ipc")
         self.argv_prefix = argv_prefix or []
@@ -110,9 +121,28 @@ class KernelSession:
             self._ready.set()
 
     def _kernel_spec(self) -> KernelSpec:
-        argv = [*self.argv_prefix, str(self.venv.python), "-m", "ipykernel_launcher",
-                "-f", "{connection_file}"]
-        return KernelSpec(argv=argv, display_name="CodeAct", language="python", env={})
+        if self.restricted:
+            # The kernel's home and matplotlib's cache are its own, so writable too.
+            writable = [Path(self.env[k]) for k in ("HOME", "MPLCONFIGDIR") if k in self.env]
+            policy = kernel_policy(self.venv, self.workspace, self._runtime_dir, writable, self.network, self.limits)
+            argv = launcher_argv(self.venv, policy)
+        else:
+            argv = [str(self.venv.python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        return KernelSpec(argv=[*self.argv_prefix, *argv], display_name="CodeAct", language="python", env={})
+
+    def _read_sandbox_report(self) -> None:
+        report = self._runtime_dir / "sandbox.json" if self._runtime_dir else None
+        self.sandbox = SandboxReport.read(report) if report and self.restricted else SandboxReport()
+        if report is not None:
+            report.unlink(missing_ok=True)  # the next start writes its own
+
+    def set_network(self, on: bool) -> None:
+        """Network for the code on or off; takes effect by restarting the kernel (state lost)."""
+        if on != self.network:
+            self.network = on
+            if self._km is not None:
+                self._km._kernel_spec = self._kernel_spec()
+                self.restart()
 
     def _launch(self) -> None:
         self.workspace.mkdir(parents=True, exist_ok=True)
@@ -126,6 +156,8 @@ class KernelSession:
         km.start_kernel(cwd=str(self.workspace), env=dict(self.env))
         self._km = km
         self._connect_client()
+        self._read_sandbox_report()
+        self._watchdog = KernelWatchdog(lambda: self.pid, self.limits.memory or 1 << 62).start()
         if self.warm_up:
             self._run_quietly(_WARM_UP, timeout=60)
 
@@ -176,6 +208,7 @@ class KernelSession:
             else:
                 self._km.restart_kernel(now=True)
                 self._connect_client()
+                self._read_sandbox_report()
                 if self.warm_up:
                     self._run_quietly(_WARM_UP, timeout=60)
             self.restarts += 1
@@ -187,6 +220,8 @@ class KernelSession:
 
     def shutdown(self) -> None:
         self._ready.wait(START_TIMEOUT_S)
+        if self._watchdog is not None:
+            self._watchdog.stop()
         if self._kc is not None:
             self._kc.stop_channels()
             self._kc = None
@@ -328,6 +363,9 @@ class _Execution:
 
 
 def _death_reason(session: KernelSession) -> str:
+    watchdog = session._watchdog.take_reason() if session._watchdog is not None else ""
+    if watchdog:
+        return watchdog
     provisioner = getattr(session._km, "provisioner", None)
     process = getattr(provisioner, "process", None)
     code = process.poll() if process is not None else None

@@ -49,8 +49,10 @@ def _tiny_wheel(folder: Path) -> Path:
 
 
 def test_pip_install_from_the_kernel_lands_in_its_venv_not_the_apps(make_kernel, kernel_venv, tmp_path):
-    wheel = _tiny_wheel(tmp_path)
-    kernel = make_kernel()
+    workspace = tmp_path / "ws"  # the wheel sits where the kernel may read: its workspace
+    workspace.mkdir()
+    wheel = _tiny_wheel(workspace)
+    kernel = make_kernel(workspace)
     result = kernel.execute(f"!pip install --no-index --quiet {wheel}\nimport codeact_probe, os\nprint(codeact_probe.VALUE, codeact_probe.__file__)", timeout=120)
     text = "".join(i.text for i in result.items)
     assert "42" in text, text

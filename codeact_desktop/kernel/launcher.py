@@ -1,0 +1,198 @@
+"""Restricts this process, then becomes the Jupyter kernel.
+
+Run by the kernel venv's Python as a script (standard library only: the app's package
+is not importable there):
+
+    python launcher.py POLICY.json -f CONNECTION_FILE
+
+It applies what the policy asks and the OS offers, writes what it applied to the
+policy's ``report`` path, then runs ``ipykernel_launcher`` in this same process, so
+every restriction holds for the kernel and everything it starts. Linux: resource
+limits, a private network namespace when the network is off, and Landlock (files:
+read/execute the system and Python paths, write only the workspace, the kernel's venv,
+its home and a private temp folder; TCP connect and bind denied when the network is
+off). macOS restrictions come from ``sandbox-exec`` around this script; elsewhere only
+the resource limits.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import platform
+import runpy
+import sys
+
+# Landlock (linux/landlock.h)
+_SYS_CREATE, _SYS_ADD_RULE, _SYS_RESTRICT = 444, 445, 446  # the same on x86_64 and aarch64
+_CREATE_RULESET_VERSION = 1
+_RULE_PATH_BENEATH, _RULE_NET_PORT = 1, 2
+_PR_SET_NO_NEW_PRIVS = 38
+FS = {name: 1 << bit for bit, name in enumerate((
+    "execute", "write_file", "read_file", "read_dir", "remove_dir", "remove_file", "make_char", "make_dir",
+    "make_reg", "make_sock", "make_fifo", "make_block", "make_sym", "refer", "truncate", "ioctl_dev"))}
+_FS_BITS_BY_ABI = {1: 13, 2: 14, 3: 15, 4: 15, 5: 16}  # how many of the rights above each ABI knows
+_FILE_ONLY = FS["execute"] | FS["write_file"] | FS["read_file"] | FS["truncate"] | FS["ioctl_dev"]
+_NET_BIND_TCP, _NET_CONNECT_TCP = 1, 2
+
+READ = FS["read_file"] | FS["read_dir"]
+READ_EXEC = READ | FS["execute"]
+_WRITE_DIR = (FS["write_file"] | FS["remove_dir"] | FS["remove_file"] | FS["make_dir"] | FS["make_reg"]
+              | FS["make_sock"] | FS["make_fifo"] | FS["make_sym"] | FS["refer"] | FS["truncate"]
+              | FS["ioctl_dev"])  # ioctl_dev: only device files (the pty behind `!cmd`) are affected
+READ_WRITE = READ | _WRITE_DIR
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
+                ("scoped", ctypes.c_uint64)]
+
+
+class _PathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def landlock_abi() -> int:
+    if sys.platform != "linux" or platform.machine() not in ("x86_64", "aarch64", "arm64"):
+        return 0
+    abi = _libc().syscall(_SYS_CREATE, None, ctypes.c_size_t(0), ctypes.c_uint32(_CREATE_RULESET_VERSION))
+    return max(abi, 0)
+
+
+def apply_landlock(read: list[str], read_exec: list[str], write: list[str], block_tcp: bool) -> dict:
+    abi = landlock_abi()
+    if abi < 1:
+        return {"applied": False, "why": "this Linux kernel has no Landlock (5.13 or newer with it enabled)"}
+    libc = _libc()
+    handled_fs = sum(1 << b for b in range(_FS_BITS_BY_ABI.get(abi, 16)))
+    attr = _RulesetAttr(handled_fs, _NET_BIND_TCP | _NET_CONNECT_TCP if block_tcp and abi >= 4 else 0, 0)
+    size = 8 if abi < 4 else 16  # the struct grew with ABI 4 (network); "scoped" (ABI 6) is left unset
+    ruleset = libc.syscall(_SYS_CREATE, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    if ruleset < 0:
+        return {"applied": False, "why": f"landlock_create_ruleset failed: {os.strerror(ctypes.get_errno())}"}
+    allowed: dict[str, int] = {}
+    for paths, access in ((read, READ), (read_exec, READ_EXEC), (write, READ_WRITE)):
+        for path in paths:
+            allowed[path] = allowed.get(path, 0) | access
+    skipped = []
+    try:
+        for path, access in allowed.items():
+            try:
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                skipped.append(path)  # not on this system (e.g. /lib64)
+                continue
+            try:
+                if not os.path.isdir(path):
+                    access &= _FILE_ONLY
+                rule = _PathBeneath(access & handled_fs, fd)
+                if libc.syscall(_SYS_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(_RULE_PATH_BENEATH),
+                                ctypes.byref(rule), ctypes.c_uint32(0)) != 0:
+                    skipped.append(f"{path}: {os.strerror(ctypes.get_errno())}")
+            finally:
+                os.close(fd)
+        if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            return {"applied": False, "why": f"no_new_privs failed: {os.strerror(ctypes.get_errno())}"}
+        if libc.syscall(_SYS_RESTRICT, ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
+            return {"applied": False, "why": f"landlock_restrict_self failed: {os.strerror(ctypes.get_errno())}"}
+    finally:
+        os.close(ruleset)
+    tcp = ("blocked" if abi >= 4 else "not restricted (Landlock ABI < 4)") if block_tcp else "left to the namespace"
+    return {"applied": True, "abi": abi, "tcp": tcp, "skipped": skipped}
+
+
+def private_network() -> dict:
+    """A new, empty network namespace (no interface but a down loopback): no TCP, UDP or DNS.
+    Needs unprivileged user namespaces; the kernel's own channels are Unix sockets, unaffected."""
+    if sys.platform != "linux":
+        return {"applied": False, "why": "network namespaces are Linux only"}
+    clone_newuser, clone_newnet = 0x10000000, 0x40000000
+    uid, gid = os.getuid(), os.getgid()
+    libc = _libc()
+    if libc.unshare(clone_newuser | clone_newnet) != 0:
+        return {"applied": False, "why": f"unshare failed: {os.strerror(ctypes.get_errno())}"}
+    try:  # keep our own ids inside the namespace, so files and names look the same
+        with open("/proc/self/setgroups", "w") as f:
+            f.write("deny")
+        with open("/proc/self/uid_map", "w") as f:
+            f.write(f"{uid} {uid} 1")
+        with open("/proc/self/gid_map", "w") as f:
+            f.write(f"{gid} {gid} 1")
+    except OSError:
+        pass
+    _loopback_up()  # the namespace's own loopback: ipykernel's subprocess-output pipe binds there
+    return {"applied": True}
+
+
+def _loopback_up() -> None:
+    import fcntl
+    import socket
+    import struct
+
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            flags = struct.unpack("16sh", fcntl.ioctl(s, siocgifflags, struct.pack("16sh", b"lo", 0)))[1]
+            fcntl.ioctl(s, siocsifflags, struct.pack("16sh", b"lo", flags | iff_up))
+    except OSError:
+        pass
+
+
+def apply_limits(limits: dict) -> dict:
+    try:
+        import resource
+    except ImportError:
+        return {"applied": False, "why": "no resource limits on this system"}
+    applied = {}
+    names = {"address_space": "RLIMIT_AS", "file_size": "RLIMIT_FSIZE", "processes": "RLIMIT_NPROC", "core": "RLIMIT_CORE"}
+    for key, name in names.items():
+        value = limits.get(key)
+        which = getattr(resource, name, None)
+        if value is None or which is None:
+            continue
+        try:
+            hard = resource.getrlimit(which)[1]
+            value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+            resource.setrlimit(which, (value, value))
+            applied[key] = value
+        except (ValueError, OSError) as exc:
+            applied[key] = f"failed: {exc}"
+    if "processes" in applied and os.getuid() == 0:
+        applied["processes"] = "not enforced for root"
+    return {"applied": bool(applied), **applied}
+
+
+def main(argv: list[str]) -> None:
+    with open(argv[1], encoding="utf-8") as f:
+        policy = json.load(f)
+    report = {"pid": os.getpid(), "limits": apply_limits(policy.get("limits", {}))}
+    if sys.platform == "linux":
+        network = policy.get("network", False)
+        report["network_namespace"] = ({"applied": False, "why": "the network is on for this conversation"}
+                                       if network else private_network())
+        # Without a namespace, Landlock blocks TCP itself (ipykernel then loses the pipe that
+        # carries subprocesses' output); with one, the namespace has no way out anyway.
+        block_tcp = not network and not report["network_namespace"]["applied"]
+        report["landlock"] = apply_landlock(policy["read"], policy["read_exec"], policy["write"], block_tcp)
+    elif sys.platform == "darwin":
+        report["sandbox_exec"] = {"applied": bool(os.environ.get("CODEACT_SANDBOX_EXEC")),
+                                  "why": "" if os.environ.get("CODEACT_SANDBOX_EXEC") else "sandbox-exec not found"}
+    tmp = policy.get("tmp")
+    if tmp:
+        os.makedirs(tmp, exist_ok=True)
+        os.environ["TMPDIR"] = os.environ["TEMP"] = os.environ["TMP"] = tmp
+    with open(policy["report"], "w", encoding="utf-8") as f:
+        json.dump(report, f)
+    sys.argv = ["ipykernel_launcher", *argv[2:]]
+    sys.path[0] = ""  # as `python -m` has it: the working directory, not this script's folder
+    runpy.run_module("ipykernel_launcher", run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
