@@ -20,6 +20,7 @@ from typing import Callable
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpec
 
+from ..resources import messages
 from .outputs import OutputItem, StreamBuffer, item_from_message
 from .sandbox import KernelLimits, SandboxReport, kernel_policy, launcher_argv
 from .venv import KernelVenv
@@ -40,6 +41,9 @@ del __codeact_warm_up
 
 INTERRUPT_GRACE_S = 5.0
 START_TIMEOUT_S = 60.0
+# A loop that displays ten thousand images would fill the history and the window; the
+# first ones tell the story, the rest are counted.
+MAX_DISPLAYS_PER_RUN = 100
 
 
 class KernelError(RuntimeError):
@@ -278,6 +282,8 @@ class _Execution:
         self.on_stream = on_stream or (lambda name, text: None)
         self.items: list[OutputItem] = []
         self.stream: StreamBuffer | None = None
+        self.displays = 0
+        self.displays_dropped = 0
 
     def _flush_stream(self) -> None:
         if self.stream is not None:
@@ -305,8 +311,14 @@ class _Execution:
             self._flush_stream()
         else:
             item = item_from_message(msg)
-            if item is not None:
-                self._add(item)
+            if item is None:
+                return
+            if item.kind in ("image", "html", "text"):
+                self.displays += 1
+                if self.displays > MAX_DISPLAYS_PER_RUN:
+                    self.displays_dropped += 1
+                    return
+            self._add(item)
 
     def run(self) -> ExecutionResult:
         session = self.session
@@ -357,6 +369,10 @@ class _Execution:
             self._handle(msg)
 
     def _result(self, status: str, started: float, detail: str = "") -> ExecutionResult:
+        if self.displays_dropped:
+            self._flush_stream()
+            note = messages()["displays_dropped"].format(dropped=self.displays_dropped, kept=MAX_DISPLAYS_PER_RUN)
+            self._add(OutputItem(kind="stderr", text=note + "\n"))
         return ExecutionResult(
             status=status, items=self.items, seconds=time.monotonic() - started, detail=detail
         )

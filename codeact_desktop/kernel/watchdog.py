@@ -18,7 +18,8 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def group_members(pgid: int) -> list[tuple[int, int]]:
-    """(pid, resident bytes) of every process in the group (Linux /proc; psutil elsewhere)."""
+    """(pid, resident bytes) of every process in the group (Linux /proc; psutil elsewhere).
+    Resident counts pages a forked child shares with its parent twice: see ``proportional``."""
     if not os.path.isdir("/proc/self"):
         import psutil
 
@@ -40,10 +41,26 @@ def group_members(pgid: int) -> list[tuple[int, int]]:
             fields = stat[stat.rindex(b")") + 2:].split()
             if int(fields[2]) != pgid:  # state, ppid, pgrp, ...
                 continue
-            members.append((int(name), int(fields[21]) * _PAGE))  # rss in pages
+            members.append((int(name), int(fields[21]) * _PAGE))  # rss, in pages
         except (OSError, ValueError, IndexError):
             continue
     return members
+
+
+def proportional(members: list[tuple[int, int]]) -> int:
+    """Their memory with shared pages split between sharers (PSS): dearer to read than
+    RSS, so read only when RSS says a line may be crossed."""
+    total = 0
+    for pid, rss in members:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+                for line in f:
+                    if line.startswith(b"Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except (OSError, ValueError):
+            total += rss
+    return total
 
 
 def kill_group(pgid: int, timeout: float = 5.0) -> None:
@@ -110,6 +127,8 @@ class KernelWatchdog:
                 self._kill(pid, f"it started more than {self.max_processes} processes (a fork bomb?)")
                 continue
             rss = sum(m[1] for m in members)
+            if rss > self.memory_limit and len(members) > 1 and os.path.isdir("/proc/self"):
+                rss = proportional(members)
             if rss > self.memory_limit:
                 self._kill(pid, f"it used {rss / (1 << 30):.1f} GB of memory, over the "
                                 f"{self.memory_limit / (1 << 30):.1f} GB limit")

@@ -1,0 +1,165 @@
+"""The fault suite: each probe runs as a model's action in the real restricted kernel,
+between an action before it and one after it. For each: the turn ends in bounded
+time, the model gets a clear observation, the kernel answers the next action
+(restarted where it had to be), and the earlier action and its output are intact.
+
+Probes whose layer is missing on a platform are skipped with the reason; on Linux a
+missing Landlock fails the suite."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from codeact_desktop.agent.loop import AgentSettings, CodeActAgent
+from codeact_desktop.kernel.environment import kernel_environment
+from codeact_desktop.kernel.sandbox import KernelLimits
+from codeact_desktop.kernel.session import KernelSession
+from codeact_desktop.llm.scripted import ScriptedBackend
+from codeact_desktop.store.history import HistoryStore
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the restriction layers tested here are Linux's")
+
+MB = 1 << 20
+# Small limits so the probes are quick; the mechanism is the one the app uses with its defaults.
+LIMITS = KernelLimits(address_space=4 << 30, file_size=64 * MB, memory=1536 * MB)
+TIMEOUT_S = 4
+
+
+@dataclass
+class Probe:
+    code: str
+    status: str  # the action's status
+    says: tuple[str, ...]  # what the model's observation must contain
+    state_kept: bool = True  # x from the first action is still defined afterwards
+    bound_s: float = 30  # the whole turn ends within this
+    timeout_s: float = TIMEOUT_S  # the action's time limit
+
+
+_SECRET_DIR = Path(os.environ.get("CODEACT_HOME", "/tmp")).parent / "codeact-fault-secret"
+
+PROBES = {
+    "infinite loop": Probe("while True:\n    pass", "timeout", ("timed out after 4 seconds", "kept")),
+    "sleep forever": Probe("import time\ntime.sleep(10**9)", "timeout", ("timed out after 4 seconds", "kept")),
+    "segfault": Probe("import ctypes\nctypes.string_at(0)", "died", ("kernel died", "SIGSEGV"), state_kept=False),
+    "os._exit": Probe("import os\nos._exit(3)", "died", ("kernel died", "exit code 3"), state_kept=False),
+    "allocate 100 GB": Probe("b = bytearray(100 * 2**30)", "error", ("MemoryError",)),
+    "memory runaway": Probe("chunks = []\nwhile True:\n    chunks.append(b'x' * (64 * 2**20))", "died",
+                            ("kernel died", "memory"), state_kept=False),
+    # Exponential, capped at 2^11 processes so a broken watchdog cannot take the test machine down.
+    "fork bomb": Probe("import os, time\nfor _ in range(11):\n    os.fork()\ntime.sleep(60)", "died",
+                       ("kernel died", "processes"), state_kept=False, timeout_s=30),
+    "print 100 MB": Probe("print('x' * 100_000_000)", "ok", ("characters", "cut here")),
+    "10,000 images": Probe(
+        "import io\nfrom PIL import Image as P\nfrom IPython.display import Image, display\n"
+        "b = io.BytesIO(); P.new('RGB', (8, 8)).save(b, 'PNG')\nfor i in range(10_000):\n    display(Image(b.getvalue()))",
+        "ok", ("9900 more displayed outputs", "<image: 8x8 PNG"), timeout_s=60, bound_s=60),
+    "input()": Probe("name = input('Your name? ')", "error", ("StdinNotImplementedError",)),
+    "write a 5 GB file": Probe(
+        "with open('big.bin', 'wb') as f:\n    for _ in range(5 * 1024):\n        f.write(b'\\0' * 2**20)",
+        "error", ("File too large",)),
+    "write outside the workspace": Probe(f"open({str(_SECRET_DIR.parent / 'written-by-code.txt')!r}, 'w')", "error",
+                                         ("PermissionError",)),
+    "read ~/.ssh": Probe(f"print(open({str(_SECRET_DIR / 'id_rsa')!r}).read())", "error", ("PermissionError",)),
+    "list the user's home": Probe("import os, pwd\nprint(os.listdir(pwd.getpwuid(os.getuid()).pw_dir))", "error",
+                                  ("PermissionError",)),
+    "open a socket": Probe("import socket\nsocket.create_connection(('127.0.0.1', PORT), timeout=3)", "error",
+                           ("Error",)),
+    "name lookup": Probe("import socket\nsocket.getaddrinfo('pypi.org', 443)", "error", ("gaierror",)),
+}
+
+
+@pytest.fixture
+def host_server():
+    """A TCP server on the host's loopback that the kernel must not reach."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+    yield server.getsockname()[1], accepted
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def secret():
+    (_SECRET_DIR).mkdir(exist_ok=True)
+    (_SECRET_DIR / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY----- not for the model")
+    yield
+    (_SECRET_DIR / "id_rsa").unlink()
+
+
+def _agent(tmp_path, kernel_venv, app_paths, replies, timeout: float = TIMEOUT_S):
+    store = HistoryStore(tmp_path / "history.sqlite3")
+    conversation = store.create_conversation(tmp_path / "workspaces")
+    env = kernel_environment(kernel_venv, app_paths.kernel_home, app_paths.cache)
+    kernel = KernelSession(kernel_venv, conversation.workspace, env, limits=LIMITS)
+    kernel.start()
+    backend = ScriptedBackend(replies)
+    agent = CodeActAgent(backend, kernel, conversation, AgentSettings(action_timeout_s=timeout, max_actions=6))
+    return agent, backend, kernel, store, conversation
+
+
+def test_linux_applies_a_restriction_layer(make_kernel):
+    kernel = make_kernel()
+    assert kernel.sandbox.landlock, f"no Landlock on Linux: {kernel.sandbox.why_not()} ({kernel.sandbox.raw})"
+    assert kernel.sandbox.raw["limits"]["core"] == 0
+
+
+@pytest.mark.parametrize("name", list(PROBES))
+def test_fault(name, tmp_path, kernel_venv, app_paths, host_server, secret):
+    probe = PROBES[name]
+    code = probe.code.replace("PORT", str(host_server[0]))
+    check = "print('x is', x)" if probe.state_kept else "print('alive', 1 + 1)"
+    agent, backend, kernel, store, conversation = _agent(tmp_path, kernel_venv, app_paths, [
+        "<execute>x = 41\nprint('before')</execute>",
+        f"<execute>\n{code}\n</execute>",
+        f"<execute>{check}</execute>",
+        "Done.",
+    ], timeout=probe.timeout_s)
+    try:
+        started = time.monotonic()
+        record = agent.send(f"probe: {name}")
+        elapsed = time.monotonic() - started
+        statuses = [a["status"] for a in record.actions]
+        assert statuses == ["ok", probe.status, "ok"], (statuses, record.actions[1]["observation"][-800:])
+        observation = record.actions[1]["observation"]
+        for words in probe.says:
+            assert words in observation, observation[-1500:]
+        after = backend.calls[3][-1]["content"]
+        assert ("x is 41" if probe.state_kept else "alive 2") in after, after
+        assert elapsed < probe.bound_s, f"{name} took {elapsed:.1f} s"
+        # The conversation and its earlier output survive.
+        first = conversation.actions()[0]
+        assert first["status"] == "ok" and "before" in first["observation"]
+        assert [m["kind"] for m in conversation.messages()].count("observation") == 3
+    finally:
+        kernel.shutdown()
+        store.close()
+    assert not (_SECRET_DIR.parent / "written-by-code.txt").exists()
+    if name == "open a socket":
+        time.sleep(0.2)
+        assert host_server[1] == [], "the kernel reached a server on the host"
+
+
+def test_network_switch_lets_code_reach_the_network(tmp_path, kernel_venv, app_paths, host_server):
+    agent, backend, kernel, store, _ = _agent(tmp_path, kernel_venv, app_paths, [])
+    try:
+        probe = f"import socket\nsocket.create_connection(('127.0.0.1', {host_server[0]}), timeout=3).close()\nprint('reached')"
+        assert kernel.execute(probe, timeout=10).status == "error"
+        kernel.set_network(True)
+        result = kernel.execute(probe, timeout=10)
+        assert result.status == "ok" and "reached" in "".join(i.text for i in result.items)
+        assert not kernel.sandbox.raw["network_namespace"]["applied"] and kernel.sandbox.landlock
+        kernel.set_network(False)
+        assert kernel.execute(probe, timeout=10).status == "error"
+    finally:
+        kernel.shutdown()
+        store.close()
