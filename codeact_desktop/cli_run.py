@@ -11,6 +11,7 @@ import time
 from .agent import events as ev
 from .agent.loop import AgentSettings, Approval, CodeActAgent
 from .engine import open_backend, start_kernel
+from .kernel.session import KernelError
 from .llm.base import BackendError
 from .paths import AppPaths
 from .store.history import HistoryStore
@@ -101,10 +102,26 @@ def run_command(args) -> int:
     info = backend.info
     print(f"[{info.kind}: {info.model}, {info.device}, context {info.n_ctx}]"
           + "".join(f"\n[note] {n}" for n in info.notes), file=sys.stderr)
+    try:
+        kernel.wait_ready()
+    except KernelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        backend.close()
+        return 1
+    print(f"[restrictions] {kernel.sandbox.summary()}", file=sys.stderr)
+    ask = not args.yes
+    if not kernel.sandbox.layers:  # nothing restricts the code: every action needs a person's yes
+        if not sys.stdin.isatty():
+            print(f"error: no restriction layer could be applied ({kernel.sandbox.why_not()}), so each action "
+                  "must be confirmed, and standard input is not a terminal", file=sys.stderr)
+            kernel.shutdown()
+            backend.close()
+            return 2
+        ask = True
     settings = AgentSettings(max_actions=args.max_actions, action_timeout_s=args.timeout, max_new_tokens=args.max_tokens)
     view = TerminalView()
     agent = CodeActAgent(backend, kernel, conversation, settings, on_event=view,
-                         approve=None if args.yes else ask_in_terminal)
+                         approve=ask_in_terminal if ask else None)
     outcome: dict = {}
     worker = threading.Thread(
         target=lambda: outcome.update(record=agent.send(args.prompt, args.file)), daemon=True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import platform
 import subprocess
@@ -47,27 +46,25 @@ def kernel_report(paths: AppPaths) -> list[tuple[str, str]]:
     return rows
 
 
-def landlock_abi() -> int | None:
-    """Landlock's ABI version, or None when the kernel lacks it (Linux only)."""
-    if sys.platform != "linux" or platform.machine() not in ("x86_64", "aarch64"):
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-    nr = 444  # landlock_create_ruleset on x86_64 and aarch64
-    abi = libc.syscall(nr, None, ctypes.c_size_t(0), ctypes.c_uint32(1))  # LANDLOCK_CREATE_RULESET_VERSION
-    return abi if abi > 0 else None
+def sandbox_report(paths: AppPaths) -> list[tuple[str, str]]:
+    """Starts a real kernel in a throwaway folder and reports what its launcher applied."""
+    import tempfile
+    from pathlib import Path
 
+    from .engine import start_kernel
 
-def sandbox_report() -> list[tuple[str, str]]:
     rows = [("secrets", "kernel starts with an allow-listed environment (no tokens, keys or credentials)")]
-    if sys.platform == "linux":
-        abi = landlock_abi()
-        rows.append(("Landlock", f"available (ABI {abi}); not yet applied to the kernel" if abi
-                     else "not available in this Linux kernel"))
-        rows.append(("resource limits", "available (setrlimit); not yet applied to the kernel"))
-    elif sys.platform == "darwin":
-        rows.append(("sandbox-exec", "available; not yet applied" if os.path.exists("/usr/bin/sandbox-exec") else "not found"))
-    elif os.name == "nt":
-        rows.append(("job objects", "available; not yet applied"))
+    with tempfile.TemporaryDirectory(prefix="codeact-doctor-") as folder:
+        try:
+            kernel = start_kernel(paths, Path(folder), background=False)
+        except Exception as exc:  # the report says so rather than failing
+            return rows + [("kernel", f"could not start: {exc}")]
+        report = kernel.sandbox
+        kernel.shutdown()
+    for layer in report.layers or [f"none applied: {report.why_not()}; every action will need approval"]:
+        rows.append(("layer", layer))
+    rows.append(("resource limits", report.limits))
+    rows.append(("memory watchdog", "stops the kernel before the computer runs out of memory, or at a fork bomb"))
     return rows
 
 
@@ -78,7 +75,7 @@ def print_report() -> int:
                     ("CPU cores", str(os.cpu_count())), ("data folder", str(paths.data))],
         "Model runtime": llama_report(),
         "Python kernel": kernel_report(paths),
-        "Restriction layers": sandbox_report(),
+        "Restriction layers": sandbox_report(paths),
     }
     for title, rows in sections.items():
         print(title)

@@ -37,14 +37,14 @@ def open_backend(
     raise BackendError("No model: give a GGUF file (--model) or a server (--base-url).")
 
 
-def start_kernel(paths: AppPaths, workspace: Path, *, background: bool = True) -> KernelSession:
+def start_kernel(paths: AppPaths, workspace: Path, *, background: bool = True, network: bool = False) -> KernelSession:
     """Provisions the kernel venv and starts a kernel for ``workspace``.
 
     In the background by default, so it is ready by the time the model's first action is.
     """
     venv = ensure_kernel_venv(paths.kernel_venv)
     env = kernel_environment(venv, paths.kernel_home, paths.cache)
-    session = KernelSession(venv, workspace, env)
+    session = KernelSession(venv, workspace, env, network=network)
     if background:
         session.start_in_background()
     else:

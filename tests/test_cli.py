@@ -60,8 +60,10 @@ def test_without_a_terminal_code_needs_yes():
 def test_doctor_reports_runtime_kernel_and_sandbox():
     done = run_cli("doctor")
     assert done.returncode == 0
-    for heading in ("Model runtime", "GPU offload", "Python kernel", "Restriction layers", "secrets"):
+    for heading in ("Model runtime", "GPU offload", "memory", "Python kernel", "Restriction layers", "secrets"):
         assert heading in done.stdout
+    if sys.platform == "linux":  # the layers a real kernel got, not what might be available
+        assert "Landlock ABI" in done.stdout and "resource limits" in done.stdout
 
 
 def test_no_arguments_opens_the_window(tmp_path):

@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS conversations (
     title TEXT NOT NULL,
     workspace TEXT NOT NULL,
     created REAL NOT NULL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    network INTEGER NOT NULL DEFAULT 0  -- may this conversation's code use the network
 );
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
@@ -82,6 +83,9 @@ class HistoryStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(conversations)")}
+        if "network" not in columns:  # a history from before the network switch
+            self._db.execute("ALTER TABLE conversations ADD COLUMN network INTEGER NOT NULL DEFAULT 0")
 
     def execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
         with self._lock:
@@ -114,7 +118,7 @@ class HistoryStore:
         workspace.mkdir(parents=True, exist_ok=True)
         now = time.time()
         self.execute(
-            "INSERT INTO conversations VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO conversations (id, title, workspace, created, updated) VALUES (?, ?, ?, ?, ?)",
             (conv_id, title, str(workspace), now, now),
         )
         return Conversation(self, conv_id, workspace)
@@ -163,6 +167,13 @@ class Conversation:
     def title(self) -> str:
         rows = self.store.query("SELECT title FROM conversations WHERE id = ?", (self.id,))
         return rows[0]["title"] if rows else ""
+
+    def network_allowed(self) -> bool:
+        rows = self.store.query("SELECT network FROM conversations WHERE id = ?", (self.id,))
+        return bool(rows and rows[0]["network"])
+
+    def set_network_allowed(self, allowed: bool) -> None:
+        self.store.execute("UPDATE conversations SET network = ? WHERE id = ?", (int(allowed), self.id))
 
     def add_message(self, role: str, kind: str, content: str, meta: dict | None = None) -> int:
         cur = self.store.execute(

@@ -27,6 +27,7 @@ class ConversationController(QObject):
         self.conversation = conversation
         self.kernel = kernel
         self.require_approval = False
+        self.unrestricted = False  # no restriction layer applied: approval is required
         self._decisions: dict[str, tuple[threading.Event, list[Approval]]] = {}
         self._worker: threading.Thread | None = None
         self.agent = CodeActAgent(backend, kernel, conversation, settings,

@@ -31,6 +31,7 @@ from .chat_view import ChatView
 from .code_card import highlighted_html
 from .controller import ConversationController
 from .model_setup import ModelSetup
+from .sandbox_status import SandboxStatus
 from .settings_dialog import SettingsDialog
 from .theme import apply_theme
 from .workspace_panel import WorkspacePanel
@@ -188,6 +189,9 @@ class MainWindow(QMainWindow):
             self.statusBar().addWidget(label)
         self.interrupt_button = self._small_button("Interrupt", "interrupt code", self.stop)
         self.restart_button = self._small_button("Restart kernel", "restart kernel", self.restart_kernel)
+        self.sandbox_status = SandboxStatus()
+        self.sandbox_status.network_toggled.connect(self.set_network)
+        self.statusBar().addPermanentWidget(self.sandbox_status)
         self.statusBar().addPermanentWidget(self.interrupt_button)
         self.statusBar().addPermanentWidget(self.restart_button)
 
@@ -243,9 +247,11 @@ class MainWindow(QMainWindow):
         files.setChecked(True)
 
     def _show_kernel_state(self) -> None:
+        self.sandbox_status.show_kernel(self.current.kernel if self.current else None)
         if self.current is None or self._kernel_busy:
             return
         kernel = self.current.kernel
+        self._require_approval_if_unrestricted(self.current)
         state = "ready" if kernel.is_alive else ("starting" if kernel.is_starting else "stopped")
         self.kernel_label.setText(f"kernel: {state}")
 
@@ -346,7 +352,7 @@ class MainWindow(QMainWindow):
         self.settings = settings
         settings.apply_to(self.agent_settings)
         for controller in self.controllers.values():
-            controller.require_approval = settings.require_approval
+            controller.require_approval = settings.require_approval or controller.unrestricted
         apply_theme(settings.theme)
         self.save_settings()
 
@@ -403,7 +409,8 @@ class MainWindow(QMainWindow):
             conversation = self.store.open_conversation(conv_id)
             if any(a["status"] in RAN for a in conversation.actions()):
                 self._note_kernel_state_lost(conversation)
-            kernel = start_kernel(self.paths, conversation.workspace)  # in the background
+            kernel = start_kernel(self.paths, conversation.workspace,  # in the background
+                                  network=conversation.network_allowed())
             controller = ConversationController(self.backend, kernel, conversation, self.agent_settings, self)
             controller.require_approval = self.settings.require_approval
             controller.engine_event.connect(lambda e, c=controller: self._on_event(c, e))
@@ -605,6 +612,31 @@ class MainWindow(QMainWindow):
     def stop(self) -> None:
         if self.current is not None and self.current.busy:
             self.current.stop()
+
+    def _require_approval_if_unrestricted(self, controller: ConversationController) -> None:
+        """Code that nothing restricts runs only with the user's yes, and the window says why."""
+        kernel = controller.kernel
+        if kernel.is_alive and not kernel.is_starting and not kernel.sandbox.layers and not controller.unrestricted:
+            controller.unrestricted = controller.require_approval = True
+            self.chat.add_notice(f"Code here runs without restrictions ({kernel.sandbox.why_not()}), so each piece "
+                                 "of code waits for your approval.", error=True)
+
+    def set_network(self, on: bool) -> None:
+        """The per-conversation network switch: the kernel restarts with or without it."""
+        if self.current is None:
+            return
+        controller = self.current
+        if on and not self.confirm("Allow network for code?",
+                                   "Code in this conversation will be able to reach the internet and your local "
+                                   "network (for example for pip install). The Python kernel restarts: variables "
+                                   "are lost, files are kept."):
+            self.sandbox_status.show_kernel(controller.kernel)  # back to unchecked
+            return
+        controller.conversation.set_network_allowed(on)
+        self.kernel_label.setText("kernel: restarting")
+        threading.Thread(target=controller.kernel.set_network, args=(on,), name="kernel-network", daemon=True).start()
+        self.chat.add_notice(("Network is on for code in this conversation" if on else
+                              "Network is off for code in this conversation") + "; the kernel was restarted.")
 
     def restart_kernel(self) -> None:
         if self.current is None:

@@ -1,0 +1,55 @@
+"""The status bar's word on how the current conversation's code is restricted, and its
+network switch. The kernel says what its launcher applied (kernel/sandbox.py)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMenu, QToolButton
+
+from ..kernel.session import KernelSession
+
+
+class SandboxStatus(QToolButton):
+    network_toggled = Signal(bool)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("smallButton")
+        self.setAccessibleName("code restrictions")
+        self.setAutoRaise(True)
+        self.setPopupMode(QToolButton.InstantPopup)
+        self.network_action = QAction("Allow network for code in this conversation", self)
+        self.network_action.setCheckable(True)
+        self.network_action.toggled.connect(self._toggled)
+        menu = QMenu(self)
+        menu.addAction(self.network_action)
+        self.setMenu(menu)
+        self._shown = None
+
+    def show_kernel(self, kernel: KernelSession | None) -> None:
+        if kernel is None or kernel.is_starting or not kernel.is_alive:
+            self.setText("")
+            self.setVisible(False)
+            return
+        report = kernel.sandbox
+        network = "network on" if kernel.network else "network off"
+        if report.layers:
+            text, tip = f"🔒 Restricted · {network}", "Code in this conversation runs with:\n• " + "\n• ".join(
+                report.layers) + f"\n• {report.limits}"
+        else:
+            text, tip = "⚠ Not restricted", f"No restriction layer could be applied: {report.why_not()}.\n" \
+                                            "Each piece of code waits for your approval."
+        state = (text, tip, kernel.network)
+        if state != self._shown:
+            self._shown = state
+            self.setText(text)
+            self.setToolTip(tip)
+            self.network_action.blockSignals(True)
+            self.network_action.setChecked(kernel.network)
+            self.network_action.blockSignals(False)
+        self.setVisible(True)
+
+    def _toggled(self, on: bool) -> None:
+        self._shown = None
+        self.network_toggled.emit(on)

@@ -1,0 +1,55 @@
+"""The window's word on the kernel's restrictions: the status shows the layers, the
+per-conversation network switch restarts the kernel with the network, and a kernel
+that nothing restricts makes every action wait for approval, with the reason."""
+
+import socket
+
+import pytest
+from PySide6.QtCore import Qt
+
+from codeact_desktop.kernel.environment import kernel_environment
+from codeact_desktop.kernel.session import KernelSession
+from codeact_desktop.kernel.venv import ensure_kernel_venv
+from codeact_desktop.ui import main_window
+from codeact_desktop.ui.code_card import CodeCard
+
+from ._helpers import send, wait_idle
+
+pytestmark = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="POSIX kernels")
+
+
+def test_status_shows_the_layers_and_the_network_switch_works(qtbot, window, monkeypatch):
+    win, _ = window(["never"])
+    status = win.sandbox_status
+    qtbot.waitUntil(lambda: status.text().startswith("🔒 Restricted"), timeout=30_000)
+    assert "network off" in status.text() and "Landlock" in status.toolTip()
+    monkeypatch.setattr(win, "confirm", lambda title, text: "internet" in text)
+    status.network_action.trigger()
+    kernel, conversation = win.current.kernel, win.current.conversation
+    qtbot.waitUntil(lambda: kernel.network and not kernel.is_starting and "network on" in status.text(),
+                    timeout=60_000)
+    assert conversation.network_allowed()  # remembered for this conversation
+    assert not kernel.sandbox.raw["network_namespace"]["applied"]
+
+
+def test_unrestricted_kernel_makes_every_action_wait_for_approval(qtbot, window, monkeypatch, app_paths):
+    def unrestricted_kernel(paths, workspace, background=True, network=False):
+        venv = ensure_kernel_venv(paths.kernel_venv)
+        session = KernelSession(venv, workspace, kernel_environment(venv, paths.kernel_home, paths.cache),
+                                restricted=False)
+        session.start_in_background()
+        return session
+
+    monkeypatch.setattr(main_window, "start_kernel", unrestricted_kernel)
+    win, backend = window(["<execute>print('ran')</execute>", "done"])
+    qtbot.waitUntil(lambda: win.current.unrestricted, timeout=30_000)
+    assert win.sandbox_status.text() == "⚠ Not restricted"
+    assert "approval" in win.sandbox_status.toolTip()
+    send(qtbot, win, "run something")
+    qtbot.waitUntil(lambda: any(c.approval_bar.isVisible() for c in win.chat.findChildren(CodeCard)), timeout=10_000)
+    card = win.chat.findChildren(CodeCard)[0]
+    qtbot.mouseClick(card.run_button, Qt.LeftButton)
+    wait_idle(qtbot, win)
+    assert "ran" in card.streams["stdout"].toPlainText()
+    notices = [n.text() for n in win.chat.findChildren(type(win.model_label), "errorNotice")]
+    assert any("runs without restrictions" in n for n in notices)
