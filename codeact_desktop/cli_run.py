@@ -15,6 +15,7 @@ from .kernel.session import KernelError
 from .llm.base import BackendError
 from .paths import AppPaths
 from .store.history import HistoryStore
+from .store.recovery import recover_interrupted
 
 
 class TerminalView:
@@ -81,6 +82,8 @@ def run_command(args) -> int:
         return 2
     paths = AppPaths.default()
     store = HistoryStore(paths.history_db)
+    if recovered := recover_interrupted(store):
+        print(f"[recovered {recovered} conversation(s) whose answer was cut off when the app stopped]", file=sys.stderr)
     conversation = store.create_conversation(paths.workspaces, title=args.prompt[:60], workspace=args.workdir)
     t0 = time.monotonic()
     # The kernel starts while the model loads: the first action does not wait for it.

@@ -8,6 +8,7 @@ reply still streaming. Images are files in the workspace; the database holds the
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -47,7 +48,8 @@ CREATE TABLE IF NOT EXISTS actions (
     detail TEXT,
     started REAL,
     finished REAL,
-    seconds REAL
+    seconds REAL,
+    owner INTEGER                -- the process that runs it: a dead owner means the app was killed
 );
 CREATE TABLE IF NOT EXISTS outputs (
     id INTEGER PRIMARY KEY,
@@ -86,6 +88,8 @@ class HistoryStore:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(conversations)")}
         if "network" not in columns:  # a history from before the network switch
             self._db.execute("ALTER TABLE conversations ADD COLUMN network INTEGER NOT NULL DEFAULT 0")
+        if "owner" not in {row[1] for row in self._db.execute("PRAGMA table_info(actions)")}:
+            self._db.execute("ALTER TABLE actions ADD COLUMN owner INTEGER")
 
     def execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
         with self._lock:
@@ -216,8 +220,9 @@ class Conversation:
     def add_action(self, message_id: int, code: str) -> str:
         action_id = uuid.uuid4().hex[:12]
         self.store.execute(
-            "INSERT INTO actions (id, conversation_id, message_id, code, status) VALUES (?, ?, ?, ?, 'proposed')",
-            (action_id, self.id, message_id, code),
+            "INSERT INTO actions (id, conversation_id, message_id, code, status, owner)"
+            " VALUES (?, ?, ?, ?, 'proposed', ?)",
+            (action_id, self.id, message_id, code, os.getpid()),
         )
         return action_id
 

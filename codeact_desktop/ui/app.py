@@ -9,6 +9,7 @@ from ..engine import open_backend
 from ..paths import AppPaths
 from ..settings import Settings
 from ..store.history import HistoryStore
+from ..store.recovery import recover_interrupted
 
 
 def main(model: str | None = None, base_url: str | None = None, model_name: str | None = None) -> int:
@@ -20,6 +21,7 @@ def main(model: str | None = None, base_url: str | None = None, model_name: str 
     app.setApplicationName("CodeAct Desktop")
     paths = AppPaths.default()
     store = HistoryStore(paths.history_db)
+    recovered = recover_interrupted(store)  # turns cut off when the app was last killed
     settings, problem = Settings.load(paths.settings_file)
     # The command line wins for this run; otherwise the model the user chose last time.
     if not (model or base_url):
@@ -34,7 +36,8 @@ def main(model: str | None = None, base_url: str | None = None, model_name: str 
         loader = lambda: open_backend(model_path=model, base_url=base_url, model_name=model_name,  # noqa: E731
                                       **options)
     window = MainWindow(store, paths, loader, settings)
-    if problem:
-        window.statusBar().showMessage(problem, 10_000)
+    if problem or recovered:
+        window.statusBar().showMessage(problem or f"Recovered {recovered} conversation(s) that the app left "
+                                       "mid-answer when it stopped.", 10_000)
     window.show()
     return app.exec()

@@ -58,3 +58,21 @@ def test_history_survives_kill_mid_action(tmp_path):
     assert first["status"] == "ok" and conv.outputs(first["id"])[0]["text"] == "first\n"
     assert second["status"] == "running"  # what was in flight is visible as such
     store.close()
+
+
+def test_recovery_marks_only_actions_whose_process_is_gone(tmp_path):
+    from codeact_desktop.store.recovery import recover_interrupted
+
+    store = HistoryStore(tmp_path / "history.sqlite3")
+    dead, alive = (store.create_conversation(tmp_path / "ws") for _ in range(2))
+    for conv in (dead, alive):
+        conv.add_message("user", "user", "go")
+        msg = conv.add_message("assistant", "assistant", "<execute>print(1)</execute>")
+        conv.start_action(conv.add_action(msg, "print(1)"), "print(1)")
+    store.execute("UPDATE actions SET owner = 999999999 WHERE conversation_id = ?", (dead.id,))
+    assert recover_interrupted(store) == 1
+    assert [a["status"] for a in dead.actions()] == ["interrupted"]
+    assert [m["kind"] for m in dead.messages()][-2:] == ["observation", "notice"]
+    assert "did not finish" in dead.model_messages()[0][-1]["content"]
+    assert [a["status"] for a in alive.actions()] == ["running"]  # this process still owns it
+    assert recover_interrupted(store) == 0
