@@ -87,6 +87,10 @@ def macos_profile(policy: dict) -> str:
     return "\n".join(rules)
 
 
+def _size(n: int) -> str:
+    return f"{n / GB:.3g} GB" if n >= GB else f"{n >> 20} MB"
+
+
 def _unique(paths) -> list[str]:
     return list(dict.fromkeys(str(Path(p).resolve()) for p in paths))
 
@@ -138,9 +142,9 @@ class SandboxReport:
             return "no resource limits"
         parts = []
         if isinstance(limits.get("address_space"), int):
-            parts.append(f"memory {limits['address_space'] / GB:.0f} GB")
+            parts.append(f"memory {_size(limits['address_space'])}")
         if isinstance(limits.get("file_size"), int):
-            parts.append(f"files up to {limits['file_size'] / GB:.0f} GB")
+            parts.append(f"files up to {_size(limits['file_size'])}")
         if "core" in limits:
             parts.append("no core dumps")
         if isinstance(limits.get("processes"), str):

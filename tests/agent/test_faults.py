@@ -52,7 +52,7 @@ PROBES = {
     "os._exit": Probe("import os\nos._exit(3)", "died", ("kernel died", "exit code 3"), state_kept=False),
     "allocate 100 GB": Probe("b = bytearray(100 * 2**30)", "error", ("MemoryError",)),
     "memory runaway": Probe("chunks = []\nwhile True:\n    chunks.append(b'x' * (64 * 2**20))", "died",
-                            ("kernel died", "memory"), state_kept=False),
+                            ("kernel died", "memory"), state_kept=False, timeout_s=30),
     # Exponential, capped at 2^11 processes so a broken watchdog cannot take the test machine down.
     "fork bomb": Probe("import os, time\nfor _ in range(11):\n    os.fork()\ntime.sleep(60)", "died",
                        ("kernel died", "processes"), state_kept=False, timeout_s=30),
