@@ -142,11 +142,16 @@ class KernelSession:
 
     def set_network(self, on: bool) -> None:
         """Network for the code on or off; takes effect by restarting the kernel (state lost)."""
-        if on != self.network:
+        self._ready.wait(START_TIMEOUT_S)  # a start under way has written its policy already
+        if on == self.network:
+            return
+        if self._km is None:
             self.network = on
-            if self._km is not None:
-                self._km._kernel_spec = self._kernel_spec()
-                self.restart()
+            return
+        self._ready.clear()  # "starting" from now on, so no one reads the old report as the new one
+        self.network = on
+        self._km._kernel_spec = self._kernel_spec()
+        self.restart()
 
     def _launch(self) -> None:
         self.workspace.mkdir(parents=True, exist_ok=True)

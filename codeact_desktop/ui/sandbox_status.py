@@ -29,22 +29,24 @@ class SandboxStatus(QToolButton):
 
     def show_kernel(self, kernel: KernelSession | None) -> None:
         if kernel is None or kernel.is_starting or not kernel.is_alive:
+            self._shown = None  # the next kernel's state is drawn afresh
             self.setText("")
             self.setVisible(False)
             return
         report = kernel.sandbox
         network = "network on" if kernel.network else "network off"
         if report.layers:
-            text, tip = f"🔒 Restricted · {network}", "Code in this conversation runs with:\n• " + "\n• ".join(
+            text, tip = f"Restricted · {network}", "Code in this conversation runs with:\n• " + "\n• ".join(
                 report.layers) + f"\n• {report.limits}"
         else:
-            text, tip = "⚠ Not restricted", f"No restriction layer could be applied: {report.why_not()}.\n" \
+            text, tip = "Not restricted", f"No restriction layer could be applied: {report.why_not()}.\n" \
                                             "Each piece of code waits for your approval."
         state = (text, tip, kernel.network)
         if state != self._shown:
             self._shown = state
             self.setText(text)
             self.setToolTip(tip)
+            self.setStyleSheet("" if report.layers else "color: #b3261e; font-weight: 600;")
             self.network_action.blockSignals(True)
             self.network_action.setChecked(kernel.network)
             self.network_action.blockSignals(False)
