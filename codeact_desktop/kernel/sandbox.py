@@ -66,7 +66,9 @@ def kernel_policy(venv: KernelVenv, workspace: Path, runtime_dir: Path, writable
 def launcher_argv(venv: KernelVenv, policy: Path) -> list[str]:
     argv = [str(venv.python), str(LAUNCHER), str(policy), "-f", "{connection_file}"]
     if sys.platform == "darwin" and shutil.which("sandbox-exec"):
-        return ["sandbox-exec", "-p", macos_profile(json.loads(policy.read_text())), *argv]
+        # env marks the kernel as inside the profile, for the launcher's report
+        return ["sandbox-exec", "-p", macos_profile(json.loads(policy.read_text())), "/usr/bin/env",
+                "CODEACT_SANDBOX_EXEC=1", *argv]
     return argv
 
 

@@ -40,6 +40,7 @@ class ModelSetup(QObject):
         self.verified = VerifiedFiles(paths.verified_models)
         self.loading = False
         self.download_dialog: DownloadDialog | None = None
+        self._attach_instead: Callable[[Path], None] | None = None  # for the file being offered
         self.welcome = WelcomePage(load_catalogue(), paths.models, self.verified)
         self.welcome.download_requested.connect(self.download)
         self.welcome.use_file_requested.connect(window.load_model_file)
