@@ -27,7 +27,7 @@ import sys
 # Landlock (linux/landlock.h)
 _SYS_CREATE, _SYS_ADD_RULE, _SYS_RESTRICT = 444, 445, 446  # the same on x86_64 and aarch64
 _CREATE_RULESET_VERSION = 1
-_RULE_PATH_BENEATH, _RULE_NET_PORT = 1, 2
+_RULE_PATH_BENEATH = 1
 _PR_SET_NO_NEW_PRIVS = 38
 FS = {name: 1 << bit for bit, name in enumerate((
     "execute", "write_file", "read_file", "read_dir", "remove_dir", "remove_file", "make_char", "make_dir",

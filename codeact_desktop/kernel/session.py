@@ -166,7 +166,8 @@ class KernelSession:
         self._km = km
         self._connect_client()
         self._read_sandbox_report()
-        self._watchdog = KernelWatchdog(lambda: self.pid, self.limits.memory or 1 << 62).start()
+        if self._watchdog is None:  # one per session: it follows the kernel's pid across restarts
+            self._watchdog = KernelWatchdog(lambda: self.pid, self.limits.memory or 1 << 62).start()
         if self.warm_up:
             self._run_quietly(_WARM_UP, timeout=60)
 

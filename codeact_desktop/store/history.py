@@ -85,11 +85,11 @@ class HistoryStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(conversations)")}
-        if "network" not in columns:  # a history from before the network switch
-            self._db.execute("ALTER TABLE conversations ADD COLUMN network INTEGER NOT NULL DEFAULT 0")
-        if "owner" not in {row[1] for row in self._db.execute("PRAGMA table_info(actions)")}:
-            self._db.execute("ALTER TABLE actions ADD COLUMN owner INTEGER")
+        # Columns added after a history may have been written: the network switch, action owners.
+        for table, column, kind in (("conversations", "network", "INTEGER NOT NULL DEFAULT 0"),
+                                    ("actions", "owner", "INTEGER")):
+            if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
         with self._lock:

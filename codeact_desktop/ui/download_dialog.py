@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QProgressBar, QPushB
 
 from ..agent.attachments import human_size
 from ..models.catalogue import CatalogueEntry
-from ..models.download import DownloadCancelled, Progress, VerifiedFiles, download_model, partial_download
+from ..models.download import Progress, VerifiedFiles, download_model, partial_download
 
 PROGRESS_INTERVAL_S = 0.1  # at most ten redraws a second, however fast the bytes come
 
@@ -101,9 +101,7 @@ class DownloadDialog(QDialog):
                 path = download_model(self.entry, self.models_dir, self.verified,
                                       progress=self._report, cancel=self.cancel_event)
                 self._ended.emit(path, "")
-            except DownloadCancelled as exc:
-                self._ended.emit(None, str(exc))
-            except Exception as exc:  # every failure becomes a message in the dialog
+            except Exception as exc:  # a cancel or a failure: either becomes the dialog's message
                 self._ended.emit(None, str(exc))
 
         self._worker = threading.Thread(target=work, name="download-model", daemon=True)

@@ -18,7 +18,7 @@ from ..llm.base import ChatBackend
 from ..models.catalogue import CatalogueEntry, load_catalogue
 from ..models.download import VerifiedFiles
 from ..models.gguf_file import GGUFError, GGUFInfo, inspect_gguf
-from ..models.hardware import detect_hardware
+from ..models.hardware import detect_hardware, memory_needed
 from ..paths import AppPaths
 from ..settings import Settings
 from .download_dialog import DownloadDialog
@@ -115,7 +115,7 @@ class ModelSetup(QObject):
             return
         rows = "\n".join(f"{label}: {value}" for label, value in info.describe())
         warning = ""
-        needed = info.size + info.kv_bytes_per_token * min(self.settings().n_ctx, info.context_length or 8192)
+        needed = memory_needed(info, min(self.settings().n_ctx, info.context_length or self.settings().n_ctx))
         if self.welcome.hardware is not None and needed > self.welcome.hardware.ram_total:
             warning = (f"\n\nIt needs about {human_size(needed)} of memory and this computer has "
                        f"{human_size(self.welcome.hardware.ram_total)}: it may be very slow.")

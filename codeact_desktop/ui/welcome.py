@@ -165,20 +165,20 @@ class WelcomePage(QWidget):
         if entry is None:
             return
         self._downloaded = find_downloaded(entry, self.models_dir, self.verified)
+        have = partial_download(entry, self.models_dir)
         self.about.setText(entry.about)
-        self.facts.setText("<br>".join(self._facts(entry)))
+        self.facts.setText("<br>".join(self._facts(entry, have)))
         if self._downloaded is not None:
             self.download_button.setText("Use it (already downloaded)")
             return
-        have = partial_download(entry, self.models_dir)
         self.download_button.setText(
             f"Resume download ({human_size(have)} of {human_size(entry.size_bytes)} done)" if have
             else f"Download ({human_size(entry.size_bytes)})")
 
-    def _facts(self, entry: CatalogueEntry) -> list[str]:
+    def _facts(self, entry: CatalogueEntry, have: int) -> list[str]:
         ok, short = "✓", "<span style='color:#b3261e'>✗</span>"
         free = shutil.disk_usage(existing_parent(self.models_dir)).free
-        need_disk = entry.size_bytes - partial_download(entry, self.models_dir) + DISK_MARGIN_BYTES
+        need_disk = entry.size_bytes - have + DISK_MARGIN_BYTES
         rows = [f"Download: {human_size(entry.size_bytes)} · context up to {entry.n_ctx_train:,} tokens",
                 f"{ok if self._downloaded or free >= need_disk else short} Free disk: {human_size(free)}"
                 + ("" if self._downloaded or free >= need_disk else f" (needs {human_size(need_disk)})")]
