@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from contextlib import contextmanager
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
@@ -97,3 +98,15 @@ class FakeHub:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+@contextmanager
+def serving(monkeypatch, tmp_path, repo: str, filename: str, data: bytes):
+    """A FakeHub that huggingface_hub talks to (HF_ENDPOINT), with a cache of the test's own."""
+    server = FakeHub(repo, filename, data)
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf cache"))
+    try:
+        yield server
+    finally:
+        server.close()

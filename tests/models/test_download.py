@@ -11,7 +11,7 @@ from codeact_desktop.models.catalogue import find_entry, load_catalogue
 from codeact_desktop.models.download import DownloadCancelled, DownloadError, VerifiedFiles, download_model, find_downloaded
 from codeact_desktop.models.gguf_file import inspect_gguf
 
-from .fake_hub import FakeHub
+from .fake_hub import FakeHub, serving
 
 REPO, FILE = "test-org/tiny-gguf", "model é.gguf"
 
@@ -23,12 +23,9 @@ def gguf_bytes(gguf_path):
 
 @pytest.fixture
 def hub(gguf_bytes, monkeypatch, tmp_path):
-    server = FakeHub(REPO, FILE, gguf_bytes)
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf cache"))
-    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
-    yield server
-    server.close()
+    with serving(monkeypatch, tmp_path, REPO, FILE, gguf_bytes) as server:
+        monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+        yield server
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from codeact_desktop.ui import model_setup
 from codeact_desktop.ui.main_window import MainWindow
 
 from ..conftest import free_port
-from ..models.fake_hub import FakeHub
+from ..models.fake_hub import serving
 
 REPO, FILE = "test-org/welcome-gguf", "tiny é.gguf"
 
@@ -56,11 +56,8 @@ def first_run(qtbot, app_paths, tmp_path, monkeypatch):
 
 @pytest.fixture
 def hub(gguf_path, monkeypatch, tmp_path):
-    server = FakeHub(REPO, FILE, gguf_path.read_bytes())
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf cache"))
-    yield server
-    server.close()
+    with serving(monkeypatch, tmp_path, REPO, FILE, gguf_path.read_bytes()) as server:
+        yield server
 
 
 def test_welcome_screen_shows_the_default_model_and_this_computer(qtbot, first_run):

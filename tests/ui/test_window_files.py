@@ -85,6 +85,15 @@ def test_large_copy_shows_progress_and_cancel_leaves_nothing(qtbot, window, tmp_
     assert win.tray.files() == [] and win.send_button.isEnabled()
 
 
+def drop_and_answer_no(qtbot, win, monkeypatch, path) -> list[str]:
+    """Drops a .gguf and answers No to the question it raises; returns the question's text."""
+    asked = []
+    monkeypatch.setattr(win, "confirm", lambda title, text: asked.append(text) or False)
+    drop(win, [path])
+    qtbot.waitUntil(lambda: bool(asked), timeout=10_000)
+    return asked
+
+
 def test_a_dropped_gguf_is_described_first_and_can_be_attached_instead(qtbot, window, tmp_path, gguf_path,
                                                                        monkeypatch):
     win, backend = window(["never"])
@@ -92,10 +101,7 @@ def test_a_dropped_gguf_is_described_first_and_can_be_attached_instead(qtbot, wi
     folder.mkdir()
     model = folder / "petit modèle é.gguf"
     model.symlink_to(gguf_path)
-    asked = []
-    monkeypatch.setattr(win, "confirm", lambda title, text: asked.append(text) or False)
-    drop(win, [model])
-    qtbot.waitUntil(lambda: bool(asked), timeout=10_000)
+    asked = drop_and_answer_no(qtbot, win, monkeypatch, model)
     for shown in ("Use petit modèle é.gguf as the model?", "Architecture: gemma3", "Parameters: 268.1 M",
                   "Quantisation: Q4_K_M", "Trained context: 32,768 tokens", "<|im_end|>: not in the vocabulary",
                   "Choose No to attach it"):
@@ -114,11 +120,8 @@ def test_a_bad_gguf_is_refused_before_loading_and_the_old_model_stays(qtbot, win
     win, backend = window(["never"])
     bad = tmp_path / "broken model é.gguf"
     bad.write_bytes(content)
-    asked = []
-    monkeypatch.setattr(win, "confirm", lambda title, text: asked.append(text) or False)
-    drop(win, [bad])
-    qtbot.waitUntil(lambda: bool(asked), timeout=10_000)
+    asked = drop_and_answer_no(qtbot, win, monkeypatch, bad)
     assert message in asked[0] and "It was not loaded; attach it to the conversation as a file instead?" in asked[0]
     qtbot.wait(200)
-    assert win.tray.files() == [] and not win.models.loading and win.backend is backend
+    assert win.tray.files() == [] and not win.models.loading
     assert win.backend is backend and "scripted" in win.model_label.text()
