@@ -24,7 +24,7 @@ os.environ.setdefault("CODEACT_HOME", tempfile.mkdtemp(prefix="codeact-bench-"))
 from jupyter_client import KernelManager  # noqa: E402
 from jupyter_client.kernelspec import KernelSpec  # noqa: E402
 
-from codeact_desktop.kernel.environment import kernel_environment  # noqa: E402
+from codeact_desktop.engine import kernel_env  # noqa: E402
 from codeact_desktop.kernel.session import KernelSession  # noqa: E402
 from codeact_desktop.kernel.venv import ensure_kernel_venv  # noqa: E402
 from codeact_desktop.paths import AppPaths  # noqa: E402
@@ -60,8 +60,8 @@ def timed(fn, n=1):
 def main() -> None:
     paths = AppPaths.default()
     venv = ensure_kernel_venv(paths.kernel_venv)
-    env = kernel_environment(venv, paths.kernel_home, paths.cache)
     work = Path(tempfile.mkdtemp())
+    env = kernel_env(paths, venv, work)
 
     # round trip on a running kernel
     ours = KernelSession(venv, work, env)

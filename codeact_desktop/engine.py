@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .kernel.environment import kernel_environment
+from .kernel.environment import build_font_cache, kernel_environment
 from .kernel.session import KernelSession
-from .kernel.venv import ensure_kernel_venv
+from .kernel.venv import KernelVenv, ensure_kernel_venv
 from .llm.base import BackendError, ChatBackend
 from .paths import AppPaths
 
@@ -37,14 +37,19 @@ def open_backend(
     raise BackendError("No model: give a GGUF file (--model) or a server (--base-url).")
 
 
+def kernel_env(paths: AppPaths, venv: KernelVenv, workspace: Path) -> dict[str, str]:
+    """The environment of ``workspace``'s kernel, with its own home."""
+    build_font_cache(paths.font_cache)  # once; a glob afterwards
+    return kernel_environment(venv, paths.kernel_home_for(workspace), paths.font_cache)
+
+
 def start_kernel(paths: AppPaths, workspace: Path, *, background: bool = True, network: bool = False) -> KernelSession:
     """Provisions the kernel venv and starts a kernel for ``workspace``.
 
     In the background by default, so it is ready by the time the model's first action is.
     """
     venv = ensure_kernel_venv(paths.kernel_venv)
-    env = kernel_environment(venv, paths.kernel_home, paths.cache)
-    session = KernelSession(venv, workspace, env, network=network)
+    session = KernelSession(venv, workspace, kernel_env(paths, venv, workspace), network=network)
     if background:
         session.start_in_background()
     else:

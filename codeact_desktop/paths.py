@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,17 @@ class AppPaths:
     @property
     def kernel_home(self) -> Path:
         return self.data / "kernel-home"
+
+    def kernel_home_for(self, workspace: Path) -> Path:
+        """A conversation's own HOME for its kernel: one per workspace folder (the hash
+        tells apart two CLI workdirs with the same name)."""
+        workspace = Path(workspace).resolve()
+        digest = hashlib.sha1(str(workspace).encode("utf-8")).hexdigest()[:8]
+        return self.kernel_home / f"{workspace.name}-{digest}"
+
+    @property
+    def font_cache(self) -> Path:
+        return self.cache / "font-cache"
 
     @property
     def workspaces(self) -> Path:

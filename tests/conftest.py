@@ -20,7 +20,7 @@ os.environ["CODEACT_HOME"] = str(_HOME)
 # The real window, drawn offscreen (no display needed).
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from codeact_desktop.kernel.environment import kernel_environment  # noqa: E402
+from codeact_desktop.engine import kernel_env  # noqa: E402
 from codeact_desktop.kernel.session import KernelSession  # noqa: E402
 from codeact_desktop.kernel.venv import ensure_kernel_venv  # noqa: E402
 from codeact_desktop.paths import AppPaths  # noqa: E402
@@ -42,8 +42,8 @@ def make_kernel(kernel_venv, app_paths, tmp_path):
     started: list[KernelSession] = []
 
     def make(workspace: Path | None = None, **kwargs) -> KernelSession:
-        env = kernel_environment(kernel_venv, app_paths.kernel_home, app_paths.cache)
-        session = KernelSession(kernel_venv, workspace or tmp_path / "ws", env, **kwargs)
+        workspace = workspace or tmp_path / "ws"
+        session = KernelSession(kernel_venv, workspace, kernel_env(app_paths, kernel_venv, workspace), **kwargs)
         session.start()
         started.append(session)
         return session
@@ -55,8 +55,8 @@ def make_kernel(kernel_venv, app_paths, tmp_path):
 
 @pytest.fixture(scope="module")
 def module_kernel(kernel_venv, app_paths, tmp_path_factory):
-    env = kernel_environment(kernel_venv, app_paths.kernel_home, app_paths.cache)
-    session = KernelSession(kernel_venv, tmp_path_factory.mktemp("ws"), env)
+    workspace = tmp_path_factory.mktemp("ws")
+    session = KernelSession(kernel_venv, workspace, kernel_env(app_paths, kernel_venv, workspace))
     session.start()
     yield session
     session.shutdown()

@@ -7,9 +7,11 @@ model (or by instructions hidden in a dropped file) must not see them.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
-from .venv import KernelVenv
+from .venv import KernelVenv, base_interpreter, base_layer_paths
 
 # Only what Python, locales and the OS loader need. Everything else is dropped.
 _PASSED_THROUGH = (
@@ -21,13 +23,37 @@ _PASSED_THROUGH = (
 _SYSTEM_PATH_POSIX = ("/usr/local/bin", "/usr/bin", "/bin")
 
 
-def kernel_environment(venv: KernelVenv, home: Path, cache: Path) -> dict[str, str]:
+_FONT_LIST = "fontlist-*.json"  # matplotlib's font cache: seconds to build where many fonts are installed
+
+
+def build_font_cache(font_cache: Path) -> None:
+    """Builds matplotlib's font list once, with the app's own Python and packages (never
+    the kernel venv, where model-written code may have installed anything). Kernels get
+    a copy and cannot change this one. Quietly nothing when matplotlib is not there."""
+    if any(font_cache.glob(_FONT_LIST)):
+        return
+    font_cache.mkdir(parents=True, exist_ok=True)
+    layers = [str(p) for p in base_layer_paths()]
+    code = f"import sys; sys.path[:0] = {layers!r}; import matplotlib.font_manager"
+    try:
+        subprocess.run([str(base_interpreter()), "-I", "-S", "-c", code], capture_output=True, timeout=120,
+                       env={**os.environ, "MPLCONFIGDIR": str(font_cache)})
+    except (OSError, subprocess.SubprocessError):
+        pass
+
+
+def kernel_environment(venv: KernelVenv, home: Path, font_cache: Path) -> dict[str, str]:
+    """``home`` is this conversation's own (HOME, matplotlib's config), so code in one
+    conversation cannot leave files for another; ``font_cache`` seeds it."""
     env = {k: os.environ[k] for k in _PASSED_THROUGH if k in os.environ}
     system_path = (
         os.environ.get("PATH", "") if os.name == "nt" else os.pathsep.join(_SYSTEM_PATH_POSIX)
     )
-    home.mkdir(parents=True, exist_ok=True)
-    (cache / "matplotlib").mkdir(parents=True, exist_ok=True)
+    matplotlib_dir = home / ".matplotlib"
+    matplotlib_dir.mkdir(parents=True, exist_ok=True)
+    for font_list in font_cache.glob(_FONT_LIST):
+        if not (matplotlib_dir / font_list.name).exists():
+            shutil.copyfile(font_list, matplotlib_dir / font_list.name)
     env.update(
         {
             "PATH": os.pathsep.join([str(venv.bin_dir), system_path]),
@@ -37,9 +63,9 @@ def kernel_environment(venv: KernelVenv, home: Path, cache: Path) -> dict[str, s
             "PYTHONNOUSERSITE": "1",
             "PYTHONUNBUFFERED": "1",
             "PYTHONIOENCODING": "utf-8",
-            # Plots come back as image/png; the font cache is built once, not per kernel.
+            # Plots come back as image/png; the font list is seeded, not rebuilt per kernel.
             "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-            "MPLCONFIGDIR": str(cache / "matplotlib"),
+            "MPLCONFIGDIR": str(matplotlib_dir),
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
             # Keep terminal colour codes out of what the model reads.
             "TERM": "dumb",

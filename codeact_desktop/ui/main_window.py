@@ -475,6 +475,7 @@ class MainWindow(QMainWindow):
 
         def work():  # the kernel's shutdown and the folder's removal may take seconds
             controller.shutdown()
+            shutil.rmtree(self.paths.kernel_home_for(workspace), ignore_errors=True)
             if ours:  # never remove a folder the user chose for a CLI run
                 shutil.rmtree(workspace, ignore_errors=True)
             self.background_done.emit("Conversation deleted.")

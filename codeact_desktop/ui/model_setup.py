@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, Signal
 
 from ..agent.attachments import human_size
 from ..engine import open_backend
+from ..kernel.environment import build_font_cache
 from ..kernel.venv import ensure_kernel_venv
 from ..llm.base import ChatBackend
 from ..models.catalogue import CatalogueEntry, load_catalogue
@@ -64,6 +65,7 @@ class ModelSetup(QObject):
         def work():
             try:
                 ensure_kernel_venv(self.paths.kernel_venv)  # first run: about a second
+                build_font_cache(self.paths.font_cache)  # first run: a second or more
                 self.ready.emit(load_backend(), remember)
             except Exception as exc:  # shown to the user, not raised into Qt
                 self.failed.emit(str(exc))

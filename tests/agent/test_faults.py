@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from codeact_desktop.agent.loop import AgentSettings, CodeActAgent
-from codeact_desktop.kernel.environment import kernel_environment
+from codeact_desktop.engine import kernel_env
 from codeact_desktop.kernel.sandbox import KernelLimits
 from codeact_desktop.kernel.session import KernelSession
 from codeact_desktop.llm.scripted import ScriptedBackend
@@ -99,7 +99,7 @@ def secret():
 def _agent(tmp_path, kernel_venv, app_paths, replies, timeout: float = TIMEOUT_S):
     store = HistoryStore(tmp_path / "history.sqlite3")
     conversation = store.create_conversation(tmp_path / "workspaces")
-    env = kernel_environment(kernel_venv, app_paths.kernel_home, app_paths.cache)
+    env = kernel_env(app_paths, kernel_venv, conversation.workspace)
     kernel = KernelSession(kernel_venv, conversation.workspace, env, limits=LIMITS)
     kernel.start()
     backend = ScriptedBackend(replies)

@@ -119,10 +119,10 @@ def test_huge_output_keeps_head_and_tail(module_kernel):
 
 
 def test_started_ahead_of_need(kernel_venv, app_paths, tmp_path):
-    from codeact_desktop.kernel.environment import kernel_environment
+    from codeact_desktop.engine import kernel_env
     from codeact_desktop.kernel.session import KernelSession
 
-    env = kernel_environment(kernel_venv, app_paths.kernel_home, app_paths.cache)
+    env = kernel_env(app_paths, kernel_venv, tmp_path)
     session = KernelSession(kernel_venv, tmp_path, env)
     session.start_in_background()  # returns at once
     try:

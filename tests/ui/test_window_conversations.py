@@ -33,6 +33,8 @@ def test_rename_and_delete_with_confirmation(qtbot, window, monkeypatch):
     assert titles(win) == ["Renamed chat"]
     workspace = Path(win.current.conversation.workspace)
     assert (workspace / "made.txt").exists()
+    kernel_home = win.paths.kernel_home_for(workspace)
+    assert kernel_home.is_dir()
     answers = iter([False, True])
     monkeypatch.setattr(win, "confirm", lambda title, text: next(answers))
     win.delete_conversation()  # said no: nothing happens
@@ -41,7 +43,8 @@ def test_rename_and_delete_with_confirmation(qtbot, window, monkeypatch):
     win.conversation_list.setFocus()
     qtbot.keyClick(win.conversation_list, Qt.Key_Delete)
     assert titles(win) == ["New conversation"] and win.current is not None
-    qtbot.waitUntil(lambda: not workspace.exists() and not old_kernel.is_alive, timeout=30_000)
+    qtbot.waitUntil(lambda: not workspace.exists() and not kernel_home.exists() and not old_kernel.is_alive,
+                    timeout=30_000)
     assert win.store.query("SELECT count(*) AS n FROM actions")[0]["n"] == 0
     assert win.store.integrity_ok()
 

@@ -7,7 +7,7 @@ import socket
 import pytest
 from PySide6.QtCore import Qt
 
-from codeact_desktop.kernel.environment import kernel_environment
+from codeact_desktop.engine import kernel_env
 from codeact_desktop.kernel.session import KernelSession
 from codeact_desktop.kernel.venv import ensure_kernel_venv
 from codeact_desktop.ui import main_window
@@ -37,7 +37,7 @@ def test_status_shows_the_layers_and_the_network_switch_works(qtbot, window, mon
 def test_unrestricted_kernel_makes_every_action_wait_for_approval(qtbot, window, monkeypatch, app_paths):
     def unrestricted_kernel(paths, workspace, background=True, network=False):
         venv = ensure_kernel_venv(paths.kernel_venv)
-        session = KernelSession(venv, workspace, kernel_environment(venv, paths.kernel_home, paths.cache),
+        session = KernelSession(venv, workspace, kernel_env(paths, venv, workspace),
                                 restricted=False)
         session.start_in_background()
         return session
