@@ -164,7 +164,7 @@ class SandboxReport:
         """Why no layer was applied (empty when one was)."""
         if self.layers:
             return ""
-        reasons = [part.get("why", "") for key in ("landlock", "network_namespace", "sandbox_exec")
+        reasons = [part.get("why", "") for key in ("start_failed", "landlock", "network_namespace", "sandbox_exec")
                    if isinstance(part := self.raw.get(key), dict) and part.get("why")]
         if os.name == "nt":
             reasons.append("Windows: the kernel runs without file or network isolation")

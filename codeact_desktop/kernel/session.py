@@ -118,11 +118,35 @@ class KernelSession:
 
     def _start_guarded(self) -> None:
         try:
-            self._launch()
+            try:
+                self._launch()
+            except Exception as exc:
+                if not self.restricted:
+                    raise
+                # The restriction itself broke the start (a sandbox profile this OS
+                # rejects, a launcher that dies): start without it. No layer then means
+                # every action waits for the user's approval, and the report says why.
+                self._discard_failed_start()
+                self.restricted = False
+                self._launch()
+                self.sandbox = SandboxReport({"start_failed": {"why": f"the restricted start failed ({exc})"}})
         except BaseException as exc:  # reported to whoever waits
             self._start_error = exc
         finally:
             self._ready.set()
+
+    def _discard_failed_start(self) -> None:
+        if self._kc is not None:
+            self._kc.stop_channels()
+            self._kc = None
+        if self._km is not None:
+            try:
+                self._km.shutdown_kernel(now=True)
+            except Exception:
+                pass
+            self._km = None
+        if self._runtime_dir is not None:
+            shutil.rmtree(self._runtime_dir, ignore_errors=True)
 
     def _kernel_spec(self) -> KernelSpec:
         if self.restricted:
@@ -176,7 +200,11 @@ class KernelSession:
             self._kc.stop_channels()
         kc = self._km.client()
         kc.start_channels()
-        kc.wait_for_ready(timeout=START_TIMEOUT_S)
+        try:
+            kc.wait_for_ready(timeout=START_TIMEOUT_S)
+        except BaseException:
+            kc.stop_channels()  # a kernel that died at start leaves no client threads behind
+            raise
         self._kc = kc
 
     def _run_quietly(self, code: str, timeout: float) -> None:

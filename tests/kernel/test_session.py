@@ -133,3 +133,15 @@ def test_started_ahead_of_need(kernel_venv, app_paths, tmp_path):
     finally:
         session.shutdown()
     assert not session.is_alive
+
+
+@pytest.mark.parametrize("wrapper", [["/bin/false"], ["no-such-sandbox-tool"]], ids=["dies", "missing"])
+def test_a_restricted_start_that_fails_falls_back_unrestricted(make_kernel, monkeypatch, wrapper):
+    from codeact_desktop.kernel import session as session_module
+
+    real = session_module.launcher_argv
+    monkeypatch.setattr(session_module, "launcher_argv", lambda venv, policy: [*wrapper, *real(venv, policy)])
+    kernel = make_kernel()
+    assert texts(kernel.execute("print(6 * 7)")) == "42\n"
+    assert not kernel.restricted and kernel.sandbox.layers == []
+    assert kernel.sandbox.why_not().startswith("the restricted start failed (")
