@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--ctx", type=int, default=None, help="context size (default 8192, capped by the model)")
     run.add_argument("--json", type=Path, help="write the transcript as JSON here")
     run.add_argument("--yes", action="store_true", help="run code without asking")
+    run.add_argument("--network", action="store_true", help="let the code reach the network, e.g. for pip (off by default)")
 
     models = sub.add_parser("models", help="the model catalogue: list, download")
     models_sub = models.add_subparsers(dest="models_command", required=True)

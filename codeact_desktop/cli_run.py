@@ -88,7 +88,9 @@ def run_command(args) -> int:
     t0 = time.monotonic()
     # The kernel starts while the model loads: the first action does not wait for it.
     try:
-        kernel = start_kernel(paths, conversation.workspace)
+        if args.network:
+            conversation.set_network_allowed(True)
+        kernel = start_kernel(paths, conversation.workspace, network=args.network)
     except Exception as exc:
         print(f"error: the Python kernel could not be prepared: {exc}", file=sys.stderr)
         return 1

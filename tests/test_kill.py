@@ -1,8 +1,9 @@
 """Crash safety: the headless CLI runs a multi-action request against a real HTTP model
-server and is killed (SIGKILL, no warning) at random moments: while the model streams,
-while code runs, while outputs are written. After each kill the database passes
-``PRAGMA integrity_check``, every completed action is intact, the next start marks the
-interrupted turn, and a last run finishes normally."""
+server and is killed (SIGKILL, no warning): twice while it copies a 256 MB file into
+the workspace, once while code runs, then at random moments: while the model streams, while code runs,
+while outputs are written. After each kill the database passes ``PRAGMA
+integrity_check``, every completed action is intact, no file is half-there under its
+real name, the next start marks the interrupted turn, and a last run finishes normally."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -31,13 +33,54 @@ REPLIES = [
     "All done: data.csv is written and the plot is shown.",
 ]
 KILLS = 10
+MID_COPY_KILLS = 2  # the first runs attach a large file and are killed while it copies
+BIG = 256 << 20
 
 
-def _cli(home, url, prompt):
+def _cli(home, url, prompt, *files):
     env = dict(os.environ, CODEACT_HOME=str(home))
+    attach = [arg for f in files for arg in ("--file", str(f))]
     return subprocess.Popen(
-        [sys.executable, "-m", "codeact_desktop.cli", "run", prompt, "--yes", "--base-url", url, "--timeout", "30"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        [sys.executable, "-m", "codeact_desktop.cli", "run", prompt, "--yes", "--base-url", url, "--timeout", "30",
+         *attach], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _kill_mid_copy(proc, workspaces: Path) -> float:
+    """Waits until the CLI is part-way through copying big.bin, then kills it."""
+    started = time.monotonic()
+    while True:
+        partial = [p for p in workspaces.glob(f"*/.big.bin.partial-{proc.pid}") if p.stat().st_size > 0]
+        if partial and partial[0].stat().st_size < BIG:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            return time.monotonic() - started
+        assert proc.poll() is None and time.monotonic() - started < 60, "the copy was never seen under way"
+        time.sleep(0.005)
+
+
+def _kill_while_code_runs(proc, db: Path) -> float:
+    """Waits until the slow step's action is running, then kills the CLI."""
+    started = time.monotonic()
+    while True:
+        if db.exists():
+            store = HistoryStore(db)
+            running = store.query("SELECT count(*) AS n FROM actions WHERE status = 'running' AND code LIKE '%step%'")
+            store.close()
+            if running[0]["n"]:
+                time.sleep(0.3)  # mid-way through its output
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+                return time.monotonic() - started
+        assert proc.poll() is None and time.monotonic() - started < 60, "the slow step was never seen running"
+        time.sleep(0.05)
+
+
+def _check_workspaces(workspaces: Path):
+    for ws in workspaces.iterdir():
+        for path in ws.iterdir():
+            assert ".partial-" not in path.name, f"a cut-off copy was left: {path}"
+            if path.name == "big.bin":
+                assert path.stat().st_size == BIG
 
 
 def _check_history(db):
@@ -56,13 +99,35 @@ def _check_history(db):
         store.close()
 
 
+def _recover_and_check(db, home):
+    # What the next start does first: mark what the kill cut off, remove cut-off copies.
+    store = HistoryStore(db)
+    recover_interrupted(store)
+    store.close()
+    _check_history(db)
+    _check_workspaces(home / "data" / "workspaces")
+
+
 def test_killed_at_random_moments_loses_nothing_that_completed(tmp_path):
     server = ScriptedOpenAIServer(REPLIES)
     home, rng = tmp_path / "home", random.Random(20261122)
     db = home / "data" / "history.sqlite3"
     moments = []
     try:
+        big = tmp_path / "big.bin"
+        with open(big, "wb") as f:
+            f.truncate(BIG)
         for i in range(KILLS):
+            if i < MID_COPY_KILLS:
+                proc = _cli(home, server.url, f"task {i}", big)
+                moments.append((round(_kill_mid_copy(proc, home / "data" / "workspaces"), 2), "mid-copy"))
+                _recover_and_check(db, home)
+                continue
+            if i == MID_COPY_KILLS:
+                proc = _cli(home, server.url, f"task {i}")
+                moments.append((round(_kill_while_code_runs(proc, db), 2), "code running"))
+                _recover_and_check(db, home)
+                continue
             proc = _cli(home, server.url, f"task {i}")
             moment = rng.uniform(0.5, 7.0)
             time.sleep(moment)
@@ -73,11 +138,7 @@ def test_killed_at_random_moments_loses_nothing_that_completed(tmp_path):
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
             moments.append((round(moment, 2), finished))
-            # What the next start does first: mark what the kill cut off.
-            store = HistoryStore(db)
-            recover_interrupted(store)
-            store.close()
-            _check_history(db)
+            _recover_and_check(db, home)
         last = _cli(home, server.url, "the last task")
         assert last.wait(120) == 0, last.stderr.read().decode()[-2000:]
     finally:
@@ -95,4 +156,4 @@ def test_killed_at_random_moments_loses_nothing_that_completed(tmp_path):
     time.sleep(2)  # ipykernel notices its parent is gone within a second and exits
     orphans = [p for p in psutil.process_iter(["cwd"]) if (p.info["cwd"] or "").startswith(str(home))]
     assert orphans == [], "kernels outlived the killed app"
-    assert interrupted >= 1 and notices >= 1  # some kills landed while code ran
+    assert interrupted >= 1 and notices >= 1  # at least the kill while code ran

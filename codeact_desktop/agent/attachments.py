@@ -1,12 +1,17 @@
 """Files given with a request: copied into the workspace, named to the model.
 
 Copies go in 1 MB chunks so a window can show progress and cancel a large file; a
-cancelled or failed copy leaves nothing half-written behind.
+cancelled or failed copy leaves nothing half-written behind. Each copy is written under
+a hidden name that carries the copying process's id and renamed when complete, so not
+even a kill mid-copy leaves a partial file under the real name; the next start removes
+the hidden leftovers of processes that are gone (``remove_abandoned_copies``).
 """
 
 from __future__ import annotations
 
 import mimetypes
+import os
+import re
 import shutil
 import threading
 from dataclasses import asdict, dataclass
@@ -16,6 +21,7 @@ from typing import Callable
 from ..resources import messages
 
 CHUNK = 1 << 20
+_PARTIAL = re.compile(r"^\..+\.partial-(\d+)$")  # .NAME.partial-PID
 
 
 @dataclass
@@ -99,9 +105,10 @@ def copy_into_workspace(
             attached.append(Attachment(name=name, size=size, kind=describe_kind(source)))
             continue
         target = _free_name(workspace, source.name)
+        partial = workspace / f".{target.name}.partial-{os.getpid()}"
         try:
             for file in _files_of(source):
-                dest = target if source.is_file() else target / file.relative_to(source)
+                dest = partial if source.is_file() else partial / file.relative_to(source)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 with open(file, "rb") as src, open(dest, "wb") as out:
                     while chunk := src.read(CHUNK):
@@ -113,17 +120,38 @@ def copy_into_workspace(
                             progress(done, total)
                 shutil.copystat(file, dest)
             if source.is_dir():
-                target.mkdir(exist_ok=True)  # an empty folder is still a folder
+                partial.mkdir(exist_ok=True)  # an empty folder is still a folder
+            os.replace(partial, target)  # complete: under its real name at once
         except BaseException:
-            # Nothing half-copied may look like a complete file to the model.
-            if target.is_dir():
-                shutil.rmtree(target, ignore_errors=True)
-            else:
-                target.unlink(missing_ok=True)
+            _remove(partial)  # nothing half-copied may look like a complete file to the model
             raise
         size = sum(f.stat().st_size for f in _files_of(target))
         attached.append(Attachment(name=target.name, size=size, kind=describe_kind(target)))
     return attached
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def remove_abandoned_copies(workspace: Path) -> list[str]:
+    """Removes what copies cut off by a kill left behind (their process is gone)."""
+    import psutil
+
+    removed = []
+    try:
+        entries = list(Path(workspace).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _PARTIAL.match(entry.name)
+        if match and not psutil.pid_exists(int(match.group(1))):
+            _remove(entry)
+            removed.append(entry.name)
+    return removed
 
 
 def attachment_lines(attached: list[Attachment]) -> str:

@@ -7,6 +7,7 @@ until the model answers without code or the action cap is reached.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,10 @@ from .actions import ParsedReply, parse_reply
 from .attachments import attachment_lines, copy_into_workspace
 from .context import ContextOverflow, fit_to_context
 from .workspace import changed_files, snapshot
+
+# What failing to reach the network looks like from Python, pip and requests.
+_NETWORK_FAILURE = re.compile(r"Connection refused|Failed to establish a new connection|Network is unreachable|"
+                              r"name resolution|Name or service not known|nodename nor servname|gaierror")
 
 
 @dataclass
@@ -221,6 +226,8 @@ class CodeActAgent:
             "died": texts["kernel_died"].format(reason=result.detail),
             "cancelled": texts["cancelled"],
         }.get(result.status, "")
+        if not self.kernel.network and _NETWORK_FAILURE.search(body):
+            status_line = "\n".join(part for part in (status_line, texts["network_off"]) if part)
         body = "\n".join(part for part in (body, status_line) if part) or texts["no_output"]
         observation = texts["observation_prefix"] + body
         conv.finish_action(action_id, result.status, observation, result.seconds, result.detail)

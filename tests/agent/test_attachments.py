@@ -1,10 +1,15 @@
 """Copying files in: progress, cancel without leftovers, files already in place."""
 
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
-from codeact_desktop.agent.attachments import CHUNK, CopyCancelled, copy_into_workspace
+from codeact_desktop.agent.attachments import CHUNK, CopyCancelled, copy_into_workspace, remove_abandoned_copies
 
 
 def test_progress_reaches_the_total_and_folders_copy(tmp_path):
@@ -37,3 +42,32 @@ def test_cancel_leaves_no_half_file(tmp_path):
     with pytest.raises(CopyCancelled):
         copy_into_workspace([big], ws, progress=progress, cancel=cancel)
     assert list(ws.iterdir()) == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_a_kill_mid_copy_leaves_no_file_under_the_real_name(tmp_path, what):
+    source = tmp_path / "data"
+    if what == "file":
+        source.write_bytes(b"x" * (8 * CHUNK))
+    else:
+        for i in range(8):
+            (source / str(i)).mkdir(parents=True)
+            (source / str(i) / "part.bin").write_bytes(b"x" * CHUNK)
+    ws = tmp_path / "ws"
+    slow_copy = ("import sys, time; from codeact_desktop.agent.attachments import copy_into_workspace as c; "
+                 "c([sys.argv[1]], __import__('pathlib').Path(sys.argv[2]), progress=lambda d, t: time.sleep(0.2))")
+    copier = subprocess.Popen([sys.executable, "-c", slow_copy, str(source), str(ws)])
+    deadline = time.monotonic() + 30
+    partial = ws / f".data.partial-{copier.pid}"
+    while not (partial.exists() and (partial.is_dir() or partial.stat().st_size >= CHUNK)):
+        assert time.monotonic() < deadline and copier.poll() is None
+        time.sleep(0.02)
+    os.kill(copier.pid, signal.SIGKILL)
+    copier.wait(10)
+    assert sorted(p.name for p in ws.iterdir()) == [partial.name]  # nothing under the name "data"
+    # a copy under way in a live process is left alone; the dead one's is removed
+    live = ws / f".other.partial-{os.getpid()}"
+    live.write_bytes(b"x")
+    assert remove_abandoned_copies(ws) == [partial.name]
+    assert sorted(p.name for p in ws.iterdir()) == [live.name]

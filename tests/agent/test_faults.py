@@ -23,6 +23,7 @@ from codeact_desktop.engine import kernel_env
 from codeact_desktop.kernel.sandbox import KernelLimits
 from codeact_desktop.kernel.session import KernelSession
 from codeact_desktop.llm.scripted import ScriptedBackend
+from codeact_desktop.resources import messages
 from codeact_desktop.store.history import HistoryStore
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the restriction layers tested here are Linux's")
@@ -71,8 +72,8 @@ PROBES = {
     "list the user's home": Probe("import os, pwd\nprint(os.listdir(pwd.getpwuid(os.getuid()).pw_dir))", "error",
                                   ("PermissionError",)),
     "open a socket": Probe("import socket\nsocket.create_connection(('127.0.0.1', PORT), timeout=3)", "error",
-                           ("Error",)),
-    "name lookup": Probe("import socket\nsocket.getaddrinfo('pypi.org', 443)", "error", ("gaierror",)),
+                           ("Error", "no network access")),
+    "name lookup": Probe("import socket\nsocket.getaddrinfo('pypi.org', 443)", "error", ("gaierror", "no network access")),
 }
 
 
@@ -161,5 +162,68 @@ def test_network_switch_lets_code_reach_the_network(tmp_path, kernel_venv, app_p
         kernel.set_network(False)
         assert kernel.execute(probe, timeout=10).status == "error"
     finally:
+        kernel.shutdown()
+        store.close()
+
+
+def _wheel(folder: Path, name: str, version: str, module_text: str) -> Path:
+    """A pure-Python wheel, written by hand (no build backend, no network)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    info = f"{name}-{version}.dist-info"
+    files = {f"{name}/__init__.py": module_text,
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: {version}\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: codeact-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = [f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b'=').decode()},"
+              f"{len(text.encode())}" for path, text in files.items()] + [f"{info}/RECORD,,"]
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as wheel:
+        for inner, text in {**files, f"{info}/RECORD": "\n".join(record) + "\n"}.items():
+            wheel.writestr(inner, text)
+    return path
+
+
+@pytest.fixture
+def package_index(tmp_path):
+    """A PEP 503 package index on the host's loopback, serving one wheel, as PyPI would."""
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    root = tmp_path / "index"
+    project = root / "simple" / "codeact-probe"
+    project.mkdir(parents=True)
+    wheel = _wheel(root, "codeact_probe", "1.0", "ANSWER = 42\n")
+    (project / "index.html").write_text(f'<a href="../../{wheel.name}">{wheel.name}</a>\n')
+    requests = []
+
+    class Handler(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            requests.append(self.path)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/simple/", requests
+    server.shutdown()
+
+
+def test_pip_install_works_once_the_network_is_on(tmp_path, kernel_venv, app_paths, package_index):
+    index, requests = package_index
+    install = f"!pip install --no-cache-dir --index-url {index} codeact-probe\nimport codeact_probe\nprint('answer', codeact_probe.ANSWER)"
+    agent, backend, kernel, store, _ = _agent(tmp_path, kernel_venv, app_paths, [
+        f"<execute>\n{install}\n</execute>", "No network.",
+        f"<execute>\n{install}\n</execute>", "Installed."], timeout=120)
+    try:
+        refused = agent.send("install codeact-probe").actions[0]["observation"]
+        assert "ModuleNotFoundError" in refused and requests == [], refused[-1500:]
+        assert refused.endswith(messages()["network_off"])  # the model is told why, and what the user can do
+        kernel.set_network(True)
+        installed = agent.send("again, with the network on").actions[0]["observation"]
+        assert "Successfully installed codeact-probe-1.0" in installed and "answer 42" in installed, installed[-1500:]
+        assert any(path.endswith(".whl") for path in requests)
+        assert list(kernel_venv.site_packages().glob("codeact_probe*")), "not installed into the kernel's venv"
+    finally:
+        kernel.execute("!pip uninstall -y codeact-probe", timeout=60)
         kernel.shutdown()
         store.close()
