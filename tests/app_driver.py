@@ -4,7 +4,7 @@ the window as a user would: wait for the model and the kernel, send a message, w
 the answer, quit. The kernel is another process (restricted on its own), so only the
 app is watched.
 
-    python tests/app_driver.py OUT.json [--send TEXT | --quit-after SECONDS] -- APP ARGS...
+    python tests/app_driver.py OUT.json [--attach FILE] [--send TEXT | --quit-after SECONDS] -- APP ARGS...
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ def _audit(event: str, args: tuple) -> None:
         CALLS.append({"event": event, "address": [str(a) for a in args[1:3]] if event != "urllib.Request" else str(args[0])})
 
 
-def _drive_window(send: str | None, quit_after: float | None) -> object:
+def _drive_window(send: str | None, quit_after: float | None, attach: str | None) -> object:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    state = {"sent": False, "ticks": 0}
+    state = {"sent": False, "attached": not attach, "ticks": 0}
 
     def window():
         return next((w for w in app.topLevelWidgets() if type(w).__name__ == "MainWindow"), None)
@@ -53,7 +53,14 @@ def _drive_window(send: str | None, quit_after: float | None) -> object:
         win = window()
         if win is None or win.backend is None or win.current is None or win.current.kernel.is_starting:
             return
-        if not state["sent"]:
+        if not state["attached"]:
+            from pathlib import Path
+
+            win.attach([Path(attach)])  # as a drop does: copied in the background
+            state["attached"] = True
+        elif win.tray.copying:
+            return
+        elif not state["sent"]:
             win.input.setPlainText(send)
             win.send_current()
             state["sent"] = True
@@ -71,12 +78,13 @@ def main() -> int:
     parser.add_argument("out")
     parser.add_argument("--send")
     parser.add_argument("--quit-after", type=float)
+    parser.add_argument("--attach")
     own, app_args = sys.argv[1:sys.argv.index("--")], sys.argv[sys.argv.index("--") + 1:]
     args = parser.parse_args(own)
     sys.addaudithook(_audit)
     timer = None
     if not app_args or app_args[0] not in ("run", "doctor", "models"):
-        timer = _drive_window(args.send, args.quit_after)
+        timer = _drive_window(args.send, args.quit_after, args.attach)
     from codeact_desktop.cli import main as app_main
 
     code = app_main(app_args)

@@ -3,7 +3,8 @@ server and is killed (SIGKILL, no warning): twice while it copies a 256 MB file 
 the workspace, once while code runs, then at random moments: while the model streams, while code runs,
 while outputs are written. After each kill the database passes ``PRAGMA
 integrity_check``, every completed action is intact, no file is half-there under its
-real name, the next start marks the interrupted turn, and a last run finishes normally."""
+real name, the next start marks the interrupted turn, and a last run finishes normally.
+The real window (offscreen, driven by tests/app_driver.py) is killed the same ways."""
 
 from __future__ import annotations
 
@@ -157,3 +158,58 @@ def test_killed_at_random_moments_loses_nothing_that_completed(tmp_path):
     orphans = [p for p in psutil.process_iter(["cwd"]) if (p.info["cwd"] or "").startswith(str(home))]
     assert orphans == [], "kernels outlived the killed app"
     assert interrupted >= 1 and notices >= 1  # at least the kill while code ran
+
+
+def _window(home, url, *driver_args):
+    """The real window (offscreen), driven as a user would by tests/app_driver.py."""
+    env = dict(os.environ, CODEACT_HOME=str(home), QT_QPA_PLATFORM="offscreen")
+    driver = Path(__file__).with_name("app_driver.py")
+    return subprocess.Popen([sys.executable, str(driver), str(home / "calls.json"), *driver_args, "--",
+                             "--base-url", url], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def test_the_window_killed_mid_copy_mid_code_and_at_random_loses_nothing(tmp_path):
+    server = ScriptedOpenAIServer(REPLIES)
+    home, rng = tmp_path / "home", random.Random(11_22)
+    db = home / "data" / "history.sqlite3"
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        f.truncate(BIG)
+    moments = []
+    try:
+        proc = _window(home, server.url, "--attach", str(big), "--send", "use the file")
+        moments.append((round(_kill_mid_copy(proc, home / "data" / "workspaces"), 2), "mid-copy"))
+        _recover_and_check(db, home)
+        proc = _window(home, server.url, "--send", "go on")
+        moments.append((round(_kill_while_code_runs(proc, db), 2), "code running"))
+        _recover_and_check(db, home)
+        for i in range(3):
+            proc = _window(home, server.url, "--send", f"task {i}")
+            moment = rng.uniform(1.0, 8.0)
+            time.sleep(moment)
+            finished = proc.poll() is not None
+            if finished:
+                assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
+            else:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+            moments.append((round(moment, 2), finished))
+            _recover_and_check(db, home)
+        last = _window(home, server.url, "--send", "the last task")
+        assert last.wait(120) == 0, last.stderr.read().decode()[-2000:]
+    finally:
+        server.close()
+    store = HistoryStore(db)
+    try:
+        conversation = store.open_conversation(store.list_conversations()[0]["id"])
+        assert [a["status"] for a in conversation.actions()][-3:] == ["ok", "ok", "ok"]
+        messages = [m for m in conversation.messages() if m["kind"] != "notice"]
+        assert messages[-1]["content"].startswith("All done")
+        assert store.query("SELECT count(*) AS n FROM actions WHERE status = 'interrupted'")[0]["n"] >= 1
+    finally:
+        store.close()
+    print(f"window kills at {moments}")
+    time.sleep(2)
+    orphans = [p for p in psutil.process_iter(["cwd"]) if (p.info["cwd"] or "").startswith(str(home))]
+    assert orphans == [], "kernels outlived the killed window"
