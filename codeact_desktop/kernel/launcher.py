@@ -11,8 +11,9 @@ every restriction holds for the kernel and everything it starts. Linux: resource
 limits, a private network namespace when the network is off, and Landlock (files:
 read/execute the system and Python paths, write only the workspace, the kernel's venv,
 its home and a private temp folder; TCP connect and bind denied when the network is
-off). macOS restrictions come from ``sandbox-exec`` around this script; elsewhere only
-the resource limits.
+off). macOS restrictions come from ``sandbox-exec`` around this script. Windows: a job
+object limits the memory and the number of processes of the kernel and everything it
+starts, and ends them all with it; files and the network are not isolated there.
 """
 
 from __future__ import annotations
@@ -168,6 +169,61 @@ def apply_limits(limits: dict) -> dict:
     return {"applied": bool(applied), **applied}
 
 
+# Windows job objects (winnt.h): the kernel and its children share one memory and process budget.
+_JOB_LIMIT_ACTIVE_PROCESS = 0x8
+_JOB_LIMIT_JOB_MEMORY = 0x200
+_JOB_LIMIT_DIE_ON_UNHANDLED_EXCEPTION = 0x400  # a crash ends the process, no error dialog waits
+_JOB_LIMIT_KILL_ON_JOB_CLOSE = 0x2000  # the kernel's end (its handle closing) ends its children
+_JOB_EXTENDED_LIMIT_INFORMATION = 9
+_JOB = None  # the job's handle, open as long as the kernel runs
+
+
+class _JobBasicLimits(ctypes.Structure):
+    _fields_ = [("per_process_user_time_limit", ctypes.c_int64), ("per_job_user_time_limit", ctypes.c_int64),
+                ("limit_flags", ctypes.c_uint32), ("minimum_working_set_size", ctypes.c_size_t),
+                ("maximum_working_set_size", ctypes.c_size_t), ("active_process_limit", ctypes.c_uint32),
+                ("affinity", ctypes.c_size_t), ("priority_class", ctypes.c_uint32),
+                ("scheduling_class", ctypes.c_uint32)]
+
+
+class _JobExtendedLimits(ctypes.Structure):
+    _fields_ = [("basic", _JobBasicLimits), ("io_counters", ctypes.c_uint64 * 6),
+                ("process_memory_limit", ctypes.c_size_t), ("job_memory_limit", ctypes.c_size_t),
+                ("peak_process_memory_used", ctypes.c_size_t), ("peak_job_memory_used", ctypes.c_size_t)]
+
+
+def _last_error() -> int:
+    return ctypes.get_last_error() if hasattr(ctypes, "get_last_error") else 0  # Windows only
+
+
+def apply_job_object(memory: int, processes: int, kernel32=None) -> dict:
+    """Puts this process (and so all it starts) in a new job with a memory and a process limit."""
+    global _JOB
+    if kernel32 is None:
+        if sys.platform != "win32":
+            return {"applied": False, "why": "job objects are Windows only"}
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+        kernel32.CreateJobObjectW.restype = ctypes.c_void_p
+        kernel32.GetCurrentProcess.restype = ctypes.c_void_p
+        kernel32.SetInformationJobObject.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_uint32]
+        kernel32.AssignProcessToJobObject.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    job = kernel32.CreateJobObjectW(None, None)
+    if not job:
+        return {"applied": False, "why": f"CreateJobObject failed (error {_last_error()})"}
+    info = _JobExtendedLimits()
+    info.basic.limit_flags = (_JOB_LIMIT_JOB_MEMORY | _JOB_LIMIT_ACTIVE_PROCESS | _JOB_LIMIT_KILL_ON_JOB_CLOSE
+                              | _JOB_LIMIT_DIE_ON_UNHANDLED_EXCEPTION)
+    info.basic.active_process_limit = processes
+    info.job_memory_limit = memory
+    if not kernel32.SetInformationJobObject(job, _JOB_EXTENDED_LIMIT_INFORMATION, ctypes.byref(info),
+                                            ctypes.sizeof(info)):
+        return {"applied": False, "why": f"SetInformationJobObject failed (error {_last_error()})"}
+    if not kernel32.AssignProcessToJobObject(job, kernel32.GetCurrentProcess()):
+        return {"applied": False, "why": f"AssignProcessToJobObject failed (error {_last_error()})"}
+    _JOB = job
+    return {"applied": True, "memory": memory, "processes": processes}
+
+
 def main(argv: list[str]) -> None:
     with open(argv[1], encoding="utf-8") as f:
         policy = json.load(f)
@@ -180,6 +236,9 @@ def main(argv: list[str]) -> None:
         # carries subprocesses' output); with one, the namespace has no way out anyway.
         block_tcp = not network and not report["network_namespace"]["applied"]
         report["landlock"] = apply_landlock(policy["read"], policy["read_exec"], policy["write"], block_tcp)
+    elif sys.platform == "win32":
+        limits = policy.get("limits", {})
+        report["job_object"] = apply_job_object(limits.get("address_space", 0), limits.get("job_processes", 256))
     elif sys.platform == "darwin":
         report["sandbox_exec"] = {"applied": bool(os.environ.get("CODEACT_SANDBOX_EXEC")),
                                   "why": "" if os.environ.get("CODEACT_SANDBOX_EXEC") else "sandbox-exec not found"}

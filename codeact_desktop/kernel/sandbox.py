@@ -56,7 +56,8 @@ def kernel_policy(venv: KernelVenv, workspace: Path, runtime_dir: Path, writable
         "tmp": str(runtime_dir / "tmp"),
         "report": str(runtime_dir / "sandbox.json"),
         "limits": {"address_space": limits.address_space, "file_size": limits.file_size, "core": 0,
-                   "processes": _user_process_count() + limits.processes},
+                   "processes": _user_process_count() + limits.processes,
+                   "job_processes": limits.processes},  # Windows: counted inside the kernel's job only
     }
     path = runtime_dir / "sandbox-policy.json"
     path.write_text(json.dumps(policy, indent=1), encoding="utf-8")
@@ -140,6 +141,9 @@ class SandboxReport:
     @property
     def limits(self) -> str:
         limits = self.raw.get("limits", {})
+        job = self.raw.get("job_object", {})
+        if job.get("applied"):
+            return f"a job object: memory {_size(job['memory'])}, at most {job['processes']} processes"
         if not limits.get("applied"):
             return "no resource limits"
         parts = []
@@ -167,5 +171,6 @@ class SandboxReport:
         reasons = [part.get("why", "") for key in ("start_failed", "landlock", "network_namespace", "sandbox_exec")
                    if isinstance(part := self.raw.get(key), dict) and part.get("why")]
         if os.name == "nt":
-            reasons.append("Windows: the kernel runs without file or network isolation")
+            reasons.append("on Windows files and the network are not isolated; a job object limits only memory "
+                           "and processes")
         return "; ".join(reasons) or "the restriction launcher did not report"

@@ -2,6 +2,8 @@
 swaps), or too many processes (a fork bomb, where the process limit does not apply,
 as for root). Watches the kernel's whole process group, reading /proc directly (fast
 even with hundreds of processes), and kills the group at once when a line is crossed.
+Without /proc it asks psutil; without process groups (Windows) it watches the kernel's
+process tree.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ def group_members(pgid: int) -> list[tuple[int, int]]:
     if not os.path.isdir("/proc/self"):
         import psutil
 
+        if not hasattr(os, "getpgid"):  # Windows: no process groups; the kernel and its descendants
+            return tree_members(pgid)
         members = []
         for p in psutil.process_iter(["pid"]):
             try:
@@ -48,6 +52,24 @@ def group_members(pgid: int) -> list[tuple[int, int]]:
     return members
 
 
+def tree_members(pid: int) -> list[tuple[int, int]]:
+    """(pid, resident bytes) of a process and all its descendants (psutil)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+    members = []
+    for process in processes:
+        try:
+            members.append((process.pid, process.memory_info().rss))
+        except psutil.Error:
+            pass
+    return members
+
+
 def proportional(members: list[tuple[int, int]]) -> int:
     """Their memory with shared pages split between sharers (PSS): dearer to read than
     RSS, so read only when RSS says a line may be crossed."""
@@ -64,8 +86,22 @@ def proportional(members: list[tuple[int, int]]) -> int:
     return total
 
 
+def kill_tree(pid: int) -> None:
+    """Kills a process and every descendant found (Windows has no process groups)."""
+    import psutil
+
+    for member, _ in tree_members(pid):
+        try:
+            psutil.Process(member).kill()
+        except psutil.Error:
+            pass
+
+
 def kill_group(pgid: int, timeout: float = 5.0) -> None:
     """SIGKILL the group until no member is left (a fork bomb keeps adding members)."""
+    if not hasattr(os, "killpg"):
+        kill_tree(pgid)
+        return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -102,8 +138,7 @@ class KernelWatchdog:
         self._thread = threading.Thread(target=self._run, name="kernel-watchdog", daemon=True)
 
     def start(self) -> "KernelWatchdog":
-        if hasattr(os, "killpg"):
-            self._thread.start()
+        self._thread.start()
         return self
 
     def stop(self) -> None:
