@@ -75,11 +75,12 @@ def launcher_argv(venv: KernelVenv, policy: Path) -> list[str]:
 
 def macos_profile(policy: dict) -> str:
     """sandbox-exec's language: deny by default, then what the policy allows."""
-    def subpaths(paths):
-        return " ".join(f'(subpath "{Path(p).resolve()}")' for p in paths)
+    def subpaths(paths):  # JSON's string escapes are the profile language's too
+        return " ".join(f"(subpath {json.dumps(str(Path(p).resolve()), ensure_ascii=False)})" for p in paths)
 
     rules = ["(version 1)", "(deny default)", "(allow process-fork)", "(allow signal (target same-sandbox))",
              "(allow sysctl-read)", "(allow mach-lookup)", "(allow ipc-posix-shm)",
+             "(allow file-read-metadata)",  # stat() on the way to allowed paths; not their contents
              f"(allow process-exec {subpaths(policy['read_exec'])})",
              f"(allow file-read* {subpaths(policy['read_exec'] + policy['read'] + policy['write'])}"
              ' (literal "/") (subpath "/private/etc") (subpath "/System") (subpath "/Library"))',

@@ -1,7 +1,8 @@
-"""The parts of the restriction that only Windows runs, checked here as far as Linux
-can: the job object's structure layout and calls (against a recording kernel32, as no
-Windows machine is available to the tests), and the process-tree watchdog that Windows
-uses instead of process groups (for real, on this machine's processes)."""
+"""The parts of the restriction that only Windows and macOS run, checked here as far as
+Linux can (no Windows or Mac machine is available to the tests): the job object's
+structure layout and calls, against a recording kernel32; the process-tree watchdog that
+Windows uses instead of process groups, for real on this machine's processes; and the
+text of the macOS sandbox profile."""
 
 from __future__ import annotations
 
@@ -89,3 +90,16 @@ def test_process_tree_is_watched_and_killed_whole():
                 psutil.Process(pid).status() != psutil.STATUS_ZOMBIE] == []
     finally:
         parent.kill()
+
+
+def test_macos_profile_denies_by_default_and_quotes_paths(tmp_path):
+    from codeact_desktop.kernel.sandbox import macos_profile
+
+    odd = tmp_path / 'work "space" \\ é'
+    odd.mkdir()
+    profile = macos_profile({"read_exec": ["/usr"], "read": ["/etc"], "write": [str(odd)], "network": False})
+    assert profile.splitlines()[:2] == ["(version 1)", "(deny default)"]
+    assert profile.count("(") == profile.count(")")
+    assert '(subpath "' + str(odd.resolve()).replace("\\", "\\\\").replace('"', '\\"') + '")' in profile
+    assert "(allow network*)" not in profile
+    assert "(allow network*)" in macos_profile({"read_exec": [], "read": [], "write": [], "network": True})
