@@ -23,9 +23,9 @@ os.environ["CODEACT_HOME"] = tempfile.mkdtemp(prefix="codeact-bench-")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, os.path.dirname(__file__))
 
-from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from _qt import Heartbeat, pump, wait  # noqa: E402
 from _report import report  # noqa: E402
 from codeact_desktop.llm.scripted import ScriptedBackend  # noqa: E402
 from codeact_desktop.paths import AppPaths  # noqa: E402
@@ -35,7 +35,6 @@ from codeact_desktop.ui import output_views  # noqa: E402
 from codeact_desktop.ui.chat_view import ChatView  # noqa: E402
 from codeact_desktop.ui.main_window import MainWindow  # noqa: E402
 
-TICK_MS = 10
 RUNS = 3
 PIECES = 1000  # at 4 characters each
 PIECE_DELAY = 0.005  # 200 pieces/s
@@ -45,29 +44,6 @@ PRINT_5MB = "for i in range(50_000):\n    print('x' * 99)"  # 50,000 lines of 10
 def reply_text() -> str:
     words = ("The data has a clear trend, so I will summarise it and print the full table. " * 60)[: PIECES * 4]
     return f"{words}\n<execute>\n{PRINT_5MB}\n</execute>"
-
-
-class Heartbeat:
-    def __init__(self):
-        self.last = None
-        self.stalls_ms: list[float] = []
-        self.timer = QTimer()
-        self.timer.setInterval(TICK_MS)
-        self.timer.timeout.connect(self._tick)
-
-    def _tick(self):
-        now = time.perf_counter()
-        if self.last is not None:
-            self.stalls_ms.append(max(0.0, (now - self.last) * 1000 - TICK_MS))
-        self.last = now
-
-    def start(self):
-        self.last = None
-        self.stalls_ms = []
-        self.timer.start()
-
-    def stop(self):
-        self.timer.stop()
 
 
 def run_turn(app, paths, naive: bool) -> dict:
@@ -116,21 +92,6 @@ def _worst_of(results: list[dict]) -> dict:
     out["p99_ms"] = max(r["p99_ms"] for r in results)
     out["runs"] = results
     return out
-
-
-def pump(app, seconds):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.002)
-
-
-def wait(app, condition, timeout=120.0):
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise TimeoutError("the window did not get there in time")
-        pump(app, 0.02)
 
 
 def main() -> int:

@@ -9,13 +9,15 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 # Always a fresh folder: the pictures must not show the user's own conversations.
 os.environ["CODEACT_HOME"] = tempfile.mkdtemp(prefix="codeact-shots-")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
 from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from _qt import pump, wait  # noqa: E402
 
 from codeact_desktop.settings import Settings  # noqa: E402
 from codeact_desktop.llm.scripted import ScriptedBackend  # noqa: E402
@@ -47,21 +49,6 @@ FILES_REPLIES = [
     "Sales rose from **120** in January to **190** in June. The chart is `sales.png`, "
     "and `summary.csv` has the statistics. Both are in the Files panel.",
 ]
-
-
-def pump(app, seconds: float) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.01)
-
-
-def wait(app, condition, timeout=60.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise TimeoutError("the window did not get there in time")
-        pump(app, 0.05)
 
 
 def main() -> int:

@@ -224,6 +224,31 @@ def apply_job_object(memory: int, processes: int, kernel32=None) -> dict:
     return {"applied": True, "memory": memory, "processes": processes}
 
 
+OUTPUT_PIECE_CHARS = 1 << 20
+
+
+def split_large_writes(limit: int = OUTPUT_PIECE_CHARS) -> bool:
+    """One print of 100 MB would reach the app as one 100 MB message, and parsing it
+    holds Python's lock long enough to freeze the window (0.4 s measured). Written in
+    1 MB pieces, each sent on its own, every pause stays a few milliseconds."""
+    try:
+        from ipykernel.iostream import OutStream
+    except ImportError:
+        return False
+    write = OutStream.write
+
+    def write_in_pieces(self, string):
+        if not isinstance(string, str) or len(string) <= limit:
+            return write(self, string)
+        for start in range(0, len(string), limit):
+            write(self, string[start:start + limit])
+            self.flush()  # public API: sends what is buffered, as its own message
+        return len(string)
+
+    OutStream.write = write_in_pieces
+    return True
+
+
 def main(argv: list[str]) -> None:
     with open(argv[1], encoding="utf-8") as f:
         policy = json.load(f)
@@ -246,10 +271,11 @@ def main(argv: list[str]) -> None:
     if tmp:
         os.makedirs(tmp, exist_ok=True)
         os.environ["TMPDIR"] = os.environ["TEMP"] = os.environ["TMP"] = tmp
+    sys.path[0] = ""  # as `python -m` has it: the working directory, not this script's folder
+    report["output_pieces"] = split_large_writes()
     with open(policy["report"], "w", encoding="utf-8") as f:
         json.dump(report, f)
     sys.argv = ["ipykernel_launcher", *argv[2:]]
-    sys.path[0] = ""  # as `python -m` has it: the working directory, not this script's folder
     runpy.run_module("ipykernel_launcher", run_name="__main__", alter_sys=True)
 
 

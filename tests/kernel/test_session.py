@@ -145,3 +145,14 @@ def test_a_restricted_start_that_fails_falls_back_unrestricted(make_kernel, monk
     assert texts(kernel.execute("print(6 * 7)")) == "42\n"
     assert not kernel.restricted and kernel.sandbox.layers == []
     assert kernel.sandbox.why_not().startswith("the restricted start failed (")
+
+
+def test_one_huge_write_arrives_in_pieces(module_kernel):
+    # One 100 MB message would hold Python's lock in the app for about 0.4 s while parsed,
+    # freezing the window; the launcher has the kernel send it in 1 MB pieces.
+    pieces = []
+    result = module_kernel.execute("print('x' * 20_000_000)", timeout=60,
+                                   on_stream=lambda name, text: pieces.append(len(text)))
+    assert result.status == "ok" and sum(pieces) == 20_000_001
+    assert max(pieces) <= 1 << 20 and len(pieces) >= 20
+    assert module_kernel.sandbox.raw["output_pieces"] is True
