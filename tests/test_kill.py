@@ -59,6 +59,18 @@ def _kill_mid_copy(proc, workspaces: Path) -> float:
         time.sleep(0.005)
 
 
+def _kill_at_random(proc, moment: float) -> tuple[float, bool]:
+    """Kills the app ``moment`` seconds after its start, unless it finished first."""
+    time.sleep(moment)
+    finished = proc.poll() is not None
+    if finished:  # the run was quicker than the kill
+        assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    return round(moment, 2), finished
+
+
 def _kill_while_code_runs(proc, db: Path) -> float:
     """Waits until the slow step's action is running, then kills the CLI."""
     started = time.monotonic()
@@ -129,16 +141,7 @@ def test_killed_at_random_moments_loses_nothing_that_completed(tmp_path):
                 moments.append((round(_kill_while_code_runs(proc, db), 2), "code running"))
                 _recover_and_check(db, home)
                 continue
-            proc = _cli(home, server.url, f"task {i}")
-            moment = rng.uniform(0.5, 7.0)
-            time.sleep(moment)
-            finished = proc.poll() is not None
-            if finished:  # the run was quicker than the kill
-                assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
-            else:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-            moments.append((round(moment, 2), finished))
+            moments.append(_kill_at_random(_cli(home, server.url, f"task {i}"), rng.uniform(0.5, 7.0)))
             _recover_and_check(db, home)
         last = _cli(home, server.url, "the last task")
         assert last.wait(120) == 0, last.stderr.read().decode()[-2000:]
@@ -185,16 +188,7 @@ def test_the_window_killed_mid_copy_mid_code_and_at_random_loses_nothing(tmp_pat
         moments.append((round(_kill_while_code_runs(proc, db), 2), "code running"))
         _recover_and_check(db, home)
         for i in range(3):
-            proc = _window(home, server.url, "--send", f"task {i}")
-            moment = rng.uniform(1.0, 8.0)
-            time.sleep(moment)
-            finished = proc.poll() is not None
-            if finished:
-                assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
-            else:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-            moments.append((round(moment, 2), finished))
+            moments.append(_kill_at_random(_window(home, server.url, "--send", f"task {i}"), rng.uniform(1.0, 8.0)))
             _recover_and_check(db, home)
         last = _window(home, server.url, "--send", "the last task")
         assert last.wait(120) == 0, last.stderr.read().decode()[-2000:]

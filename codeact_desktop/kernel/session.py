@@ -136,17 +136,7 @@ class KernelSession:
             self._ready.set()
 
     def _discard_failed_start(self) -> None:
-        if self._kc is not None:
-            self._kc.stop_channels()
-            self._kc = None
-        if self._km is not None:
-            try:
-                self._km.shutdown_kernel(now=True)
-            except Exception:
-                pass
-            self._km = None
-        if self._runtime_dir is not None:
-            shutil.rmtree(self._runtime_dir, ignore_errors=True)
+        self._stop_kernel(graceful=False)
 
     def _kernel_spec(self) -> KernelSpec:
         if self.restricted:
@@ -260,14 +250,20 @@ class KernelSession:
         self._ready.wait(START_TIMEOUT_S)
         if self._watchdog is not None:
             self._watchdog.stop()
+        self._stop_kernel(graceful=True)
+
+    def _stop_kernel(self, graceful: bool) -> None:
         if self._kc is not None:
             self._kc.stop_channels()
             self._kc = None
         if self._km is not None:
             try:
-                self._km.shutdown_kernel(now=False)
+                self._km.shutdown_kernel(now=not graceful)
             except Exception:
-                self._km.shutdown_kernel(now=True)
+                try:
+                    self._km.shutdown_kernel(now=True)
+                except Exception:
+                    pass  # already gone
             self._km = None
         if self._runtime_dir is not None:
             shutil.rmtree(self._runtime_dir, ignore_errors=True)
