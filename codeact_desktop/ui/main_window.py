@@ -184,9 +184,16 @@ class MainWindow(QMainWindow):
         self.speed_label = QLabel()
         self.context_label = QLabel()
         self.kernel_label = QLabel("kernel: not started")
+        # In one container, hidden by hand while a status message shows: Qt's own hiding
+        # is undone when a status-bar button changes visibility, and the texts overlap.
+        labels = QWidget()
+        row = QHBoxLayout(labels)
+        row.setContentsMargins(0, 0, 0, 0)
         for label in (self.model_label, self.context_label, self.speed_label, self.kernel_label):
             label.setContentsMargins(8, 0, 12, 0)
-            self.statusBar().addWidget(label)
+            row.addWidget(label)
+        self.statusBar().addWidget(labels)
+        self.statusBar().messageChanged.connect(lambda text: labels.setVisible(not text))
         self.interrupt_button = self._small_button("Interrupt", "interrupt code", self.stop)
         self.restart_button = self._small_button("Restart kernel", "restart kernel", self.restart_kernel)
         self.sandbox_status = SandboxStatus()

@@ -96,6 +96,10 @@ def test_export_notebook_from_the_window(qtbot, window, tmp_path, monkeypatch):
     monkeypatch.setattr(win, "ask_save_path", lambda *a: str(target))
     qtbot.keyClick(win, Qt.Key_E, Qt.ControlModifier)
     qtbot.waitUntil(lambda: "Exported to" in win.statusBar().currentMessage(), timeout=10_000)
+    labels = win.model_label.parentWidget()
+    assert not labels.isVisible()  # the message is not drawn over the model and kernel labels
+    win.statusBar().clearMessage()
+    assert labels.isVisible()
     nb = nbformat.read(str(target), as_version=4)
     nbformat.validate(nb)
     outputs = [o.output_type for c in nb.cells if c.cell_type == "code" for o in c.outputs]
