@@ -30,8 +30,10 @@ def _audit(event: str, args: tuple) -> None:
                       "address": _address(args[-1])})
     elif event in _NAME_LOOKUPS:
         CALLS.append({"event": event, "host": str(args[0])})
-    elif event in ("urllib.Request", "http.client.connect"):
-        CALLS.append({"event": event, "address": [str(a) for a in args[1:3]] if event != "urllib.Request" else str(args[0])})
+    elif event == "urllib.Request":  # (url, data, headers, method)
+        CALLS.append({"event": event, "address": str(args[0])})
+    elif event == "http.client.connect":  # (connection, host, port)
+        CALLS.append({"event": event, "address": [str(args[1]), args[2]]})
 
 
 def _drive_window(send: str | None, quit_after: float | None, attach: str | None) -> object:
@@ -88,7 +90,7 @@ def main() -> int:
     from codeact_desktop.cli import main as app_main
 
     code = app_main(app_args)
-    del timer
+    del timer  # the window's driver (a QTimer) was held until the app returned
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(CALLS, f, indent=1)
     return code

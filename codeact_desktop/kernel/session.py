@@ -126,7 +126,7 @@ class KernelSession:
                 # The restriction itself broke the start (a sandbox profile this OS
                 # rejects, a launcher that dies): start without it. No layer then means
                 # every action waits for the user's approval, and the report says why.
-                self._discard_failed_start()
+                self._stop_kernel(graceful=False)
                 self.restricted = False
                 self._launch()
                 self.sandbox = SandboxReport({"start_failed": {"why": f"the restricted start failed ({exc})"}})
@@ -134,9 +134,6 @@ class KernelSession:
             self._start_error = exc
         finally:
             self._ready.set()
-
-    def _discard_failed_start(self) -> None:
-        self._stop_kernel(graceful=False)
 
     def _kernel_spec(self) -> KernelSpec:
         if self.restricted:

@@ -36,8 +36,8 @@ def main(model: str | None = None, base_url: str | None = None, model_name: str 
         loader = lambda: open_backend(model_path=model, base_url=base_url, model_name=model_name,  # noqa: E731
                                       **options)
     window = MainWindow(store, paths, loader, settings)
-    window.show()  # first: a status message shown before would be drawn over the status labels
     if problem or recovered:
         window.statusBar().showMessage(problem or f"Recovered {recovered} conversation(s) that the app left "
                                        "mid-answer when it stopped.", 10_000)
+    window.show()
     return app.exec()
