@@ -114,19 +114,18 @@ def run_command(args) -> int:
         backend.close()
         return 1
     print(f"[restrictions] {kernel.sandbox.summary()}", file=sys.stderr)
-    ask = not args.yes
-    if not kernel.sandbox.layers:  # nothing restricts the code: every action needs a person's yes
+    if kernel.sandbox.missing:  # the engine asks before each action then, --yes or not
         if not sys.stdin.isatty():
-            print(f"error: no restriction layer could be applied ({kernel.sandbox.why_not()}), so each action "
+            print(f"error: the code would run {kernel.sandbox.why_not()}, so each action "
                   "must be confirmed, and standard input is not a terminal", file=sys.stderr)
             kernel.shutdown()
             backend.close()
             return 2
-        ask = True
     settings = AgentSettings(max_actions=args.max_actions, action_timeout_s=args.timeout, max_new_tokens=args.max_tokens)
     view = TerminalView()
     agent = CodeActAgent(backend, kernel, conversation, settings, on_event=view,
-                         approve=ask_in_terminal if ask else None)
+                         approve=lambda action_id, code, required: (
+                             ask_in_terminal(action_id, code) if required or not args.yes else Approval(run=True)))
     outcome: dict = {}
     worker = threading.Thread(
         target=lambda: outcome.update(record=agent.send(args.prompt, args.file)), daemon=True

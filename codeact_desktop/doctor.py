@@ -61,10 +61,13 @@ def sandbox_report(paths: AppPaths) -> list[tuple[str, str]]:
             return rows + [("kernel", f"could not start: {exc}")]
         report = kernel.sandbox
         kernel.shutdown()
-    for layer in report.layers or [f"none applied: {report.why_not()}; every action will need approval"]:
+    for layer in report.layers or ["none applied"]:
         rows.append(("layer", layer))
+    if report.missing:
+        rows.append(("approval", f"every action will need approval: code would run {report.why_not()}"))
     rows.append(("resource limits", report.limits))
-    rows.append(("memory watchdog", "stops the kernel before the computer runs out of memory, or at a fork bomb"))
+    rows.append(("watchdog", "stops the kernel and all it started before the computer runs out of memory or "
+                             "disk, or at a fork or thread bomb"))
     return rows
 
 

@@ -54,7 +54,9 @@ class TurnRecord:
     files: list[str] = field(default_factory=list)
 
 
-ApproveHook = Callable[[str, str], Approval]  # (action_id, code) -> decision
+# (action_id, code, required) -> decision. ``required``: the kernel is not fully restricted,
+# so a person must say yes; otherwise the front end may run it unasked (its own setting).
+ApproveHook = Callable[[str, str, bool], Approval]
 
 
 class CodeActAgent:
@@ -74,6 +76,7 @@ class CodeActAgent:
         self.on_event = on_event or (lambda event: None)
         self.approve = approve
         self._cancel = threading.Event()
+        self._warned_unrestricted = False
         if not conversation.messages():
             conversation.add_message("system", "system", prompt_text("system.txt"))
 
@@ -193,12 +196,10 @@ class CodeActAgent:
         self.on_event(ev.ActionProposed(action_id, parsed.code))
         if not parsed.runnable:
             return self._finish_unrun(message_id, parsed, "cut_off", record, action_id)
-        code = parsed.code
-        if self.approve is not None:
-            decision = self.approve(action_id, code)
-            if not decision.run:
-                return self._finish_unrun(message_id, parsed, "skipped", record, action_id)
-            code = decision.code if decision.code is not None else code
+        decision = self._decide(action_id, parsed.code)
+        if not decision.run:
+            return self._finish_unrun(message_id, parsed, "skipped", record, action_id)
+        code = decision.code if decision.code is not None else parsed.code
         conv.start_action(action_id, code)
         self.on_event(ev.ActionStarted(action_id, code))
         before = snapshot(conv.workspace)
@@ -239,6 +240,18 @@ class CodeActAgent:
         })
         self.on_event(ev.ActionFinished(action_id, result.status, observation, result.seconds, files))
         return observation
+
+    def _decide(self, action_id: str, code: str) -> Approval:
+        """The approval rule, the same for every front end: nothing runs before the kernel's
+        restrictions are known, and where something is not isolated, only with a yes."""
+        self.kernel.wait_ready()
+        missing = self.kernel.sandbox.missing
+        if missing and not self._warned_unrestricted:
+            self._warned_unrestricted = True
+            self._notice(messages()["unrestricted"].format(why=self.kernel.sandbox.why_not()), error=True)
+        if self.approve is None:
+            return Approval(run=not missing)
+        return self.approve(action_id, code, bool(missing))
 
     def _finish_unrun(self, message_id, parsed, status, record, action_id=None) -> str:
         texts = messages()

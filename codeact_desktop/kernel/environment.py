@@ -42,10 +42,21 @@ def build_font_cache(font_cache: Path) -> None:
         pass
 
 
+def conversation_packages(venv: KernelVenv, home: Path) -> tuple[Path, Path]:
+    """(prefix, site folder) where ``pip install`` puts this conversation's packages: its
+    own ``~/.local``, laid out as pip's ``--prefix`` makes it. Another conversation never
+    sees them, and the shared kernel venv stays read-only to every kernel."""
+    prefix = home / ".local"
+    return prefix, prefix / venv.site_packages().relative_to(venv.root)
+
+
 def kernel_environment(venv: KernelVenv, home: Path, font_cache: Path) -> dict[str, str]:
-    """``home`` is this conversation's own (HOME, matplotlib's config), so code in one
-    conversation cannot leave files for another; ``font_cache`` seeds it."""
+    """``home`` is this conversation's own (HOME, matplotlib's config, installed packages),
+    so code in one conversation cannot leave files for another; ``font_cache`` seeds it."""
     env = {k: os.environ[k] for k in _PASSED_THROUGH if k in os.environ}
+    prefix, packages = conversation_packages(venv, home)
+    packages.mkdir(parents=True, exist_ok=True)  # on sys.path from the start, so installs import at once
+    scripts = prefix / ("Scripts" if os.name == "nt" else "bin")
     system_path = (
         os.environ.get("PATH", "") if os.name == "nt" else os.pathsep.join(_SYSTEM_PATH_POSIX)
     )
@@ -56,7 +67,11 @@ def kernel_environment(venv: KernelVenv, home: Path, font_cache: Path) -> dict[s
             shutil.copyfile(font_list, matplotlib_dir / font_list.name)
     env.update(
         {
-            "PATH": os.pathsep.join([str(venv.bin_dir), system_path]),
+            "PATH": os.pathsep.join([str(scripts), str(venv.bin_dir), system_path]),
+            # Processes the code starts (`!python`, multiprocessing's spawn) see the same packages.
+            "PYTHONPATH": str(packages),
+            "PIP_PREFIX": str(prefix),
+            "CODEACT_PACKAGES": str(packages),
             "VIRTUAL_ENV": str(venv.root),
             "HOME": str(home),
             "USERPROFILE": str(home),

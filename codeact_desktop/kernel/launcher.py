@@ -1,19 +1,23 @@
 """Restricts this process, then becomes the Jupyter kernel.
 
-Run by the kernel venv's Python as a script (standard library only: the app's package
-is not importable there):
+Run by the kernel's Python in isolated mode, so that nothing the kernel could ever
+write (``.pth`` files, ``sitecustomize``, ``PYTHONPATH``, the user site) is read
+before the restrictions hold; standard library only:
 
-    python launcher.py POLICY.json -f CONNECTION_FILE
+    python -I -S launcher.py POLICY_JSON REPORT_FD -f CONNECTION_FILE
 
-It applies what the policy asks and the OS offers, writes what it applied to the
-policy's ``report`` path, then runs ``ipykernel_launcher`` in this same process, so
-every restriction holds for the kernel and everything it starts. Linux: resource
-limits, a private network namespace when the network is off, and Landlock (files:
-read/execute the system and Python paths, write only the workspace, the kernel's venv,
-its home and a private temp folder; TCP connect and bind denied when the network is
-off). macOS restrictions come from ``sandbox-exec`` around this script. Windows: a job
-object limits the memory and the number of processes of the kernel and everything it
-starts, and ends them all with it; files and the network are not isolated there.
+The policy comes on the command line from the app, never from a file the kernel can
+write. Linux: inside bubblewrap's namespaces (built by the app, ``bubblewrap.py``) or
+on its own, it sets resource limits, a private network namespace when bubblewrap did
+not make one and the network is off, and Landlock (files: read/execute the system and
+Python paths, write only the workspace, the kernel's home and its private runtime
+folders; no signals to and no abstract Unix sockets of anything outside, ABI 6; TCP
+denied when nothing else blocks it). macOS restrictions come from ``sandbox-exec``
+around this script. Windows: a job object limits memory and process count and ends
+everything the kernel started with it; files and the network are not isolated there.
+Then it writes one JSON line of what it applied to REPORT_FD (a pipe only the app
+reads), closes it, adds the package folders to ``sys.path`` and runs
+``ipykernel_launcher`` in this same process.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ FS = {name: 1 << bit for bit, name in enumerate((
 _FS_BITS_BY_ABI = {1: 13, 2: 14, 3: 15, 4: 15, 5: 16}  # how many of the rights above each ABI knows
 _FILE_ONLY = FS["execute"] | FS["write_file"] | FS["read_file"] | FS["truncate"] | FS["ioctl_dev"]
 _NET_BIND_TCP, _NET_CONNECT_TCP = 1, 2
+_SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1, 2  # ABI 6: nothing outside this domain
 
 READ = FS["read_file"] | FS["read_dir"]
 READ_EXEC = READ | FS["execute"]
@@ -72,8 +77,9 @@ def apply_landlock(read: list[str], read_exec: list[str], write: list[str], bloc
         return {"applied": False, "why": "this Linux kernel has no Landlock (5.13 or newer with it enabled)"}
     libc = _libc()
     handled_fs = sum(1 << b for b in range(_FS_BITS_BY_ABI.get(abi, 16)))
-    attr = _RulesetAttr(handled_fs, _NET_BIND_TCP | _NET_CONNECT_TCP if block_tcp and abi >= 4 else 0, 0)
-    size = 8 if abi < 4 else 16  # the struct grew with ABI 4 (network); "scoped" (ABI 6) is left unset
+    scoped = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0
+    attr = _RulesetAttr(handled_fs, _NET_BIND_TCP | _NET_CONNECT_TCP if block_tcp and abi >= 4 else 0, scoped)
+    size = 8 if abi < 4 else 16 if abi < 6 else 24  # the struct grew with ABI 4 (network) and 6 (scopes)
     ruleset = libc.syscall(_SYS_CREATE, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
     if ruleset < 0:
         return {"applied": False, "why": f"landlock_create_ruleset failed: {os.strerror(ctypes.get_errno())}"}
@@ -105,7 +111,7 @@ def apply_landlock(read: list[str], read_exec: list[str], write: list[str], bloc
     finally:
         os.close(ruleset)
     tcp = ("blocked" if abi >= 4 else "not restricted (Landlock ABI < 4)") if block_tcp else "left to the namespace"
-    return {"applied": True, "abi": abi, "tcp": tcp, "skipped": skipped}
+    return {"applied": True, "abi": abi, "tcp": tcp, "scoped": bool(scoped), "skipped": skipped}
 
 
 def private_network() -> dict:
@@ -249,14 +255,34 @@ def split_large_writes(limit: int = OUTPUT_PIECE_CHARS) -> bool:
     return True
 
 
+def add_package_folders(site_dirs: list[str], executable: str | None) -> None:
+    """Only now, with the restrictions in force: the package folders and their ``.pth``
+    files (the conversation's own first, so that what ``pip install`` put there shadows the
+    base layer), and the working directory as ``python -m`` has it. ``sys.executable``
+    becomes the kernel venv's Python, so processes the code starts see the same packages."""
+    import site
+
+    for folder in site_dirs:
+        site.addsitedir(folder)
+    sys.path.insert(0, "")
+    site.setquit()  # what -S left out and people type: exit(), help()
+    site.sethelper()
+    if executable:
+        sys.executable = sys._base_executable = executable
+
+
 def main(argv: list[str]) -> None:
-    with open(argv[1], encoding="utf-8") as f:
-        policy = json.load(f)
+    policy = json.loads(argv[1])
+    report_fd = int(argv[2])
     report = {"pid": os.getpid(), "limits": apply_limits(policy.get("limits", {}))}
     if sys.platform == "linux":
         network = policy.get("network", False)
-        report["network_namespace"] = ({"applied": False, "why": "the network is on for this conversation"}
-                                       if network else private_network())
+        if network:
+            report["network_namespace"] = {"applied": False, "why": "the network is on for this conversation"}
+        elif policy.get("in_namespaces"):
+            report["network_namespace"] = {"applied": True, "by": "bubblewrap"}
+        else:
+            report["network_namespace"] = private_network()
         # Without a namespace, Landlock blocks TCP itself (ipykernel then loses the pipe that
         # carries subprocesses' output); with one, the namespace has no way out anyway.
         block_tcp = not network and not report["network_namespace"]["applied"]
@@ -267,15 +293,20 @@ def main(argv: list[str]) -> None:
     elif sys.platform == "darwin":
         report["sandbox_exec"] = {"applied": bool(os.environ.get("CODEACT_SANDBOX_EXEC")),
                                   "why": "" if os.environ.get("CODEACT_SANDBOX_EXEC") else "sandbox-exec not found"}
+    if policy.get("in_namespaces"):
+        # Its parent there is the namespace's init (pid 1), which ipykernel would take for
+        # an orphaning; bubblewrap ends the kernel with the app instead.
+        os.environ.pop("JPY_PARENT_PID", None)
     tmp = policy.get("tmp")
     if tmp:
         os.makedirs(tmp, exist_ok=True)
         os.environ["TMPDIR"] = os.environ["TEMP"] = os.environ["TMP"] = tmp
-    sys.path[0] = ""  # as `python -m` has it: the working directory, not this script's folder
+    add_package_folders(policy.get("site_dirs", []), policy.get("executable"))
     report["output_pieces"] = split_large_writes()
-    with open(policy["report"], "w", encoding="utf-8") as f:
-        json.dump(report, f)
-    sys.argv = ["ipykernel_launcher", *argv[2:]]
+    # The report leaves by a pipe the app holds, before any code of the kernel's runs.
+    os.write(report_fd, (json.dumps(report) + "\n").encode())
+    os.close(report_fd)
+    sys.argv = ["ipykernel_launcher", *argv[3:]]
     runpy.run_module("ipykernel_launcher", run_name="__main__", alter_sys=True)
 
 

@@ -1,20 +1,26 @@
 """What a conversation's kernel may touch, and what was actually applied.
 
-``kernel_policy`` writes the policy that ``launcher.py`` applies inside the kernel's
-process before ipykernel starts; ``SandboxReport`` reads back what it applied, for
-the window, ``doctor`` and the approval rule (no layer applied: every action needs the
-user's approval).
+``kernel_policy`` says what ``launcher.py`` applies inside the kernel's process before
+ipykernel starts, and ``launcher_argv`` puts it on the kernel's command line (inside
+bubblewrap's namespaces on Linux, ``bubblewrap.py``), so it never passes through a file
+the kernel could edit. The launcher's report comes back on a pipe only the app reads;
+``SandboxReport`` holds it, together with what the app saw from outside (the kernel's
+namespaces against its own), for the window, ``doctor`` and the approval rule: no layer
+applied means every action needs the user's approval.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .bubblewrap import bwrap_argv, bwrap_path
 from .venv import KernelVenv, base_interpreter, base_layer_paths
 
 LAUNCHER = Path(__file__).with_name("launcher.py")  # beside this module, also in a packaged app
@@ -25,6 +31,7 @@ _SYSTEM_READ_EXEC = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx
 _SYSTEM_READ = ("/etc", "/proc", "/sys", "/dev")
 _DEVICES_WRITABLE = ("/dev/null", "/dev/zero", "/dev/full", "/dev/shm", "/dev/ptmx", "/dev/pts")  # pts: `!cmd`
 MAX_FILE_BYTES = 2 * GB  # one file the code writes; a runaway write stops here, not at a full disk
+REPORT_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -44,33 +51,86 @@ class KernelLimits:
         return cls(address_space=max(4 * GB, total // 2), memory=int(total * 0.6))
 
 
-def kernel_policy(venv: KernelVenv, workspace: Path, runtime_dir: Path, writable: list[Path],
-                  network: bool, limits: KernelLimits) -> Path:
-    """Writes the launcher's policy into the kernel's runtime folder and returns its path."""
-    python_read = [Path(sys.base_prefix), base_interpreter().parent.parent, *base_layer_paths()]
-    policy = {
-        "read_exec": [*_SYSTEM_READ_EXEC, *_unique([*python_read, venv.root])],  # venv: the pip shim
-        "read": list(_SYSTEM_READ) + (["/run/systemd/resolve"] if network else []),
-        "write": _unique([workspace, venv.root, runtime_dir, *writable]) + list(_DEVICES_WRITABLE),
+@dataclass(frozen=True)
+class RuntimeDir:
+    """A kernel's private folder: the connection file (read-only to the kernel), its
+    sockets and its temp folder. Short, for Unix socket names (~100 bytes at most)."""
+
+    root: Path
+
+    @property
+    def connection_file(self) -> Path:
+        return self.root / "kernel.json"
+
+    @property
+    def sockets(self) -> Path:
+        return self.root / "sock"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    def make(self) -> "RuntimeDir":
+        for folder in (self.sockets, self.tmp):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return self
+
+
+def kernel_policy(venv: KernelVenv, workspace: Path, runtime: RuntimeDir, writable: list[Path],
+                  network: bool, limits: KernelLimits, packages: Path | None = None) -> dict:
+    """What the launcher applies. ``packages``: the conversation's own site folder, where
+    ``pip install`` puts packages (writable, so added to ``sys.path`` only after the
+    restrictions, and never seen by another conversation's kernel)."""
+    layers = [str(p) for p in base_layer_paths()]
+    python_read = [Path(sys.base_prefix), base_interpreter().parent.parent, *layers]
+    return {
+        "read_exec": [*_SYSTEM_READ_EXEC, *_unique([*python_read, venv.root])],
+        "read": [*_SYSTEM_READ, str(runtime.connection_file)] + (["/run/systemd/resolve"] if network else []),
+        "write": _unique([workspace, runtime.sockets, runtime.tmp, *writable]) + list(_DEVICES_WRITABLE),
         "network": network,
-        "tmp": str(runtime_dir / "tmp"),
-        "report": str(runtime_dir / "sandbox.json"),
+        "tmp": str(runtime.tmp),
+        "sockets": str(runtime.sockets),
+        "site_dirs": [*([str(packages)] if packages else []), *layers],
+        "executable": str(venv.python),
+        "in_namespaces": sys.platform == "linux" and bwrap_path() is not None,
         "limits": {"address_space": limits.address_space, "file_size": limits.file_size, "core": 0,
                    "processes": _user_process_count() + limits.processes,
                    "job_processes": limits.processes},  # Windows: counted inside the kernel's job only
     }
-    path = runtime_dir / "sandbox-policy.json"
-    path.write_text(json.dumps(policy, indent=1), encoding="utf-8")
-    return path
 
 
-def launcher_argv(venv: KernelVenv, policy: Path) -> list[str]:
-    argv = [str(venv.python), str(LAUNCHER), str(policy), "-f", "{connection_file}"]
+def launcher_argv(policy: dict, runtime: RuntimeDir, workspace: Path, report_fd: int) -> list[str]:
+    """The restricted kernel's command: the base interpreter in isolated mode (nothing the
+    kernel can write is read before the launcher has applied the policy), inside
+    bubblewrap where there is one."""
+    bwrap = bwrap_path() if policy["in_namespaces"] else None
+    argv = [str(base_interpreter()), "-I", "-S", str(LAUNCHER), json.dumps(policy), str(report_fd),
+            "-f", "{connection_file}"]
+    if bwrap:
+        return [*bwrap_argv(bwrap, policy, [str(LAUNCHER)], str(workspace)), *argv]
     if sys.platform == "darwin" and shutil.which("sandbox-exec"):
         # env marks the kernel as inside the profile, for the launcher's report
-        return ["sandbox-exec", "-p", macos_profile(json.loads(policy.read_text())), "/usr/bin/env",
-                "CODEACT_SANDBOX_EXEC=1", *argv]
+        return ["sandbox-exec", "-p", macos_profile(policy), "/usr/bin/env", "CODEACT_SANDBOX_EXEC=1", *argv]
     return argv
+
+
+def read_report(fd: int, alive, timeout: float = REPORT_TIMEOUT_S) -> dict:
+    """The launcher's one line, written before any of the kernel's code ran. Raises
+    RuntimeError when the kernel dies or stays silent first."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while b"\n" not in data:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the restriction launcher did not report within {timeout:g} s")
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise RuntimeError("the restricted kernel exited before it reported")
+            data += chunk
+        elif not alive():
+            raise RuntimeError("the restricted kernel exited before it reported")
+    return json.loads(data.split(b"\n", 1)[0])
 
 
 def macos_profile(policy: dict) -> str:
@@ -85,7 +145,8 @@ def macos_profile(policy: dict) -> str:
              f"(allow file-read* {subpaths(policy['read_exec'] + policy['read'] + policy['write'])}"
              ' (literal "/") (subpath "/private/etc") (subpath "/System") (subpath "/Library"))',
              f"(allow file-write* {subpaths(policy['write'])})",
-             '(allow network* (local unix))']
+             # Unix sockets: its own channel to the app only, not the desktop's or other kernels'
+             f"(allow network-bind network-outbound {subpaths([policy['sockets']])})"]
     if policy["network"]:
         rules.append("(allow network*)")
     return "\n".join(rules)
@@ -109,35 +170,94 @@ def _user_process_count() -> int:
         return 1024
 
 
+_NAMESPACES = ("mnt", "pid", "net", "ipc", "user")
+
+
+def observe_namespaces(pid: int) -> dict:
+    """What the app sees of a kernel from outside, which the kernel cannot forge: which of
+    the app's namespaces it does not share, and its no_new_privs and seccomp state."""
+    seen: dict = {}
+    for name in _NAMESPACES:
+        try:
+            seen[name] = os.readlink(f"/proc/{pid}/ns/{name}") != os.readlink(f"/proc/self/ns/{name}")
+        except OSError:
+            seen[name] = False
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        seen["no_new_privs"] = fields.get("NoNewPrivs", "0").strip() == "1"
+        seen["capabilities"] = int(fields.get("CapEff", "0").strip(), 16)
+    except (OSError, ValueError):
+        pass
+    return seen
+
+
 @dataclass
 class SandboxReport:
-    """What the launcher applied, in words; ``layers`` empty means nothing restricts the code."""
+    """What the launcher applied (``raw``, its own report) and what the app saw from
+    outside (``observed``), in words. ``missing`` names what is not isolated; anything
+    missing means every action needs the user's approval."""
 
     raw: dict = field(default_factory=dict)
-
-    @classmethod
-    def read(cls, path: Path) -> "SandboxReport":
-        try:
-            return cls(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            return cls({})
+    observed: dict = field(default_factory=dict)
 
     @property
     def landlock(self) -> bool:
         return bool(self.raw.get("landlock", {}).get("applied"))
 
     @property
+    def namespaces(self) -> bool:
+        """bubblewrap's namespaces, as seen from outside: own files and processes."""
+        return bool(self.observed.get("mnt") and self.observed.get("pid"))
+
+    @property
     def layers(self) -> list[str]:
         found = []
+        if self.namespaces:
+            found.append("namespaces (bubblewrap): only its own files, processes and sockets are visible")
         landlock = self.raw.get("landlock", {})
         if landlock.get("applied"):
             tcp = "" if landlock["tcp"] == "left to the namespace" else f"; TCP {landlock['tcp']}"
-            found.append(f"Landlock ABI {landlock['abi']}: files outside the workspace are off limits{tcp}")
+            scoped = "; no signals or abstract sockets outside" if landlock.get("scoped") else ""
+            found.append(f"Landlock ABI {landlock['abi']}: files outside the workspace are off limits{scoped}{tcp}")
         if self.raw.get("network_namespace", {}).get("applied"):
             found.append("private network namespace: no network at all")
         if self.raw.get("sandbox_exec", {}).get("applied"):
             found.append("sandbox-exec profile")
         return found
+
+    @property
+    def missing(self) -> list[str]:
+        """What model code could still reach: empty when every layer this app needs is there."""
+        if not self.raw:
+            return ["everything: the restriction launcher did not report"]
+        if self.raw.get("sandbox_exec", {}).get("applied"):
+            return []
+        gaps = []
+        if not (self.landlock or self.namespaces):
+            gaps.append("your files")
+        if not self.namespaces:
+            gaps.append("the desktop's and other conversations' sockets and processes")
+        network = self.raw.get("network_namespace", {})
+        tcp_blocked = self.raw.get("landlock", {}).get("tcp") == "blocked"
+        if not network.get("applied") and network.get("why") != "the network is on for this conversation" \
+                and not tcp_blocked:
+            gaps.append("the network")
+        return gaps
+
+    def mismatches(self, asked_namespaces: bool, asked_network: bool) -> list[str]:
+        """What was asked for and is not in force, seen from outside where possible."""
+        wrong = []
+        if asked_namespaces:
+            wrong += [f"no {name} namespace" for name in ("mnt", "pid", "ipc", "user") if not self.observed.get(name)]
+            if not asked_network and not self.observed.get("net"):
+                wrong.append("no network namespace")
+            if self.observed.get("capabilities"):
+                wrong.append("capabilities left")
+        if sys.platform == "linux" and self.raw.get("landlock", {}).get("applied") \
+                and not self.observed.get("no_new_privs"):
+            wrong.append("no_new_privs not set")
+        return wrong
 
     @property
     def limits(self) -> str:
@@ -166,12 +286,14 @@ class SandboxReport:
         return f"{text}; {self.limits}"
 
     def why_not(self) -> str:
-        """Why no layer was applied (empty when one was)."""
-        if self.layers:
+        """Why the code is not fully restricted (empty when it is)."""
+        missing = self.missing
+        if not missing:
             return ""
-        reasons = [part.get("why", "") for key in ("start_failed", "landlock", "network_namespace", "sandbox_exec")
+        reasons = [part.get("why", "") for key in ("start_failed", "namespaces", "landlock", "network_namespace",
+                                                   "sandbox_exec")
                    if isinstance(part := self.raw.get(key), dict) and part.get("why")]
         if os.name == "nt":
             reasons.append("on Windows files and the network are not isolated; a job object limits only memory "
                            "and processes")
-        return "; ".join(reasons) or "the restriction launcher did not report"
+        return f"not isolated: {', '.join(missing)}" + (f" ({'; '.join(reasons)})" if reasons else "")

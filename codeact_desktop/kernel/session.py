@@ -10,19 +10,22 @@ from __future__ import annotations
 import os
 import queue
 import shutil
+import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from jupyter_client import KernelManager
-from jupyter_client.kernelspec import KernelSpec
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
 from ..resources import messages
 from .outputs import OutputItem, StreamBuffer, item_from_message
-from .sandbox import KernelLimits, SandboxReport, kernel_policy, launcher_argv
+from .sandbox import (KernelLimits, RuntimeDir, SandboxReport, kernel_policy, launcher_argv, observe_namespaces,
+                      read_report)
 from .venv import KernelVenv
 from .watchdog import KernelWatchdog
 
@@ -39,6 +42,10 @@ __codeact_warm_up()
 del __codeact_warm_up
 """
 
+# Kernels are started from one thread that lives as long as the app: bubblewrap ends a
+# kernel when the thread that started it ends (Linux ties the parent-death signal to a
+# thread), which must mean the app, not a short-lived start thread.
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel-spawner")
 INTERRUPT_GRACE_S = 5.0
 START_TIMEOUT_S = 60.0
 # A loop that displays ten thousand images would fill the history and the window; the
@@ -94,7 +101,8 @@ class KernelSession:
         self.argv_prefix = argv_prefix or []
         self._km: KernelManager | None = None
         self._kc = None
-        self._runtime_dir: Path | None = None
+        self._runtime_dir: RuntimeDir | None = None
+        self._policy: dict = {}
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
         self._lock = threading.Lock()  # one execution at a time
@@ -124,8 +132,9 @@ class KernelSession:
                 if not self.restricted:
                     raise
                 # The restriction itself broke the start (a sandbox profile this OS
-                # rejects, a launcher that dies): start without it. No layer then means
-                # every action waits for the user's approval, and the report says why.
+                # rejects, a launcher that dies, a layer that did not take): start without
+                # it. Something missing means every action waits for the user's approval,
+                # and the report says why.
                 self._stop_kernel(graceful=False)
                 self.restricted = False
                 self._launch()
@@ -135,52 +144,76 @@ class KernelSession:
         finally:
             self._ready.set()
 
-    def _kernel_spec(self) -> KernelSpec:
-        if self.restricted:
-            # The kernel's home and matplotlib's cache are its own, so writable too.
-            writable = [Path(self.env[k]) for k in ("HOME", "MPLCONFIGDIR") if k in self.env]
-            policy = kernel_policy(self.venv, self.workspace, self._runtime_dir, writable, self.network, self.limits)
-            argv = launcher_argv(self.venv, policy)
-        else:
+    def _kernel_spec(self, runtime: RuntimeDir, report_fd: int) -> KernelSpec:
+        # ipykernel interrupts itself on a message: signals would have to cross namespaces.
+        spec = {"display_name": "CodeAct", "language": "python", "env": {}, "interrupt_mode": "message"}
+        if not self.restricted:
             argv = [str(self.venv.python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-        return KernelSpec(argv=[*self.argv_prefix, *argv], display_name="CodeAct", language="python", env={})
-
-    def _read_sandbox_report(self) -> None:
-        report = self._runtime_dir / "sandbox.json" if self._runtime_dir else None
-        self.sandbox = SandboxReport.read(report) if report and self.restricted else SandboxReport()
-        if report is not None:
-            report.unlink(missing_ok=True)  # the next start writes its own
+            return KernelSpec(argv=[*self.argv_prefix, *argv], **spec)
+        # The kernel's home (with its own packages) and matplotlib's cache are its own, so writable too.
+        writable = [Path(self.env[k]) for k in ("HOME", "MPLCONFIGDIR") if k in self.env]
+        packages = Path(self.env["CODEACT_PACKAGES"]) if "CODEACT_PACKAGES" in self.env else None
+        self._policy = kernel_policy(self.venv, self.workspace, runtime, writable, self.network, self.limits,
+                                     packages)
+        argv = launcher_argv(self._policy, runtime, self.workspace, report_fd)
+        return KernelSpec(argv=[*self.argv_prefix, *argv], **spec)
 
     def set_network(self, on: bool) -> None:
         """Network for the code on or off; takes effect by restarting the kernel (state lost)."""
-        self._ready.wait(START_TIMEOUT_S)  # a start under way has written its policy already
+        self._ready.wait(START_TIMEOUT_S)  # a start under way has its policy already
         if on == self.network:
             return
-        if self._km is None:
-            self.network = on
-            return
-        self._ready.clear()  # "starting" from now on, so no one reads the old report as the new one
         self.network = on
-        self._km._kernel_spec = self._kernel_spec()
-        self.restart()
+        if self._km is not None:
+            self.restart()
 
     def _launch(self) -> None:
+        """A new kernel, restricted by a policy made for this start alone; its report comes
+        back on a pipe and is checked against what was asked and what the app sees."""
         self.workspace.mkdir(parents=True, exist_ok=True)
-        # Short path: Unix socket names are limited to ~100 bytes.
-        self._runtime_dir = Path(tempfile.mkdtemp(prefix="cak-"))
-        km = KernelManager(transport=self.transport)
-        km._kernel_spec = self._kernel_spec()
-        km.connection_file = str(self._runtime_dir / "kernel.json")
-        if self.transport == "ipc":
-            km.ip = str(self._runtime_dir / "k")
-        km.start_kernel(cwd=str(self.workspace), env=dict(self.env))
-        self._km = km
+        self._runtime_dir = runtime = RuntimeDir(Path(tempfile.mkdtemp(prefix="cak-"))).make()
+        read_end, write_end = os.pipe() if self.restricted else (None, None)
+        try:
+            spec = self._kernel_spec(runtime, write_end if write_end is not None else -1)
+            km = KernelManager(kernel_name="codeact", kernel_spec_manager=_OneKernelSpec(spec),
+                               transport=self.transport)
+            km.connection_file = str(runtime.connection_file)
+            if self.transport == "ipc":
+                km.ip = str(runtime.sockets / "k")
+            # The kernel's own stdout and stderr go to a log the app reads on failure, never to
+            # the user's terminal, where escape sequences could retitle it or set its clipboard.
+            with open(runtime.root / "kernel.log", "wb") as log:
+                _SPAWNER.submit(km.start_kernel, cwd=str(self.workspace), env=dict(self.env), stdout=log,
+                                stderr=log, **({"pass_fds": (write_end,)} if write_end is not None else {})).result()
+            self._km = km
+            if read_end is not None:
+                os.close(write_end)
+                write_end = None
+                try:
+                    raw = read_report(read_end, km.is_alive)
+                except RuntimeError as exc:
+                    raise KernelError(f"{exc}{_log_tail(runtime.root / 'kernel.log')}") from None
+                self._check_restrictions(raw)
+            else:
+                self.sandbox = SandboxReport()
+        finally:
+            for fd in (read_end, write_end):
+                if fd is not None:
+                    os.close(fd)
         self._connect_client()
-        self._read_sandbox_report()
         if self._watchdog is None:  # one per session: it follows the kernel's pid across restarts
-            self._watchdog = KernelWatchdog(lambda: self.pid, self.limits.memory or 1 << 62).start()
+            self._watchdog = KernelWatchdog(lambda: self.pid, self.limits.memory or 1 << 62,
+                                            disk_path=self.workspace).start()
         if self.warm_up:
             self._run_quietly(_WARM_UP, timeout=60)
+
+    def _check_restrictions(self, raw: dict) -> None:
+        kernel_pid = _innermost(self.pid) if sys.platform == "linux" else None
+        report = SandboxReport(raw, observe_namespaces(kernel_pid) if kernel_pid else {})
+        wrong = report.mismatches(self._policy["in_namespaces"], self.network)
+        if wrong:
+            raise KernelError(f"restrictions asked for are not in force: {', '.join(wrong)}")
+        self.sandbox = report
 
     def _connect_client(self) -> None:
         if self._kc is not None:
@@ -224,18 +257,13 @@ class KernelSession:
             self._km.interrupt_kernel()
 
     def restart(self) -> None:
-        """A fresh interpreter in the same workspace (state lost, files kept)."""
+        """A fresh interpreter in the same workspace (state lost, files kept), under a
+        policy and a report made anew for it."""
         self._ready.clear()
         self._start_error = None
         try:
-            if self._km is None:
-                self._launch()
-            else:
-                self._km.restart_kernel(now=True)
-                self._connect_client()
-                self._read_sandbox_report()
-                if self.warm_up:
-                    self._run_quietly(_WARM_UP, timeout=60)
+            self._stop_kernel(graceful=False)
+            self._launch()
             self.restarts += 1
         except BaseException as exc:
             self._start_error = exc
@@ -263,7 +291,7 @@ class KernelSession:
                     pass  # already gone
             self._km = None
         if self._runtime_dir is not None:
-            shutil.rmtree(self._runtime_dir, ignore_errors=True)
+            shutil.rmtree(self._runtime_dir.root, ignore_errors=True)
             self._runtime_dir = None
 
     # -- execution -----------------------------------------------------------------
@@ -287,6 +315,41 @@ class KernelSession:
             if not self.is_alive:
                 self.restart()
             return _Execution(self, code, timeout, cancel, on_item, on_stream).run()
+
+
+def _log_tail(path: Path, lines: int = 3) -> str:
+    try:
+        tail = path.read_text(errors="replace").strip().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return f": {' / '.join(tail)}" if tail else ""
+
+
+class _OneKernelSpec(KernelSpecManager):
+    """jupyter_client's public way to start a kernel from a spec of our own."""
+
+    def __init__(self, spec: KernelSpec):
+        super().__init__()
+        self.spec = spec
+
+    def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+        return self.spec
+
+
+def _innermost(pid: int | None) -> int | None:
+    """The kernel itself, below bubblewrap's processes (or the process itself without them)."""
+    import psutil
+
+    if pid is None:
+        return None
+    try:
+        process = psutil.Process(pid)
+        for child in process.children(recursive=True):
+            if child.name() != "bwrap":
+                return child.pid
+    except psutil.Error:
+        pass
+    return pid
 
 
 def _is_idle_for(msg: dict, msg_id: str) -> bool:
@@ -414,6 +477,8 @@ def _death_reason(session: KernelSession) -> str:
     code = process.poll() if process is not None else None
     if code is None:
         return "the process stopped answering"
+    if code > 128 and session._policy.get("in_namespaces"):
+        code = 128 - code  # bubblewrap exits with 128 + the signal that ended the kernel
     if code < 0:
         import signal
 

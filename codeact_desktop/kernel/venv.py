@@ -2,10 +2,12 @@
 
 The venv is created without pip and without the network, in well under a second. The
 scientific stack comes from the app's own environment, seen as a read-only base layer
-through a ``.pth`` file: the venv's own site-packages comes first on ``sys.path``, so
-anything ``!pip install`` adds lands in the venv and shadows the base layer, and pip
-refuses to uninstall packages outside the venv's prefix. A packaged app ships the same
-base layer beside its Python runtime and points ``CODEACT_KERNEL_BASE`` at it.
+through a ``.pth`` file. No kernel can write the venv: it is the interpreter for the
+processes a kernel starts (``!python``, ``!pip``), while the kernel itself starts from the
+base interpreter in isolated mode (``sandbox.launcher_argv``). ``!pip install`` puts
+packages in the conversation's own folder (``environment.conversation_packages``),
+ahead of the base layer on ``sys.path``. A packaged app ships the same base layer beside
+its Python runtime and points ``CODEACT_KERNEL_BASE`` at it.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from pathlib import Path
 
 BASE_LAYER_PTH = "_codeact_base_layer.pth"
 STATE_FILE = "codeact-venv.json"
-# Bump when the layout below changes so old venvs are rebuilt.
-LAYOUT_VERSION = 1
+# Bump when the layout below changes so old venvs are rebuilt. 2: kernels could write
+# version 1 venvs, so they are made anew rather than trusted.
+LAYOUT_VERSION = 2
 
 
 class KernelVenvError(RuntimeError):

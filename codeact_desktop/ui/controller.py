@@ -26,8 +26,7 @@ class ConversationController(QObject):
         super().__init__(parent)
         self.conversation = conversation
         self.kernel = kernel
-        self.require_approval = False
-        self.unrestricted = False  # no restriction layer applied: approval is required
+        self.require_approval = False  # the user's setting; the engine also asks when the kernel is not restricted
         self._decisions: dict[str, tuple[threading.Event, list[Approval]]] = {}
         self._worker: threading.Thread | None = None
         self.agent = CodeActAgent(backend, kernel, conversation, settings,
@@ -70,8 +69,8 @@ class ConversationController(QObject):
             entry[1].append(approval)
             entry[0].set()
 
-    def _approve(self, action_id: str, code: str) -> Approval:
-        if not self.require_approval:
+    def _approve(self, action_id: str, code: str, required: bool) -> Approval:
+        if not (self.require_approval or required):
             return Approval(run=True)
         done, box = threading.Event(), []
         self._decisions[action_id] = (done, box)

@@ -258,7 +258,6 @@ class MainWindow(QMainWindow):
         if self.current is None or self._kernel_busy:
             return
         kernel = self.current.kernel
-        self._require_approval_if_unrestricted(self.current)
         state = "ready" if kernel.is_alive else ("starting" if kernel.is_starting else "stopped")
         self.kernel_label.setText(f"kernel: {state}")
 
@@ -359,7 +358,7 @@ class MainWindow(QMainWindow):
         self.settings = settings
         settings.apply_to(self.agent_settings)
         for controller in self.controllers.values():
-            controller.require_approval = settings.require_approval or controller.unrestricted
+            controller.require_approval = settings.require_approval
         apply_theme(settings.theme)
         self.save_settings()
 
@@ -620,14 +619,6 @@ class MainWindow(QMainWindow):
     def stop(self) -> None:
         if self.current is not None and self.current.busy:
             self.current.stop()
-
-    def _require_approval_if_unrestricted(self, controller: ConversationController) -> None:
-        """Code that nothing restricts runs only with the user's yes, and the window says why."""
-        kernel = controller.kernel
-        if kernel.is_alive and not kernel.is_starting and not kernel.sandbox.layers and not controller.unrestricted:
-            controller.unrestricted = controller.require_approval = True
-            self.chat.add_notice(f"Code here runs without restrictions ({kernel.sandbox.why_not()}), so each piece "
-                                 "of code waits for your approval.", error=True)
 
     def set_network(self, on: bool) -> None:
         """The per-conversation network switch: the kernel restarts with or without it."""

@@ -35,18 +35,19 @@ class SandboxStatus(QToolButton):
             return
         report = kernel.sandbox
         network = "network on" if kernel.network else "network off"
-        if report.layers:
-            text, tip = f"Restricted · {network}", "Code in this conversation runs with:\n• " + "\n• ".join(
-                report.layers) + f"\n• {report.limits}"
+        layers = "".join(f"\n• {layer}" for layer in [*report.layers, report.limits])
+        if not report.missing:
+            text, tip = f"Restricted · {network}", f"Code in this conversation runs with:{layers}"
         else:
-            text, tip = "Not restricted", f"No restriction layer could be applied: {report.why_not()}.\n" \
-                                            "Each piece of code waits for your approval."
+            text = "Partly restricted" if report.layers else "Not restricted"
+            tip = f"Code here runs {report.why_not()}.\nEach piece of code waits for your approval." + (
+                f"\nIn force:{layers}" if report.layers else "")
         state = (text, tip, kernel.network)
         if state != self._shown:
             self._shown = state
             self.setText(text)
             self.setToolTip(tip)
-            self.setStyleSheet("" if report.layers else "color: #b3261e; font-weight: 600;")
+            self.setStyleSheet("" if not report.missing else "color: #b3261e; font-weight: 600;")
             self.network_action.blockSignals(True)
             self.network_action.setChecked(kernel.network)
             self.network_action.blockSignals(False)

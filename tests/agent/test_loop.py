@@ -96,7 +96,7 @@ def test_approval_run_edit_skip(agent_for):
     decisions = iter([Approval(run=True), Approval(run=True, code="print('edited')"), Approval(run=False)])
     seen = []
 
-    def approve(action_id, code):
+    def approve(action_id, code, required):
         seen.append(code)
         return next(decisions)
 

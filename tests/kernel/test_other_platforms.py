@@ -97,9 +97,15 @@ def test_macos_profile_denies_by_default_and_quotes_paths(tmp_path):
 
     odd = tmp_path / 'work "space" \\ é'
     odd.mkdir()
-    profile = macos_profile({"read_exec": ["/usr"], "read": ["/etc"], "write": [str(odd)], "network": False})
+    sockets = tmp_path / "sock"
+    profile = macos_profile({"read_exec": ["/usr"], "read": ["/etc"], "write": [str(odd), str(sockets)],
+                             "network": False, "sockets": str(sockets)})
     assert profile.splitlines()[:2] == ["(version 1)", "(deny default)"]
+    # Unix sockets: its own channel only, not the desktop's or other kernels'
+    assert f'(allow network-bind network-outbound (subpath "{sockets.resolve()}"))' in profile
+    assert "(local unix)" not in profile
     assert profile.count("(") == profile.count(")")
     assert '(subpath "' + str(odd.resolve()).replace("\\", "\\\\").replace('"', '\\"') + '")' in profile
     assert "(allow network*)" not in profile
-    assert "(allow network*)" in macos_profile({"read_exec": [], "read": [], "write": [], "network": True})
+    assert "(allow network*)" in macos_profile({"read_exec": [], "read": [], "write": [], "network": True,
+                                                "sockets": str(sockets)})

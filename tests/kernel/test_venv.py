@@ -23,12 +23,15 @@ def test_venv_is_made_quickly_and_sees_the_scientific_stack(tmp_path):
     assert time.monotonic() - t0 < 1
 
 
-def test_kernel_runs_on_the_venv_interpreter_not_the_apps(make_kernel, kernel_venv):
+def test_kernel_starts_isolated_and_its_children_use_the_venv(make_kernel, kernel_venv):
     kernel = make_kernel()
-    result = kernel.execute("import sys; print(sys.executable); print(sys.prefix)")
-    executable, prefix = result.items[0].text.split()
-    assert Path(executable) == kernel_venv.python
-    assert Path(prefix) == kernel_venv.root
+    result = kernel.execute("import sys, subprocess; print(sys.executable); print(sys.flags.isolated); "
+                            "print(subprocess.run([sys.executable, '-c', 'import sys, numpy; print(sys.prefix)'], "
+                            "capture_output=True, text=True).stdout)")
+    executable, isolated, child_prefix = result.items[0].text.split()
+    assert Path(executable) == kernel_venv.python  # what `!python` and multiprocessing start
+    assert isolated == "1"  # nothing the kernel could write was read before its restrictions
+    assert Path(child_prefix) == kernel_venv.root  # ... and the venv sees the stack
     assert Path(executable) != Path(sys.executable)
 
 
@@ -48,7 +51,7 @@ def _tiny_wheel(folder: Path) -> Path:
     return wheel
 
 
-def test_pip_install_from_the_kernel_lands_in_its_venv_not_the_apps(make_kernel, kernel_venv, tmp_path):
+def test_pip_install_lands_in_the_conversations_packages_only(make_kernel, kernel_venv, tmp_path):
     workspace = tmp_path / "ws"  # the wheel sits where the kernel may read: its workspace
     workspace.mkdir()
     wheel = _tiny_wheel(workspace)
@@ -57,7 +60,10 @@ def test_pip_install_from_the_kernel_lands_in_its_venv_not_the_apps(make_kernel,
     text = "".join(i.text for i in result.items)
     assert "42" in text, text
     installed = Path(text.split()[-1])
-    assert installed.is_relative_to(kernel_venv.root)
+    assert installed.is_relative_to(Path(kernel.env["HOME"]) / ".local")  # this conversation's own
+    assert not (kernel_venv.site_packages() / "codeact_probe.py").exists()
+    other = make_kernel(tmp_path / "other")
+    assert other.execute("import codeact_probe").status == "error"  # another conversation does not see it
     for layer in base_layer_paths():
         assert not (layer / "codeact_probe.py").exists()
     # the app's own interpreter does not see it
