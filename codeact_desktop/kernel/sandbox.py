@@ -40,6 +40,7 @@ class KernelLimits:
     file_size: int = MAX_FILE_BYTES
     processes: int = 256  # on top of what the user already runs
     memory: int = 0  # resident memory of the kernel and its children, for the watchdog
+    min_free_disk: int = 1 * GB  # the watchdog stops code that takes the disk below this
 
     @classmethod
     def for_this_machine(cls) -> "KernelLimits":

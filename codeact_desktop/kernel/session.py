@@ -203,7 +203,7 @@ class KernelSession:
         self._connect_client()
         if self._watchdog is None:  # one per session: it follows the kernel's pid across restarts
             self._watchdog = KernelWatchdog(lambda: self.pid, self.limits.memory or 1 << 62,
-                                            disk_path=self.workspace).start()
+                                            disk_path=self.workspace, min_free_disk=self.limits.min_free_disk).start()
         if self.warm_up:
             self._run_quietly(_WARM_UP, timeout=60)
 
