@@ -50,7 +50,7 @@ def _kill_mid_copy(proc, workspaces: Path) -> float:
     """Waits until the CLI is part-way through copying big.bin, then kills it."""
     started = time.monotonic()
     while True:
-        partial = [p for p in workspaces.glob(f"*/.big.bin.partial-{proc.pid}") if p.stat().st_size > 0]
+        partial = [p for p in workspaces.glob(f"*/.big.bin.partial-{proc.pid}-*") if p.stat().st_size > 0]
         if partial and partial[0].stat().st_size < BIG:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)

@@ -12,16 +12,19 @@ from __future__ import annotations
 import mimetypes
 import os
 import re
+import secrets
 import shutil
 import threading
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Callable
 
+from ..no_follow import Folder
 from ..resources import messages
+from ..visible_text import visible_name
 
 CHUNK = 1 << 20
-_PARTIAL = re.compile(r"^\..+\.partial-(\d+)$")  # .NAME.partial-PID
+_PARTIAL = re.compile(r"^\..+\.partial-(\d+)(?:-[0-9a-f]+)?$")  # .NAME.partial-PID-RANDOM
 
 
 @dataclass
@@ -54,18 +57,24 @@ def describe_kind(path: Path) -> str:
     return mime or "file"
 
 
-def _free_name(workspace: Path, name: str) -> Path:
-    target = workspace / name
+def _free_name(folder: Folder, name: str) -> str:
     stem, suffix = Path(name).stem, Path(name).suffix
-    n = 1
-    while target.exists():
-        target = workspace / f"{stem} ({n}){suffix}"
+    target, n = name, 1
+    while folder.exists(target):  # a link counts as taken: it is never written through
+        target = f"{stem} ({n}){suffix}"
         n += 1
     return target
 
 
 def _files_of(source: Path) -> list[Path]:
-    return [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+    """A file, or the files of a folder (links to folders are not followed)."""
+    if source.is_file():
+        return [source]
+    found = []
+    for root, dirs, files in os.walk(source):
+        dirs.sort()
+        found += [Path(root) / f for f in sorted(files) if (Path(root) / f).is_file()]
+    return found
 
 
 def total_bytes(sources: list[Path]) -> int:
@@ -80,6 +89,16 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
+def check_sources(sources: list[Path], workspace: Path) -> None:
+    """Raises with a message a person understands for what cannot be attached."""
+    for source in sources:
+        if not source.exists():
+            raise FileNotFoundError(f"No file at {source}.")
+        if source.is_dir() and _inside(workspace, source):
+            raise IsADirectoryError(f"{source} holds this conversation's own folder, so it would be copied into "
+                                    "itself; attach the files inside it instead.")
+
+
 def copy_into_workspace(
     sources: list[Path],
     workspace: Path,
@@ -89,13 +108,12 @@ def copy_into_workspace(
     """Copies files and folders into the workspace under free names.
 
     Sources already inside the workspace are named, not copied. ``progress(done, total)``
-    is called per chunk from the calling thread.
+    is called per chunk from the calling thread. Nothing is written through a link the
+    kernel may have planted in the workspace (``no_follow``).
     """
     workspace.mkdir(parents=True, exist_ok=True)
     sources = [Path(s) for s in sources]
-    for source in sources:
-        if not source.exists():
-            raise FileNotFoundError(f"No file at {source}.")
+    check_sources(sources, workspace)
     total, done = total_bytes([s for s in sources if not _inside(s, workspace)]), 0
     attached = []
     for source in sources:
@@ -104,29 +122,33 @@ def copy_into_workspace(
             name = str(source.resolve().relative_to(workspace.resolve()))
             attached.append(Attachment(name=name, size=size, kind=describe_kind(source)))
             continue
-        target = _free_name(workspace, source.name)
-        partial = workspace / f".{target.name}.partial-{os.getpid()}"
-        try:
-            for file in _files_of(source):
-                dest = partial if source.is_file() else partial / file.relative_to(source)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with open(file, "rb") as src, open(dest, "wb") as out:
-                    while chunk := src.read(CHUNK):
-                        if cancel is not None and cancel.is_set():
-                            raise CopyCancelled(f"Copying {source.name} was cancelled.")
-                        out.write(chunk)
-                        done += len(chunk)
-                        if progress:
-                            progress(done, total)
-                shutil.copystat(file, dest)
-            if source.is_dir():
-                partial.mkdir(exist_ok=True)  # an empty folder is still a folder
-            os.replace(partial, target)  # complete: under its real name at once
-        except BaseException:
-            _remove(partial)  # nothing half-copied may look like a complete file to the model
-            raise
-        size = sum(f.stat().st_size for f in _files_of(target))
-        attached.append(Attachment(name=target.name, size=size, kind=describe_kind(target)))
+        with Folder(workspace) as folder:
+            target = _free_name(folder, source.name)
+            # random too: code cannot plant something under the name before the copy starts
+            partial = f".{target}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+            size = 0
+            try:
+                if source.is_dir():
+                    folder.mkdir(partial)  # fails on anything already there, a link included
+                for file in _files_of(source):
+                    relative = PurePath(partial) if source.is_file() else PurePath(partial, file.relative_to(source))
+                    with Folder(workspace, relative.parent, create=True) as into, open(file, "rb") as src:
+                        out = os.fdopen(into.open(relative.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb")
+                        with out:
+                            while chunk := src.read(CHUNK):
+                                if cancel is not None and cancel.is_set():
+                                    raise CopyCancelled(f"Copying {source.name} was cancelled.")
+                                out.write(chunk)
+                                done += len(chunk)
+                                size += len(chunk)
+                                if progress:
+                                    progress(done, total)
+                            os.utime(out.fileno(), ns=(file.stat().st_atime_ns, file.stat().st_mtime_ns))
+                folder.rename(partial, target)  # complete: under its real name at once
+            except BaseException:
+                _remove(workspace / partial)  # nothing half-copied may look like a complete file to the model
+                raise
+        attached.append(Attachment(name=target, size=size, kind=describe_kind(source)))
     return attached
 
 
@@ -156,7 +178,8 @@ def remove_abandoned_copies(workspace: Path) -> list[str]:
 
 def attachment_lines(attached: list[Attachment]) -> str:
     lines = [messages()["files_header"]]
-    lines += [f"- ./{a.name} ({human_size(a.size)}, {a.kind})" for a in attached]
+    # A name may hold a newline or escape bytes (a file from an archive, say): one visible line each.
+    lines += [f"- ./{visible_name(a.name)} ({human_size(a.size)}, {a.kind})" for a in attached]
     return "\n".join(lines)
 
 

@@ -22,7 +22,7 @@ from . import events as ev
 from .actions import ParsedReply, parse_reply
 from .attachments import attachment_lines, copy_into_workspace
 from .context import ContextOverflow, fit_to_context
-from .workspace import changed_files, snapshot
+from .workspace import MAX_ENTRIES, changed_files, snapshot
 
 # What failing to reach the network looks like from Python, pip and requests.
 _NETWORK_FAILURE = re.compile(r"Connection refused|Failed to establish a new connection|Network is unreachable|"
@@ -77,6 +77,8 @@ class CodeActAgent:
         self.approve = approve
         self._cancel = threading.Event()
         self._warned_unrestricted = False
+        self._workspace_seen = None  # the workspace after the last action: the next one's "before"
+        self._warned_many_files = False
         if not conversation.messages():
             conversation.add_message("system", "system", prompt_text("system.txt"))
 
@@ -202,7 +204,7 @@ class CodeActAgent:
         code = decision.code if decision.code is not None else parsed.code
         conv.start_action(action_id, code)
         self.on_event(ev.ActionStarted(action_id, code))
-        before = snapshot(conv.workspace)
+        before = self._workspace_seen or snapshot(conv.workspace)
         items_json: list[dict] = []
 
         def on_item(item):
@@ -217,7 +219,11 @@ class CodeActAgent:
             on_item=on_item,
             on_stream=lambda name, text: self.on_event(ev.OutputStream(action_id, name, text)),
         )
-        produced = changed_files(before, snapshot(conv.workspace))
+        self._workspace_seen = after = snapshot(conv.workspace)
+        produced = changed_files(before, after)
+        if not after.complete and not self._warned_many_files:
+            self._warned_many_files = True
+            self._notice(messages()["many_files"].format(limit=f"{MAX_ENTRIES:,}"))
         for path, size in produced:
             conv.add_file(path, size, "produced", action_id)
         body = observation_text(result.items, self.settings.observation_chars)

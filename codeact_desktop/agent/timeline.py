@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..store.history import Conversation
 from .actions import parse_reply
@@ -65,9 +64,6 @@ def user_entry(message: dict) -> Entry:
 def _outputs(conversation: Conversation, action_id: str) -> list[StoredOutput]:
     outputs = []
     for row in conversation.outputs(action_id):
-        image = None
-        if row["path"]:
-            path = Path(conversation.workspace) / row["path"]
-            image = path.read_bytes() if path.exists() else None
+        image = conversation.output_image(row) if row["kind"] == "image" else None
         outputs.append(StoredOutput(row["kind"], row["text"] or "", image, json.loads(row["meta"] or "{}")))
     return outputs

@@ -1,29 +1,87 @@
-"""Which files an action produced: a before/after look at the workspace."""
+"""Which files an action produced: a before/after look at the workspace.
+
+Links the code made are not followed and not listed: a produced "file" that points at
+``~/.ssh`` must never be opened, saved or exported by the app on the user's behalf. The
+look is bounded, so code that writes a million files slows nothing after it down.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..store.history import OUTPUTS_DIR
 
-Snapshot = dict[str, tuple[int, int]]  # relative path -> (size, mtime_ns)
+MAX_ENTRIES = 20_000  # about 0.1 s to look at here; beyond it, what changed is not listed
+
+Files = dict[str, tuple[int, int]]  # relative path -> (size, mtime_ns)
 
 
-def snapshot(workspace: Path) -> Snapshot:
-    found: Snapshot = {}
-    for root, dirs, files in os.walk(workspace):
-        dirs[:] = [d for d in dirs if not (Path(root) == workspace and d == OUTPUTS_DIR)]
-        for name in files:
-            path = Path(root) / name
-            try:
-                st = path.stat()
-            except OSError:
-                continue
-            found[str(path.relative_to(workspace))] = (st.st_size, st.st_mtime_ns)
-    return found
+@dataclass
+class Snapshot:
+    files: Files = field(default_factory=dict)
+    complete: bool = True  # False: the workspace holds more than MAX_ENTRIES entries
+
+
+def snapshot(workspace: Path, max_entries: int = MAX_ENTRIES) -> Snapshot:
+    found: Files = {}
+    seen = 0
+    todo = [("", str(workspace))]
+    while todo:
+        prefix, folder = todo.pop()
+        try:
+            entries = os.scandir(folder)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                seen += 1
+                if seen > max_entries:
+                    return Snapshot(found, complete=False)
+                name = prefix + entry.name
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISDIR(info.st_mode):
+                    if name != OUTPUTS_DIR:
+                        todo.append((name + "/", entry.path))
+                elif stat.S_ISREG(info.st_mode):
+                    found[name] = (info.st_size, info.st_mtime_ns)
+    return Snapshot(found)
 
 
 def changed_files(before: Snapshot, after: Snapshot) -> list[tuple[str, int]]:
     """New or modified files, with their sizes, newest names last."""
-    return [(p, after[p][0]) for p in sorted(after) if before.get(p) != after[p]]
+    old, new = before.files, after.files
+    return [(p, new[p][0]) for p in sorted(new) if old.get(p) != new[p]]
+
+
+# Kinds a desktop's "open" may run rather than show: launchers, scripts, installers,
+# shortcuts. Code made them, so the app does not hand them to the OS to open.
+RUNNABLE_SUFFIXES = frozenset("""
+.desktop .sh .bash .zsh .fish .csh .ksh .command .tool .terminal .app .pkg .mpkg .dmg .scpt .applescript
+.workflow .action .webloc .inetloc .exe .com .bat .cmd .msi .msp .msix .appx .ps1 .psm1 .psd1 .vbs .vbe
+.js .jse .wsf .wsh .hta .scr .pif .lnk .url .reg .cpl .msc .inf .jar .jnlp .appimage .run .bin .elf .so
+.py .pyw .pyc .pyz .pl .rb .php .lua .library-ms .settingcontent-ms .xbs .sys .drv .dll
+""".split())
+
+
+def why_not_open(workspace: Path, relative: str) -> str:
+    """Why the app will not ask the OS to open this workspace entry ("" when it will)."""
+    from .. import no_follow
+
+    kind = no_follow.kind(workspace, relative)
+    name = Path(relative).name
+    if kind == "missing":
+        return f"{name} is no longer in the conversation's folder."
+    if kind in ("link", "other"):
+        return f"{name} is a link or a special file the code made; the app does not follow it."
+    if kind == "file":
+        mode = os.lstat(Path(workspace) / relative).st_mode
+        if Path(name).suffix.lower() in RUNNABLE_SUFFIXES or mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH):
+            return (f"{name} could start a program when opened, and the code wrote it, so it is not opened "
+                    "from here. Use Show in folder to look at it.")
+    return ""

@@ -7,10 +7,10 @@ model (or by instructions hidden in a dropped file) must not see them.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
+from .. import no_follow
 from .venv import KernelVenv, base_interpreter, base_layer_paths
 
 # Only what Python, locales and the OS loader need. Everything else is dropped.
@@ -23,6 +23,7 @@ _PASSED_THROUGH = (
 _SYSTEM_PATH_POSIX = ("/usr/local/bin", "/usr/bin", "/bin")
 
 
+MATPLOTLIB_DIR = ".matplotlib"
 _FONT_LIST = "fontlist-*.json"  # matplotlib's font cache: seconds to build where many fonts are installed
 
 
@@ -52,19 +53,27 @@ def conversation_packages(venv: KernelVenv, home: Path) -> tuple[Path, Path]:
 
 def kernel_environment(venv: KernelVenv, home: Path, font_cache: Path) -> dict[str, str]:
     """``home`` is this conversation's own (HOME, matplotlib's config, installed packages),
-    so code in one conversation cannot leave files for another; ``font_cache`` seeds it."""
+    so code in one conversation cannot leave files for another; ``font_cache`` seeds it.
+    Everything below ``home`` is the kernel's to change, links included: the folders and
+    the font list are made without following any (``no_follow``), and none of them is
+    ever resolved into a path the sandbox would grant."""
     env = {k: os.environ[k] for k in _PASSED_THROUGH if k in os.environ}
+    home.mkdir(parents=True, exist_ok=True)
     prefix, packages = conversation_packages(venv, home)
-    packages.mkdir(parents=True, exist_ok=True)  # on sys.path from the start, so installs import at once
+    matplotlib_dir = home / MATPLOTLIB_DIR
+    try:
+        with no_follow.Folder(home, packages.relative_to(home), create=True):
+            pass  # on sys.path from the start, so installs import at once
+        with no_follow.Folder(home, MATPLOTLIB_DIR, create=True) as folder:
+            for font_list in font_cache.glob(_FONT_LIST):
+                if not folder.exists(font_list.name):
+                    no_follow.write_new_file(folder, font_list.name, font_list.read_bytes())
+    except OSError:
+        pass  # the code replaced them with links or files: its own folder, its own loss
     scripts = prefix / ("Scripts" if os.name == "nt" else "bin")
     system_path = (
         os.environ.get("PATH", "") if os.name == "nt" else os.pathsep.join(_SYSTEM_PATH_POSIX)
     )
-    matplotlib_dir = home / ".matplotlib"
-    matplotlib_dir.mkdir(parents=True, exist_ok=True)
-    for font_list in font_cache.glob(_FONT_LIST):
-        if not (matplotlib_dir / font_list.name).exists():
-            shutil.copyfile(font_list, matplotlib_dir / font_list.name)
     env.update(
         {
             "PATH": os.pathsep.join([str(scripts), str(venv.bin_dir), system_path]),

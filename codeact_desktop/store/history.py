@@ -2,7 +2,8 @@
 
 Every completed thing (a message, an action's start and end, each output item, a
 produced file) is committed when it completes, so killing the app loses at most the
-reply still streaming. Images are files in the workspace; the database holds their path.
+reply still streaming. Images the code displayed are kept in the database, not in the
+workspace: the kernel can write there, and could replace one with a link to any file.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import no_follow
 from ..kernel.outputs import OutputItem
 
 SCHEMA = """
@@ -57,8 +59,9 @@ CREATE TABLE IF NOT EXISTS outputs (
     kind TEXT NOT NULL,
     mime TEXT NOT NULL,
     text TEXT,
-    path TEXT,                   -- images: relative to the workspace
-    meta TEXT NOT NULL DEFAULT '{}'
+    path TEXT,                   -- images of histories before 'data': relative to the workspace
+    meta TEXT NOT NULL DEFAULT '{}',
+    data BLOB                    -- images: kept here, where the kernel cannot swap them for a link
 );
 CREATE TABLE IF NOT EXISTS files (
     id INTEGER PRIMARY KEY,
@@ -71,7 +74,8 @@ CREATE TABLE IF NOT EXISTS files (
 );
 """
 
-OUTPUTS_DIR = ".codeact"  # inside each workspace: images the code displayed
+OUTPUTS_DIR = ".codeact"  # inside each workspace: images of older histories
+MAX_IMAGE_BYTES = 64 << 20  # an older history's image file read back, at most
 
 
 class HistoryStore:
@@ -87,7 +91,7 @@ class HistoryStore:
         self._db.executescript(SCHEMA)
         # Columns added after a history may have been written: the network switch, action owners.
         for table, column, kind in (("conversations", "network", "INTEGER NOT NULL DEFAULT 0"),
-                                    ("actions", "owner", "INTEGER")):
+                                    ("actions", "owner", "INTEGER"), ("outputs", "data", "BLOB")):
             if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
@@ -238,22 +242,26 @@ class Conversation:
             (status, observation, detail, time.time(), seconds, action_id),
         )
 
-    def add_output(self, action_id: str, item: OutputItem) -> str | None:
-        """Stores one completed output item; images become PNG files in the workspace."""
-        path = None
-        if item.kind == "image" and item.data is not None:
-            folder = self.workspace / OUTPUTS_DIR
-            folder.mkdir(parents=True, exist_ok=True)
-            n = len(list(folder.glob(f"{action_id}-*.png")))
-            file = folder / f"{action_id}-{n}.png"
-            file.write_bytes(item.data)
-            path = str(file.relative_to(self.workspace))
+    def add_output(self, action_id: str, item: OutputItem) -> None:
+        """Stores one completed output item, an image's bytes included."""
         meta = {k: v for k, v in item.to_json().items() if k not in ("kind", "mime", "text")}
         self.store.execute(
-            "INSERT INTO outputs (action_id, kind, mime, text, path, meta) VALUES (?, ?, ?, ?, ?, ?)",
-            (action_id, item.kind, item.mime, item.text if item.kind != "image" else item.plain, path, json.dumps(meta)),
+            "INSERT INTO outputs (action_id, kind, mime, text, meta, data) VALUES (?, ?, ?, ?, ?, ?)",
+            (action_id, item.kind, item.mime, item.text if item.kind != "image" else item.plain, json.dumps(meta),
+             item.data if item.kind == "image" else None),
         )
-        return path
+
+    def output_image(self, row: dict) -> bytes | None:
+        """An image output's bytes; older histories kept them as files in the workspace,
+        read back only as a plain file there, never through a link."""
+        if row.get("data") is not None:
+            return bytes(row["data"])
+        if not row.get("path"):
+            return None
+        try:
+            return no_follow.read_file(self.workspace, row["path"], MAX_IMAGE_BYTES)
+        except OSError:
+            return None
 
     def add_file(self, path: str, size: int, origin: str, action_id: str | None = None) -> None:
         self.store.execute(

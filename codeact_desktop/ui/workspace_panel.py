@@ -16,8 +16,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .. import no_follow
 from ..agent.attachments import human_size
+from ..agent.workspace import why_not_open
 from ..store.history import Conversation
+from ..visible_text import visible_name
 
 
 def reveal_in_file_manager(path: Path) -> None:
@@ -41,10 +44,12 @@ def workspace_files(conversation: Conversation) -> list[dict]:
 
 class WorkspacePanel(QWidget):
     save_failed = Signal(str)
+    open_refused = Signal(str)
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.save_failed.connect(lambda text: QMessageBox.warning(self, "Could not save", text))
+        self.open_refused.connect(lambda text: QMessageBox.information(self, "Not opened", text))
         self.setObjectName("workspacePanel")
         self.conversation: Conversation | None = None
         layout = QVBoxLayout(self)
@@ -88,10 +93,11 @@ class WorkspacePanel(QWidget):
             path = Path(self.conversation.workspace) / row["path"]
             origin = "you added it" if row["origin"] == "uploaded" else (
                 f"from action {row['action_number']}" if row["action_number"] else "made by code")
-            missing = "" if path.exists() else " · deleted"
-            item = QListWidgetItem(f"{row['path']}\n{human_size(row['size'])} · {origin}{missing}")
-            item.setData(Qt.UserRole, str(path))
-            item.setToolTip(str(path))
+            kind = no_follow.kind(self.conversation.workspace, row["path"])
+            missing = {"file": "", "folder": "", "missing": " · deleted"}.get(kind, " · a link, not followed")
+            item = QListWidgetItem(f"{visible_name(row['path'])}\n{human_size(row['size'])} · {origin}{missing}")
+            item.setData(Qt.UserRole, row["path"])
+            item.setToolTip(visible_name(str(path)))
             if missing:
                 item.setForeground(Qt.gray)
             self.list.addItem(item)
@@ -102,36 +108,53 @@ class WorkspacePanel(QWidget):
         self._update_buttons()
 
     def selected_path(self) -> Path | None:
+        """The selected entry's absolute path (for display and the file manager)."""
+        relative = self.selected_relative()
+        return Path(self.conversation.workspace) / relative if relative is not None else None
+
+    def selected_relative(self) -> str | None:
         items = self.list.selectedItems()
-        return Path(items[0].data(Qt.UserRole)) if items else None
+        return items[0].data(Qt.UserRole) if items and self.conversation is not None else None
+
+    def _selected_kind(self) -> str:
+        relative = self.selected_relative()
+        return no_follow.kind(self.conversation.workspace, relative) if relative is not None else "missing"
 
     def _update_buttons(self) -> None:
-        path = self.selected_path()
+        plain = self._selected_kind() in ("file", "folder")
         for button in (self.open_button, self.reveal_button, self.save_button):
-            button.setEnabled(path is not None and path.exists())
+            button.setEnabled(plain)
 
     def open_selected(self) -> None:
-        path = self.selected_path()
-        if path is not None and path.exists():
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+        relative = self.selected_relative()
+        if relative is None:
+            return
+        refused = why_not_open(self.conversation.workspace, relative)
+        if refused:
+            self.open_refused.emit(refused)
+            return
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.selected_path())))
 
     def reveal_selected(self) -> None:
-        path = self.selected_path()
-        if path is not None and path.exists():
-            reveal_in_file_manager(path)
+        if self._selected_kind() in ("file", "folder"):
+            reveal_in_file_manager(self.selected_path())
 
     def save_selected(self) -> None:
-        path = self.selected_path()
-        if path is None or not path.exists():
+        relative, kind = self.selected_relative(), self._selected_kind()
+        if relative is None or kind not in ("file", "folder"):
             return
-        target, _ = QFileDialog.getSaveFileName(self, "Save as", str(Path.home() / path.name))
+        workspace, name = Path(self.conversation.workspace), Path(relative).name
+        target, _ = QFileDialog.getSaveFileName(self, "Save as", str(Path.home() / name))
         if not target:
             return
 
         def work():  # a large file must not freeze the window
             try:
-                (shutil.copytree if path.is_dir() else shutil.copy2)(path, target)
+                if kind == "folder":  # links inside stay links: nothing outside is copied through them
+                    shutil.copytree(workspace / relative, target, symlinks=True)
+                else:
+                    no_follow.copy_out(workspace, relative, Path(target))
             except OSError as exc:
-                self.save_failed.emit(f"{path.name} could not be saved: {exc}")
+                self.save_failed.emit(f"{visible_name(name)} could not be saved: {exc}")
 
         threading.Thread(target=work, name="save-file", daemon=True).start()

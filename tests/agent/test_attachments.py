@@ -59,8 +59,11 @@ def test_a_kill_mid_copy_leaves_no_file_under_the_real_name(tmp_path, what):
                  "c([sys.argv[1]], __import__('pathlib').Path(sys.argv[2]), progress=lambda d, t: time.sleep(0.2))")
     copier = subprocess.Popen([sys.executable, "-c", slow_copy, str(source), str(ws)])
     deadline = time.monotonic() + 30
-    partial = ws / f".data.partial-{copier.pid}"
-    while not (partial.exists() and (partial.is_dir() or partial.stat().st_size >= CHUNK)):
+    def partial_copy():
+        found = list(ws.glob(f".data.partial-{copier.pid}-*")) if ws.exists() else []
+        return found[0] if found and (found[0].is_dir() or found[0].stat().st_size >= CHUNK) else None
+
+    while not (partial := partial_copy()):
         assert time.monotonic() < deadline and copier.poll() is None
         time.sleep(0.02)
     os.kill(copier.pid, signal.SIGKILL)

@@ -127,15 +127,15 @@ def test_files_are_copied_and_named_and_products_recorded(agent_for, tmp_path):
     assert [(f["origin"], f["path"]) for f in files] == [("uploaded", "my data é.csv"), ("produced", "out.csv")]
 
 
-def test_plot_is_stored_as_a_file_and_a_placeholder_for_the_model(agent_for):
+def test_plot_is_stored_in_the_history_and_a_placeholder_for_the_model(agent_for):
     agent, backend, _ = agent_for([
         "<execute>import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()</execute>", "Plotted."])
     record = agent.send("plot")
     assert "<image: " in backend.calls[1][-1]["content"] and "PNG, shown to the user>" in backend.calls[1][-1]["content"]
     outputs = agent.conversation.outputs(record.actions[0]["id"])
     assert outputs[0]["kind"] == "image"
-    assert (agent.conversation.workspace / outputs[0]["path"]).read_bytes().startswith(b"\x89PNG")
-    assert record.files == []  # the app's own image files are not "produced files"
+    assert outputs[0]["data"].startswith(b"\x89PNG") and outputs[0]["path"] is None
+    assert record.files == [] and list(agent.conversation.workspace.iterdir()) == []  # nothing in the workspace
 
 
 def test_cancel_during_generation_stops_within_a_piece(agent_for):

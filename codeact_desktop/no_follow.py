@@ -1,0 +1,180 @@
+"""Files inside folders the kernel can write (a workspace, a kernel's home), reached by
+the app without ever following a link there.
+
+Code in the kernel can replace any name in its workspace with a symbolic link at any
+moment: to ``~/.ssh/id_rsa`` for the app to read into an export, to ``~/.bashrc`` for
+the app to write through. So every step below the trusted root (a folder the app made
+and the kernel cannot rename) is opened with ``O_NOFOLLOW`` relative to the step before
+(``openat``), and files are created with ``O_EXCL``: a planted link fails the call
+instead of redirecting it. Where the OS lacks ``dir_fd`` support (Windows), each step is
+checked with ``lstat`` first: racy, which is one reason Windows counts as not isolated.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path, PurePath
+
+_AT = os.open in os.supports_dir_fd and hasattr(os, "O_NOFOLLOW")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_BINARY = getattr(os, "O_BINARY", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+class UnsafePath(OSError):
+    """A name under the root is a link, not a plain file or folder, or leaves the root."""
+
+
+def _parts(rel: str | PurePath) -> list[str]:
+    parts = [p for p in PurePath(rel).parts if p not in ("", ".")]
+    if any(p == ".." or os.sep in p or (os.altsep and os.altsep in p) for p in parts) \
+            or PurePath(rel).is_absolute():
+        raise UnsafePath(f"{rel}: not a name inside the folder")
+    return parts
+
+
+class Folder:
+    """An open folder below ``root`` (``rel`` may be empty), reached without links.
+    Use as a context manager; ``fd`` is None on systems without ``dir_fd``."""
+
+    def __init__(self, root: Path, rel: str | PurePath = "", create: bool = False):
+        self.path = Path(root)
+        self.fd: int | None = None
+        parts = _parts(rel)
+        if not _AT:
+            for part in parts:
+                self.path = self.path / part
+                if create and not os.path.lexists(self.path):
+                    os.mkdir(self.path)
+                if not stat.S_ISDIR(os.lstat(self.path).st_mode):
+                    raise UnsafePath(f"{self.path}: not a plain folder")
+            return
+        self.fd = os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+        try:
+            for part in parts:
+                if create:
+                    try:
+                        os.mkdir(part, 0o755, dir_fd=self.fd)
+                    except FileExistsError:
+                        pass
+                try:
+                    step = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=self.fd)
+                except OSError as exc:
+                    if exc.errno in (40, 20):  # ELOOP (a link), ENOTDIR (a file where a folder was expected)
+                        raise UnsafePath(f"{self.path / part}: not a plain folder") from None
+                    raise
+                os.close(self.fd)
+                self.fd = step
+                self.path = self.path / part
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> "Folder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    # -- entries of this folder, by name ------------------------------------------
+
+    def lstat(self, name: str) -> os.stat_result:
+        if self.fd is None:
+            return os.lstat(self.path / name)
+        return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+
+    def exists(self, name: str) -> bool:
+        try:
+            self.lstat(name)
+            return True
+        except FileNotFoundError:
+            return False
+
+    def open(self, name: str, flags: int, mode: int = 0o644) -> int:
+        """``os.open`` of an entry; never through a link (ELOOP becomes UnsafePath)."""
+        flags |= _NOFOLLOW | _BINARY | _CLOEXEC
+        try:
+            if self.fd is None:
+                if os.path.islink(self.path / name):
+                    raise UnsafePath(f"{self.path / name}: a link")
+                return os.open(self.path / name, flags, mode)
+            return os.open(name, flags, mode, dir_fd=self.fd)
+        except OSError as exc:
+            if exc.errno == 40:
+                raise UnsafePath(f"{self.path / name}: a link") from None
+            raise
+
+    def mkdir(self, name: str) -> None:
+        if self.fd is None:
+            os.mkdir(self.path / name)
+        else:
+            os.mkdir(name, 0o755, dir_fd=self.fd)
+
+    def rename(self, old: str, new: str) -> None:
+        """Within this folder; the names themselves are moved, never what they point to."""
+        if self.fd is None:
+            os.replace(self.path / old, self.path / new)
+        else:
+            os.rename(old, new, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+
+
+def read_file(root: Path, rel: str | PurePath, max_bytes: int | None = None) -> bytes:
+    """The bytes of a plain file below ``root``; UnsafePath for a link or anything else."""
+    parts = _parts(rel)
+    if not parts:
+        raise UnsafePath(f"{root}: not a file")
+    with Folder(root, PurePath(*parts[:-1])) as folder:
+        fd = folder.open(parts[-1], os.O_RDONLY)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise UnsafePath(f"{root / rel}: not a plain file")
+        data = f.read(max_bytes + 1 if max_bytes is not None else -1)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise UnsafePath(f"{root / rel}: larger than {max_bytes} bytes")
+    return data
+
+
+def kind(root: Path, rel: str | PurePath) -> str:
+    """"file", "folder", "link" (anywhere on the way), "other" or "missing"."""
+    parts = _parts(rel)
+    if not parts:
+        return "folder"
+    try:
+        with Folder(root, PurePath(*parts[:-1])) as folder:
+            mode = folder.lstat(parts[-1]).st_mode
+    except UnsafePath:
+        return "link"
+    except FileNotFoundError:
+        return "missing"
+    except OSError:
+        return "other"
+    if stat.S_ISLNK(mode):
+        return "link"
+    return "file" if stat.S_ISREG(mode) else "folder" if stat.S_ISDIR(mode) else "other"
+
+
+def write_new_file(folder: Folder, name: str, data: bytes) -> None:
+    """Creates ``name`` (which must not exist, not even as a link) with ``data``."""
+    fd = folder.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+
+
+def copy_out(root: Path, rel: str | PurePath, target: Path, chunk: int = 1 << 20) -> None:
+    """Copies a plain file below ``root`` to ``target`` (a place the user chose)."""
+    parts = _parts(rel)
+    with Folder(root, PurePath(*parts[:-1])) as folder:
+        fd = folder.open(parts[-1], os.O_RDONLY)
+    with os.fdopen(fd, "rb") as src:
+        if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+            raise UnsafePath(f"{root / rel}: not a plain file")
+        with open(target, "wb") as out:
+            while block := src.read(chunk):
+                out.write(block)
