@@ -9,6 +9,12 @@ from pathlib import Path
 from . import __version__
 
 
+def _file_argument(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty file name (it would mean the whole current folder)")
+    return Path(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="codeact-desktop", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
@@ -19,11 +25,15 @@ def main(argv: list[str] | None = None) -> int:
 
     run = sub.add_parser("run", help="run one request headless and stream it to the terminal")
     run.add_argument("prompt")
-    run.add_argument("--file", action="append", default=[], type=Path, help="copy into the workspace and name it to the model (repeatable)")
+    run.add_argument("--file", action="append", default=[], type=_file_argument,
+                     help="copy into the workspace and name it to the model (repeatable)")
     run.add_argument("--model", help="a GGUF file run in-process by llama.cpp")
     run.add_argument("--base-url", help="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     run.add_argument("--model-name", help="the model's name on that server (default: its first)")
-    run.add_argument("--api-key", help="bearer token for the server (or OPENAI_API_KEY)")
+    # Not --api-key VALUE: a command line is readable by every program of the user's.
+    run.add_argument("--api-key-file", type=Path, help="a file holding the server's bearer token "
+                     "(default: the OPENAI_API_KEY environment variable)")
+    run.add_argument("--api-key", help=argparse.SUPPRESS)
     run.add_argument("--workdir", type=Path, help="workspace folder (default: a new one under the data folder)")
     run.add_argument("--max-actions", type=int, default=6, help="code runs per message (default 6)")
     run.add_argument("--timeout", type=float, default=60.0, help="seconds per code run (default 60)")
@@ -43,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "run":
+        if args.api_key:
+            parser.error("--api-key would leave the key in the command line, where other programs can read it; "
+                         "put it in OPENAI_API_KEY or in a file given with --api-key-file")
         from .cli_run import run_command
 
         return run_command(args)

@@ -16,6 +16,7 @@ from .llm.base import BackendError
 from .paths import AppPaths
 from .store.history import HistoryStore
 from .store.recovery import recover_interrupted
+from .visible_text import for_terminal, visible_name
 
 
 class TerminalView:
@@ -27,7 +28,7 @@ class TerminalView:
 
     def write(self, text: str) -> None:
         if text:
-            self.out.write(text)
+            self.out.write(for_terminal(text))
             self.out.flush()
             self._at_line_start = text.endswith("\n")
 
@@ -50,7 +51,7 @@ class TerminalView:
             self.write(item_text(event.item) + "\n")
         elif isinstance(event, ev.ActionFinished):
             self.newline()
-            files = f", wrote {', '.join(event.files)}" if event.files else ""
+            files = f", wrote {', '.join(map(visible_name, event.files))}" if event.files else ""
             self.write(f"── {event.status} in {event.seconds:.2f} s{files} ──\n")
         elif isinstance(event, (ev.Notice, ev.ErrorEvent)):
             self.newline()
@@ -61,7 +62,7 @@ class TerminalView:
 
 
 def ask_in_terminal(action_id: str, code: str) -> Approval:
-    print(f"\n┌─ proposed code ({action_id})\n{code}\n└─")
+    print(f"\n┌─ proposed code ({action_id})\n{for_terminal(code)}\n└─")
     while True:
         answer = input("Run it? [Y]es / [n]o / [e]dit: ").strip().lower()
         if answer in ("", "y", "yes"):
@@ -76,14 +77,28 @@ def ask_in_terminal(action_id: str, code: str) -> Approval:
             return Approval(run=True, code="\n".join(lines))
 
 
+def _api_key(args) -> str | None:
+    if args.api_key_file:
+        try:
+            return args.api_key_file.read_text().strip() or None
+        except OSError as exc:
+            raise BackendError(f"could not read the key file: {exc}") from None
+    return os.environ.get("OPENAI_API_KEY")
+
+
+def _say(text: str) -> None:
+    """A line for the user on stderr; it may quote the kernel or the server, so escaped."""
+    print(for_terminal(text), file=sys.stderr)
+
+
 def run_command(args) -> int:
     if not args.yes and not sys.stdin.isatty():
-        print("error: standard input is not a terminal, so code cannot be confirmed; pass --yes", file=sys.stderr)
+        _say("error: standard input is not a terminal, so code cannot be confirmed; pass --yes")
         return 2
     paths = AppPaths.default()
     store = HistoryStore(paths.history_db)
     if recovered := recover_interrupted(store):
-        print(f"[recovered {recovered} conversation(s) whose answer was cut off when the app stopped]", file=sys.stderr)
+        _say(f"[recovered {recovered} conversation(s) whose answer was cut off when the app stopped]")
     conversation = store.create_conversation(paths.workspaces, title=args.prompt[:60], workspace=args.workdir)
     t0 = time.monotonic()
     # The kernel starts while the model loads: the first action does not wait for it.
@@ -92,32 +107,32 @@ def run_command(args) -> int:
             conversation.set_network_allowed(True)
         kernel = start_kernel(paths, conversation.workspace, network=args.network)
     except Exception as exc:
-        print(f"error: the Python kernel could not be prepared: {exc}", file=sys.stderr)
+        _say(f"error: the Python kernel could not be prepared: {exc}")
         return 1
     try:
         backend = open_backend(
             model_path=args.model, base_url=args.base_url, model_name=args.model_name,
-            api_key=args.api_key or os.environ.get("OPENAI_API_KEY"), n_ctx=args.ctx,
+            api_key=_api_key(args), n_ctx=args.ctx,
         )
     except BackendError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         kernel.shutdown()
         return 1
     load_s = time.monotonic() - t0
     info = backend.info
-    print(f"[{info.kind}: {info.model}, {info.device}, context {info.n_ctx}]"
-          + "".join(f"\n[note] {n}" for n in info.notes), file=sys.stderr)
+    _say(f"[{info.kind}: {info.model}, {info.device}, context {info.n_ctx}]"
+         + "".join(f"\n[note] {n}" for n in info.notes))
     try:
         kernel.wait_ready()
     except KernelError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         backend.close()
         return 1
-    print(f"[restrictions] {kernel.sandbox.summary()}", file=sys.stderr)
+    _say(f"[restrictions] {kernel.sandbox.summary()}")
     if kernel.sandbox.missing:  # the engine asks before each action then, --yes or not
         if not sys.stdin.isatty():
-            print(f"error: the code would run {kernel.sandbox.why_not()}, so each action "
-                  "must be confirmed, and standard input is not a terminal", file=sys.stderr)
+            _say(f"error: the code would run {kernel.sandbox.why_not()}, so each action "
+                 "must be confirmed, and standard input is not a terminal")
             kernel.shutdown()
             backend.close()
             return 2
@@ -135,7 +150,7 @@ def run_command(args) -> int:
         while worker.is_alive():
             worker.join(0.2)
     except KeyboardInterrupt:
-        print("\n[stopping…]", file=sys.stderr)
+        _say("\n[stopping…]")
         agent.cancel()
         worker.join()
     record = outcome.get("record")

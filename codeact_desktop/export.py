@@ -2,13 +2,16 @@
 
 Notebook: markdown cells for the talk, code cells with their outputs (images included),
 written by nbformat. HTML: the Markdown rendered by Python-Markdown with images inlined,
-so one file can be mailed.
+so one file can be mailed. What the model and the code wrote is untrusted: raw HTML in
+the talk is escaped, HTML outputs and the whole page are sanitized
+(``untrusted_markup``), and the page forbids itself every script and remote load.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
 import markdown
@@ -18,6 +21,8 @@ from nbformat import v4
 from .agent.timeline import Entry, StoredOutput, timeline
 from .kernel.observation import strip_ansi
 from .store.history import Conversation
+from .untrusted_markup import CONTENT_SECURITY_POLICY, clean_html, neutral_markdown
+from .visible_text import visible_name
 
 FORMATS = {"ipynb": "Jupyter notebook", "md": "Markdown", "html": "HTML page"}
 
@@ -50,14 +55,14 @@ def export_conversation(conversation: Conversation, target: Path) -> Path:
 # -- notebook -----------------------------------------------------------------------
 
 def to_notebook(title: str, entries: list[Entry]) -> nbformat.NotebookNode:
-    cells, count = [v4.new_markdown_cell(f"# {title}")], 0
+    cells, count = [v4.new_markdown_cell(f"# {neutral_markdown(title)}")], 0
     for entry in entries:
         if entry.type == "user":
-            cells.append(v4.new_markdown_cell(f"**You:** {entry.text}" + _files_md(entry)))
+            cells.append(v4.new_markdown_cell(f"**You:** {neutral_markdown(entry.text)}" + _files_md(entry)))
         elif entry.type == "assistant":
-            cells.append(v4.new_markdown_cell(entry.text))
+            cells.append(v4.new_markdown_cell(neutral_markdown(entry.text)))
         elif entry.type == "notice":
-            cells.append(v4.new_markdown_cell(f"> *{entry.text}*"))
+            cells.append(v4.new_markdown_cell(f"> *{neutral_markdown(entry.text)}*"))
         elif entry.type == "action":
             ran = entry.status not in ("skipped", "cut_off", "over_limit", "proposed")
             count += ran
@@ -82,7 +87,7 @@ def _nb_output(out: StoredOutput, count: int):
                              traceback=out.meta.get("traceback") or out.text.splitlines())
     data = {"text/plain": out.meta.get("plain") or out.text}
     if out.kind == "html":
-        data["text/html"] = out.text
+        data["text/html"] = clean_html(out.text)
     return v4.new_output("execute_result", data=data, execution_count=count)
 
 
@@ -90,16 +95,16 @@ def _nb_output(out: StoredOutput, count: int):
 
 def to_markdown(title: str, entries: list[Entry], image_prefix: str = "", inline_images: bool = False
                 ) -> tuple[str, dict[str, bytes]]:
-    parts, images = [f"# {title}"], {}
+    parts, images = [f"# {neutral_markdown(title)}"], {}
     for entry in entries:
         if entry.type == "user":
-            parts.append(f"**You:** {entry.text}{_files_md(entry)}")
+            parts.append(f"**You:** {neutral_markdown(entry.text)}{_files_md(entry)}")
         elif entry.type == "assistant":
-            parts.append(entry.text)
+            parts.append(neutral_markdown(entry.text))
         elif entry.type == "notice":
-            parts.append(f"> *{entry.text}*")
+            parts.append(f"> *{neutral_markdown(entry.text)}*")
         elif entry.type == "action":
-            parts.append(f"```python\n{entry.text}\n```")
+            parts.append(_fenced(entry.text, "python"))
             if entry.status not in ("ok", ""):
                 parts.append(f"*({entry.status.replace('_', ' ')})*")
             for out in entry.outputs:
@@ -110,14 +115,25 @@ def to_markdown(title: str, entries: list[Entry], image_prefix: str = "", inline
                            if inline_images else image_prefix + name)
                     parts.append(f"![output]({src})")
                 elif out.kind == "html":
-                    parts.append(out.text.strip())
+                    parts.append(clean_html(out.text).strip())
                 elif out.text.strip():
-                    parts.append(f"```\n{strip_ansi(out.text).rstrip()}\n```")
+                    # "text": tracebacks and printed text are not highlighted as if they were code
+                    parts.append(_fenced(strip_ansi(out.text).rstrip(), "text"))
     return "\n\n".join(parts) + "\n", images
 
 
+def _fenced(text: str, language: str) -> str:
+    """A fenced block that the text cannot close early: its fence is longer than any run
+    of backticks inside."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{text}\n{fence}"
+
+
 PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>{title}</title>
+<html><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
+<title>{title}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 860px; margin: 2em auto; padding: 0 1em; line-height: 1.5; }}
 pre {{ background: #f6f8fa; padding: .8em; overflow-x: auto; border-radius: 6px; }}
@@ -134,10 +150,16 @@ def to_html(title: str, entries: list[Entry]) -> str:
     text, _ = to_markdown(title, entries, inline_images=True)
     body = markdown.markdown(text, extensions=["fenced_code", "tables", "codehilite"],
                              extension_configs={"codehilite": {"noclasses": True}})
-    return PAGE.format(title=html.escape(title), body=body)
+    return PAGE.format(title=html.escape(title), body=clean_html(body), csp=CONTENT_SECURITY_POLICY)
 
 
 def _files_md(entry: Entry) -> str:
     if not entry.files:
         return ""
-    return "\n\n" + "\n".join(f"- attached: `{f['name']}`" for f in entry.files)
+    return "\n\n" + "\n".join(f"- attached: {_fenced_inline(visible_name(f['name']))}" for f in entry.files)
+
+
+def _fenced_inline(text: str) -> str:
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    ticks = "`" * (longest + 1)
+    return f"{ticks} {text} {ticks}"

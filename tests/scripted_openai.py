@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class ScriptedOpenAIServer:
     def __init__(self, replies: list[str], piece_chars: int = 4, piece_delay: float = 0.01):
         self.replies = replies
+        self.authorizations: list[str | None] = []  # the Authorization header of each request
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -29,6 +30,7 @@ class ScriptedOpenAIServer:
                 self.wfile.write(body)
 
             def do_POST(self):  # noqa: N802
+                server.authorizations.append(self.headers.get("Authorization"))
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 reply = server.reply_for(request["messages"])
                 self.send_response(200)

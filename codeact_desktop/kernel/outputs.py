@@ -74,26 +74,50 @@ class StreamBuffer:
         return OutputItem(kind=self.name, text=text, dropped_chars=self.dropped)
 
 
+def _text(value) -> str:
+    """A MIME bundle's text: a string, or a list of lines as nbformat allows; never trusted to be either."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "".join(value)
+    return ""
+
+
+def _png(value) -> bytes | None:
+    """The bytes of a base64 PNG, or None when they are not one (the kernel may send anything)."""
+    try:
+        raw = base64.b64decode(_text(value), validate=False)
+    except (ValueError, TypeError):
+        return None
+    return raw if png_size(raw) else None
+
+
 def item_from_message(msg: dict) -> OutputItem | None:
-    """Turns a display_data / execute_result / error message into an item."""
-    kind = msg["header"]["msg_type"]
-    content = msg["content"]
+    """Turns a display_data / execute_result / error message into an item. Everything in
+    the message came from the kernel, so every field is checked before it is used."""
+    kind = msg.get("header", {}).get("msg_type")
+    content = msg.get("content")
+    if not isinstance(content, dict):
+        return None
     if kind == "error":
-        return OutputItem(
-            kind="error",
-            ename=content.get("ename", ""),
-            evalue=content.get("evalue", ""),
-            traceback=list(content.get("traceback", [])),
-            text="\n".join(content.get("traceback", [])),
-        )
+        traceback = [line for line in content.get("traceback", []) if isinstance(line, str)] \
+            if isinstance(content.get("traceback"), list) else []
+        return OutputItem(kind="error", ename=_text(content.get("ename")), evalue=_text(content.get("evalue")),
+                          traceback=traceback, text="\n".join(traceback))
     if kind in ("display_data", "execute_result"):
-        data = content.get("data", {})
-        plain = data.get("text/plain", "")
+        data = content.get("data")
+        if not isinstance(data, dict):
+            return None
+        plain = _text(data.get("text/plain"))
         if "image/png" in data:
-            raw = base64.b64decode(data["image/png"])
-            return OutputItem(kind="image", mime="image/png", data=raw, plain=plain)
-        if "text/html" in data:
-            return OutputItem(kind="html", mime="text/html", text=data["text/html"], plain=plain)
+            raw = _png(data["image/png"])
+            if raw is not None:
+                return OutputItem(kind="image", mime="image/png", data=raw, plain=plain)
+            from ..resources import messages
+
+            return OutputItem(kind="stderr", text=messages()["image_unreadable"] + "\n")
+        if "text/html" in data and _text(data["text/html"]):
+            return OutputItem(kind="html", mime="text/html", text=_text(data["text/html"]), plain=plain)
         if plain:
             return OutputItem(kind="text", text=plain)
     return None

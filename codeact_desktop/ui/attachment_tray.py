@@ -6,10 +6,11 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from ..agent.attachments import Attachment, CopyCancelled, copy_into_workspace, human_size
+from ..visible_text import visible_name
 
 
 class AttachmentTray(QWidget):
@@ -115,7 +116,9 @@ class AttachmentTray(QWidget):
             chip.setObjectName("chip")
             row = QHBoxLayout(chip)
             row.setContentsMargins(8, 2, 2, 2)
-            row.addWidget(QLabel(f"{attachment.name} · {human_size(attachment.size)}"))
+            label = QLabel(f"{visible_name(attachment.name)} · {human_size(attachment.size)}")
+            label.setTextFormat(Qt.PlainText)  # a name such as "<b>x" is not markup
+            row.addWidget(label)
             remove = QPushButton("×")
             remove.setObjectName("chipRemove")
             remove.setFlat(True)

@@ -6,7 +6,8 @@ relayouts, not 200; code output is drawn at most DRAW_CHARS_PER_TICK characters 
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, QUrl
+from PySide6.QtGui import QDesktopServices, QTextDocument
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from ..agent import events as ev
@@ -14,10 +15,30 @@ from ..agent.actions import OPEN, parse_reply
 from ..agent.attachments import human_size
 from ..agent.timeline import timeline
 from ..store.history import Conversation
+from ..untrusted_markup import clean_html
+from ..visible_text import visible_name
 from .code_card import CodeCard
 
 FLUSH_MS = 50
 DRAW_CHARS_PER_TICK = 32_000  # about 4 ms of QPlainTextEdit work
+
+
+def safe_markdown_html(text: str) -> str:
+    """A reply's Markdown as rich text: raw HTML in it stays text (Qt's own Markdown reader
+    without HTML), and what remains is sanitized, so no local file is shown as an image."""
+    document = QTextDocument()
+    document.setMarkdown(text, QTextDocument.MarkdownFeatures(
+        QTextDocument.MarkdownDialectGitHub | QTextDocument.MarkdownNoHTML))
+    return clean_html(document.toHtml())
+
+
+def open_link(url: str) -> bool:
+    """Opens web and mail links in the user's browser; any other kind (file:, a program's
+    scheme) is not opened from text a model wrote."""
+    if QUrl(url).scheme().lower() in ("http", "https", "mailto"):
+        QDesktopServices.openUrl(QUrl(url))
+        return True
+    return False
 
 
 class Bubble(QLabel):
@@ -27,14 +48,16 @@ class Bubble(QLabel):
         self.setObjectName(f"{role}Message")
         self.setAccessibleName(f"{role} message")
         self.setWordWrap(True)
-        self.setTextFormat(Qt.MarkdownText)
+        self.setTextFormat(Qt.RichText)
         self.setTextInteractionFlags(Qt.TextBrowserInteraction)
-        self.setOpenExternalLinks(True)
+        self.setOpenExternalLinks(False)
+        self.linkActivated.connect(open_link)
+        self.linkHovered.connect(self.setToolTip)  # where a link goes, before it is clicked
         self.set_markdown(text)
 
     def set_markdown(self, text: str) -> None:
         self.markdown = text
-        self.setText(text)
+        self.setText(safe_markdown_html(text))
         # Only once placed in the chat: showing a parentless widget opens a window.
         if self.parent() is not None:
             self.setVisible(bool(text.strip()))
@@ -48,7 +71,8 @@ def file_chips(files: list[dict]) -> QWidget:
     layout.setContentsMargins(0, 0, 0, 0)
     layout.addStretch(1)
     for f in files:
-        chip = QLabel(f"{f['name']} · {human_size(f['size'])}")
+        chip = QLabel(f"{visible_name(f['name'])} · {human_size(f['size'])}")
+        chip.setTextFormat(Qt.PlainText)
         chip.setObjectName("chip")
         chip.setAccessibleName(f"attached file {f['name']}")
         layout.addWidget(chip)
@@ -124,6 +148,7 @@ class ChatView(QScrollArea):
 
     def add_notice(self, text: str, error: bool = False) -> QLabel:
         label = QLabel(text)
+        label.setTextFormat(Qt.PlainText)  # a notice may quote the kernel
         label.setObjectName("errorNotice" if error else "notice")
         label.setWordWrap(True)
         return self._add(label)

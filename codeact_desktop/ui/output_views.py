@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..kernel.observation import strip_ansi
+from ..untrusted_markup import clean_html
 
 COLLAPSE_LINES = 30
 SHOWN_CHARS = 200_000  # drawn in the card; the whole stored text opens in a viewer
@@ -156,11 +157,14 @@ class TextDialog(QDialog):
 
 
 def table_view(html: str) -> QTextBrowser:
+    """An HTML output (a DataFrame's table), sanitized: the kernel wrote it. Links are not
+    followed inside the view (that would load a local file into it)."""
     table = QTextBrowser()
     table.setObjectName("htmlOutput")
     table.setAccessibleName("table output")
+    table.setOpenLinks(False)
     table.document().setDefaultStyleSheet(TABLE_CSS)
-    table.setHtml(html)
+    table.setHtml(clean_html(html))
     table.setFrameShape(QFrame.NoFrame)
     table.document().adjustSize()
     table.setFixedHeight(int(min(400, table.document().size().height() + 8)))

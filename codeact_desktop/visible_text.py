@@ -1,0 +1,35 @@
+"""Text that came from the kernel, the model or a dropped file's name, made safe to show.
+
+A terminal obeys escape sequences (retitle the window, write the clipboard with OSC 52,
+clear the screen), a carriage return overwrites what was printed before it, and bidi
+controls reorder what a reader sees (Trojan Source). Such characters are shown as
+visible escapes instead: ``\\x1b``, ``\\r``, ``\\u202e``.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 controls but tab and newline, DEL, C1 controls (0x9b is CSI to some terminals),
+# bidi embeddings, overrides and isolates, and the zero-width marks that steer them.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAME_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match) -> str:
+    char = match.group()
+    if char == "\r":
+        return "\\r"
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def for_terminal(text: str) -> str:
+    """Printable as it is: only tab, newline and visible characters reach the terminal."""
+    return _CONTROLS.sub(_escape, text.replace("\r\n", "\n"))
+
+
+def visible_name(name: str) -> str:
+    """A file name on one line, every odd character visible (newlines included)."""
+    return _NAME_CONTROLS.sub(lambda m: "\\n" if m.group() == "\n" else "\\t" if m.group() == "\t" else _escape(m),
+                              name)
