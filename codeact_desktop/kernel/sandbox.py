@@ -41,6 +41,7 @@ class KernelLimits:
     processes: int = 256  # on top of what the user already runs
     memory: int = 0  # resident memory of the kernel and its children, for the watchdog
     min_free_disk: int = 1 * GB  # the watchdog stops code that takes the disk below this
+    disk: int = 20 * GB  # what one conversation's folders (workspace and home) may hold in all
 
     @classmethod
     def for_this_machine(cls) -> "KernelLimits":
@@ -87,7 +88,7 @@ def kernel_policy(venv: KernelVenv, workspace: Path, runtime: RuntimeDir, writab
     return {
         "read_exec": [*_SYSTEM_READ_EXEC, *_unique([*python_read, venv.root])],
         "read": [*_SYSTEM_READ, str(runtime.connection_file)] + (["/run/systemd/resolve"] if network else []),
-        "write": _unique([workspace, runtime.sockets, runtime.tmp, *writable]) + list(_DEVICES_WRITABLE),
+        "write": _unique(_outermost([workspace, runtime.sockets, runtime.tmp, *writable])) + list(_DEVICES_WRITABLE),
         "network": network,
         "tmp": str(runtime.tmp),
         "sockets": str(runtime.sockets),
@@ -134,13 +135,30 @@ def read_report(fd: int, alive, timeout: float = REPORT_TIMEOUT_S) -> dict:
     return json.loads(data.split(b"\n", 1)[0])
 
 
+# The system services (Mach names) Python and its scientific stack look up; not the
+# ones that start programs (LaunchServices behind `open`), read the pasteboard or the
+# screen, or reach other apps: the macOS counterparts of the desktop's D-Bus.
+_MACOS_SERVICES = ("com.apple.system.opendirectoryd.libinfo", "com.apple.system.notification_center",
+                   "com.apple.system.logger", "com.apple.logd", "com.apple.diagnosticd",
+                   "com.apple.cfprefsd.daemon", "com.apple.cfprefsd.agent")
+_MACOS_NETWORK_SERVICES = ("com.apple.SystemConfiguration.configd", "com.apple.SystemConfiguration.DNSConfiguration",
+                           "com.apple.mDNSResponder", "com.apple.dnssd.service", "com.apple.trustd",
+                           "com.apple.trustd.agent", "com.apple.nsurlsessiond")
+
+
 def macos_profile(policy: dict) -> str:
-    """sandbox-exec's language: deny by default, then what the policy allows."""
+    """sandbox-exec's language: deny by default, then what the policy allows. Never run
+    on a Mac here; a profile the OS rejects makes the kernel start unrestricted and every
+    action wait for approval."""
     def subpaths(paths):  # JSON's string escapes are the profile language's too
         return " ".join(f"(subpath {json.dumps(str(Path(p).resolve()), ensure_ascii=False)})" for p in paths)
 
+    def services(names):
+        return " ".join(f'(global-name "{name}")' for name in names)
+
     rules = ["(version 1)", "(deny default)", "(allow process-fork)", "(allow signal (target same-sandbox))",
-             "(allow sysctl-read)", "(allow mach-lookup)", "(allow ipc-posix-shm)",
+             "(allow sysctl-read)", "(allow ipc-posix-shm) (allow ipc-posix-sem)",
+             f"(allow mach-lookup {services(_MACOS_SERVICES)})",
              "(allow file-read-metadata)",  # stat() on the way to allowed paths; not their contents
              f"(allow process-exec {subpaths(policy['read_exec'])})",
              f"(allow file-read* {subpaths(policy['read_exec'] + policy['read'] + policy['write'])}"
@@ -149,12 +167,23 @@ def macos_profile(policy: dict) -> str:
              # Unix sockets: its own channel to the app only, not the desktop's or other kernels'
              f"(allow network-bind network-outbound {subpaths([policy['sockets']])})"]
     if policy["network"]:
-        rules.append("(allow network*)")
+        # IP only: with the network on, Unix sockets stay as above
+        rules += ["(allow system-socket)", '(allow network-outbound (remote ip "*:*"))',
+                  '(allow network-bind network-inbound (local ip "*:*"))',
+                  f"(allow mach-lookup {services(_MACOS_NETWORK_SERVICES)})"]
     return "\n".join(rules)
 
 
 def _size(n: int) -> str:
     return f"{n / GB:.3g} GB" if n >= GB else f"{n >> 20} MB"
+
+
+def _outermost(paths) -> list[Path]:
+    """Drops a path that lies inside another one of the list, before any link is resolved:
+    a name inside a writable folder may be a link the kernel made (to the user's home),
+    and resolving it would grant where it points."""
+    absolute = [Path(os.path.abspath(p)) for p in paths]
+    return [p for p in absolute if not any(other != p and other in p.parents for other in absolute)]
 
 
 def _unique(paths) -> list[str]:
@@ -237,9 +266,13 @@ class SandboxReport:
         gaps = []
         if not (self.landlock or self.namespaces):
             gaps.append("your files")
+        network = self.raw.get("network_namespace", {})
         if not self.namespaces:
             gaps.append("the desktop's and other conversations' sockets and processes")
-        network = self.raw.get("network_namespace", {})
+        elif not network.get("applied") and not self.raw.get("landlock", {}).get("scoped"):
+            # Sharing the computer's network namespace shares its abstract Unix sockets (X11's
+            # and some D-Bus buses'); only Landlock's scoping (ABI 6, Linux 6.12) shuts them.
+            gaps.append("the desktop's abstract sockets (X11, D-Bus) while the network is on")
         tcp_blocked = self.raw.get("landlock", {}).get("tcp") == "blocked"
         if not network.get("applied") and network.get("why") != "the network is on for this conversation" \
                 and not tcp_blocked:

@@ -150,8 +150,9 @@ class KernelSession:
         if not self.restricted:
             argv = [str(self.venv.python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
             return KernelSpec(argv=[*self.argv_prefix, *argv], **spec)
-        # The kernel's home (with its own packages) and matplotlib's cache are its own, so writable too.
-        writable = [Path(self.env[k]) for k in ("HOME", "MPLCONFIGDIR") if k in self.env]
+        # The kernel's home (its packages and matplotlib's cache are inside) is its own, so
+        # writable too. Only the home itself: a folder inside it may be a link the code made.
+        writable = [Path(self.env["HOME"])] if "HOME" in self.env else []
         packages = Path(self.env["CODEACT_PACKAGES"]) if "CODEACT_PACKAGES" in self.env else None
         self._policy = kernel_policy(self.venv, self.workspace, runtime, writable, self.network, self.limits,
                                      packages)
@@ -202,8 +203,10 @@ class KernelSession:
                     os.close(fd)
         self._connect_client()
         if self._watchdog is None:  # one per session: it follows the kernel's pid across restarts
+            folders = (self.workspace, *([Path(self.env["HOME"])] if "HOME" in self.env else []))
             self._watchdog = KernelWatchdog(lambda: self.pid, self.limits.memory or 1 << 62,
-                                            disk_path=self.workspace, min_free_disk=self.limits.min_free_disk).start()
+                                            disk_path=self.workspace, min_free_disk=self.limits.min_free_disk,
+                                            folders=folders, disk_budget=self.limits.disk).start()
         if self.warm_up:
             self._run_quietly(_WARM_UP, timeout=60)
 
@@ -232,10 +235,12 @@ class KernelSession:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                msg = self._kc.get_iopub_msg(timeout=0.5)
+                msg = _well_formed(self._kc.get_iopub_msg(timeout=0.5))
             except queue.Empty:
                 continue
-            if _is_idle_for(msg, msg_id):
+            except Exception:  # noqa: BLE001 - a mangled message: skipped
+                continue
+            if msg is not None and _is_idle_for(msg, msg_id):
                 return
 
     @property
@@ -352,6 +357,14 @@ def _innermost(pid: int | None) -> int | None:
     return pid
 
 
+def _well_formed(msg) -> dict | None:
+    """The message if its envelope has the shape the code below relies on, else None."""
+    if not isinstance(msg, dict) or not all(isinstance(msg.get(k), dict) for k in ("header", "parent_header",
+                                                                                 "content")):
+        return None
+    return msg if isinstance(msg["header"].get("msg_type"), str) else None
+
+
 def _is_idle_for(msg: dict, msg_id: str) -> bool:
     return (
         msg.get("parent_header", {}).get("msg_id") == msg_id
@@ -388,10 +401,10 @@ class _Execution:
         self.on_item(item)
 
     def _handle(self, msg: dict) -> None:
-        kind = msg["header"]["msg_type"]
+        kind, content = msg["header"]["msg_type"], msg["content"]
         if kind == "stream":
-            name = msg["content"].get("name", "stdout")
-            text = msg["content"].get("text", "")
+            name = "stderr" if content.get("name") == "stderr" else "stdout"
+            text = content.get("text") if isinstance(content.get("text"), str) else ""
             if self.stream is None or self.stream.name != name:
                 self._flush_stream()
                 self.stream = StreamBuffer(name)
@@ -435,7 +448,7 @@ class _Execution:
                 status = "timeout_restarted" if stopping == "timeout" else "cancelled"
                 return self._result(status, started, "the interrupt did not stop it")
             try:
-                msg = kc.get_iopub_msg(timeout=0.1)
+                msg = _well_formed(kc.get_iopub_msg(timeout=0.1))
             except queue.Empty:
                 if not session.is_alive:
                     self._flush_stream()
@@ -443,7 +456,9 @@ class _Execution:
                     session.restart()
                     return self._result("died", started, detail)
                 continue
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+            except Exception:  # noqa: BLE001 - a message the kernel mangled (it may send anything): skipped
+                continue
+            if msg is None or msg["parent_header"].get("msg_id") != msg_id:
                 continue
             if _is_idle_for(msg, msg_id):
                 self._flush_stream()

@@ -23,6 +23,7 @@ MAX_THREADS = 2048  # all threads of all processes: a thread bomb exhausts the O
 PSS_MAX_MEMBERS = 16  # PSS of a process costs milliseconds: read it only for a few
 MIN_FREE_DISK = 1 << 30  # the code may not take the last GB of the disk its workspace is on
 DISK_FILLING = 64 << 20  # ... judged by what it took since the kernel started
+DISK_RECOUNT = 256 << 20  # the conversation's folders are measured again once the disk lost this much
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -90,6 +91,26 @@ def proportional(members: list[tuple[int, int]]) -> int:
     return total
 
 
+def folder_usage(*folders: Path) -> int:
+    """Bytes on disk under the folders, links not followed (du's count)."""
+    total, todo = 0, [str(f) for f in folders]
+    while todo:
+        try:
+            entries = os.scandir(todo.pop())
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                total += getattr(info, "st_blocks", 0) * 512 or info.st_size
+                if entry.is_dir(follow_symlinks=False):
+                    todo.append(entry.path)
+    return total
+
+
 def kill_tree(pid: int) -> None:
     """Kills a process and every descendant found (Windows has no process groups)."""
     import psutil
@@ -139,7 +160,7 @@ class KernelWatchdog:
 
     def __init__(self, pid_of: Callable[[], int | None], memory_limit: int, max_processes: int = MAX_PROCESSES,
                  min_available: int | None = None, max_threads: int = MAX_THREADS, disk_path: Path | None = None,
-                 min_free_disk: int = MIN_FREE_DISK):
+                 min_free_disk: int = MIN_FREE_DISK, folders: tuple[Path, ...] = (), disk_budget: int = 0):
         self.pid_of = pid_of
         self.memory_limit = memory_limit
         self.max_processes = max_processes
@@ -147,6 +168,9 @@ class KernelWatchdog:
         self.min_available = min_available
         self.disk_path = disk_path
         self.min_free_disk = min_free_disk
+        # The conversation's own folders (workspace, home) and what they may hold in all.
+        self.folders = folders
+        self.disk_budget = disk_budget
         self.reason = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kernel-watchdog", daemon=True)
@@ -168,7 +192,7 @@ class KernelWatchdog:
         min_available = self.min_available
         if min_available is None:
             min_available = max(512 << 20, psutil.virtual_memory().total // 20)
-        free_at_start = self._free_disk()
+        free_at_start = free_at_count = self._free_disk()
         ticks = 0
         while not self._stop.wait(POLL_S):
             ticks += 1
@@ -191,6 +215,14 @@ class KernelWatchdog:
                                     "are still in the conversation's folder")
                     free_at_start = self._free_disk()
                     continue
+                if free is not None and self.disk_budget and free_at_count - free > DISK_RECOUNT:
+                    # Counting is dear with many files, so only once the disk has lost enough.
+                    free_at_count = free
+                    used = folder_usage(*self.folders)
+                    if used > self.disk_budget:
+                        self._kill(pid, f"this conversation's files take {used / (1 << 30):.1f} GB, over its "
+                                        f"{self.disk_budget / (1 << 30):.3g} GB limit; delete some to go on")
+                        continue
             pairs = [(m[0], m[1]) for m in members]
             rss = sum(m[1] for m in members)
             if rss > self.memory_limit and 1 < len(members) <= PSS_MAX_MEMBERS and os.path.isdir("/proc/self"):

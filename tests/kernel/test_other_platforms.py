@@ -106,6 +106,11 @@ def test_macos_profile_denies_by_default_and_quotes_paths(tmp_path):
     assert "(local unix)" not in profile
     assert profile.count("(") == profile.count(")")
     assert '(subpath "' + str(odd.resolve()).replace("\\", "\\\\").replace('"', '\\"') + '")' in profile
-    assert "(allow network*)" not in profile
-    assert "(allow network*)" in macos_profile({"read_exec": [], "read": [], "write": [], "network": True,
-                                                "sockets": str(sockets)})
+    assert "(allow network*)" not in profile and "(remote ip" not in profile
+    # No service that starts programs or reads the desktop (LaunchServices, the pasteboard)
+    assert "(allow mach-lookup)" not in profile and "launchservicesd" not in profile and "pasteboard" not in profile
+    online = macos_profile({"read_exec": [], "read": [], "write": [], "network": True, "sockets": str(sockets)})
+    assert '(allow network-outbound (remote ip "*:*"))' in online
+    # the network on opens IP, not every Unix socket
+    assert "(allow network*)" not in online and "(remote unix" not in online and "(local unix" not in online
+    assert online.count("(") == online.count(")")

@@ -20,51 +20,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from codeact_desktop.agent.loop import AgentSettings, Approval, CodeActAgent
-from codeact_desktop.engine import kernel_env
+from codeact_desktop.agent.loop import Approval
 from codeact_desktop.kernel import bubblewrap
 from codeact_desktop.kernel import session as session_module
 from codeact_desktop.kernel.sandbox import GB, KernelLimits
 from codeact_desktop.kernel.session import KernelSession
-from codeact_desktop.llm.scripted import ScriptedBackend
-from codeact_desktop.store.history import HistoryStore
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the layers tested here are Linux's")
-
-LIMITS = KernelLimits(address_space=4 * GB, memory=1536 << 20)
-
-
-@pytest.fixture
-def conversations(tmp_path, kernel_venv, app_paths):
-    """Makes conversations with a real restricted kernel each; ``act(code)`` runs code as
-    the model's action and returns the observation the model reads."""
-    store = HistoryStore(tmp_path / "history.sqlite3")
-    made = []
-
-    class Conversation:
-        def __init__(self, network=False, limits=LIMITS, approve=None, start=True):
-            self.conversation = store.create_conversation(tmp_path / "workspaces")
-            self.workspace = self.conversation.workspace
-            env = kernel_env(app_paths, kernel_venv, self.workspace)
-            self.kernel = KernelSession(kernel_venv, self.workspace, env, network=network, limits=limits)
-            self.backend = ScriptedBackend([])
-            self.agent = CodeActAgent(self.backend, self.kernel, self.conversation,
-                                      AgentSettings(action_timeout_s=30), approve=approve)
-            made.append(self)
-            if start:
-                self.kernel.start()
-
-        def act(self, code: str) -> str:
-            self.backend.replies += [f"<execute>\n{code}\n</execute>", "done"]
-            record = self.agent.send("go")
-            self.last = record.actions[0]
-            return self.last["observation"]
-
-    yield Conversation
-    for made_one in made:
-        made_one.kernel.shutdown()
-    store.close()
-
 
 def _kernel_pid(kernel: KernelSession) -> int:
     return session_module._innermost(kernel.pid)
