@@ -271,7 +271,12 @@ def test_5_process_and_thread_floods_are_stopped(conversations, code, says):
     a = conversations()
     started = time.monotonic()
     observation = a.act(code)
-    assert a.last["status"] == "died" and says in observation, observation
+    # The watchdog kills the tree; as an ordinary user the process limit (which counts
+    # threads) may refuse the flood first. Either way it stops, and soon.
+    by_watchdog = a.last["status"] == "died" and says in observation
+    by_rlimit = os.getuid() != 0 and a.last["status"] == "error" and (
+        "can't start new thread" in observation or "Resource temporarily unavailable" in observation)
+    assert by_watchdog or by_rlimit, observation
     assert time.monotonic() - started < 25
 
 
