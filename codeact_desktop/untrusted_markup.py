@@ -26,7 +26,9 @@ _ATTRIBUTES = {"*": {"title", "style", "align"}, "a": {"href"}, "img": {"src", "
 # Colours and layout, nothing that can load a resource (no url(), no backgrounds with images)
 _STYLE = {"color", "background-color", "font-weight", "font-style", "font-family", "text-align",
           "text-decoration", "vertical-align", "white-space", "border", "border-collapse", "border-bottom",
-          "border-top", "padding", "margin", "min-width", "max-width", "width", "line-height"}
+          "border-top", "padding", "margin", "min-width", "max-width", "width", "line-height", "margin-top",
+          "margin-bottom", "margin-left", "margin-right", "text-indent", "font-size", "list-style-type",
+          "-qt-block-indent", "-qt-list-indent", "-qt-paragraph-type", "-qt-user-state"}  # Qt's own, for its layout
 _IMAGE = re.compile(r"data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=\s]*\Z")
 _LINK = re.compile(r"(https?:|mailto:|#)", re.IGNORECASE)
 

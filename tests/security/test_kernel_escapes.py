@@ -9,7 +9,6 @@ processes, 8 the disk, 9 the approval rule."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
