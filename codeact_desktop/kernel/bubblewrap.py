@@ -42,7 +42,7 @@ def bwrap_path() -> str | None:
         return shutil.which("bwrap")
 
 
-def bwrap_argv(bwrap: str, policy: dict, read_only_files: list[str], workspace: str) -> list[str]:
+def bwrap_argv(bwrap: str, policy: dict, read_only_files: list[str], cwd: str) -> list[str]:
     """bwrap's arguments, up to and including ``--``: ``policy`` as the launcher gets it
     (``read_exec``, ``read``, ``write`` folders, ``network``)."""
     argv = [bwrap, "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
@@ -64,7 +64,7 @@ def bwrap_argv(bwrap: str, policy: dict, read_only_files: list[str], workspace: 
     for path in policy["write"]:
         if not _under(path, ("/dev",)):
             argv += ["--bind", path, path]
-    return [*argv, "--chdir", workspace, "--"]
+    return [*argv, "--chdir", cwd, "--"]
 
 
 def _mirror(path: str, how: str) -> list[str]:

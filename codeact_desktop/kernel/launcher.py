@@ -15,9 +15,10 @@ folders; no signals to and no abstract Unix sockets of anything outside, ABI 6; 
 denied when nothing else blocks it). macOS restrictions come from ``sandbox-exec``
 around this script. Windows: a job object limits memory and process count and ends
 everything the kernel started with it; files and the network are not isolated there.
-Then it writes one JSON line of what it applied to REPORT_FD (a pipe only the app
-reads), closes it, adds the package folders to ``sys.path`` and runs
-``ipykernel_launcher`` in this same process.
+Then it adds the read-only package layers to ``sys.path``, writes one JSON line of what
+it applied to REPORT_FD (a pipe only the app reads; -1 for the unrestricted fallback,
+which applies nothing), closes it and runs ``ipykernel_launcher`` in this same process,
+in an empty folder of the app's; the app moves it to the workspace once it is up.
 """
 
 from __future__ import annotations
@@ -256,10 +257,11 @@ def split_large_writes(limit: int = OUTPUT_PIECE_CHARS) -> bool:
 
 
 def add_package_folders(site_dirs: list[str], executable: str | None) -> None:
-    """Only now, with the restrictions in force: the package folders and their ``.pth``
-    files (the conversation's own first, so that what ``pip install`` put there shadows the
-    base layer), and the working directory as ``python -m`` has it. ``sys.executable``
-    becomes the kernel venv's Python, so processes the code starts see the same packages."""
+    """Only now, with the restrictions in force: the read-only package layers and their
+    ``.pth`` files, and the working directory as ``python -m`` has it (an empty folder of
+    the app's until the kernel is up). Nothing here is a folder the kernel can write.
+    ``sys.executable`` becomes the kernel venv's Python, so processes the code starts see
+    the same packages."""
     import site
 
     for folder in site_dirs:
@@ -275,7 +277,9 @@ def main(argv: list[str]) -> None:
     policy = json.loads(argv[1])
     report_fd = int(argv[2])
     report = {"pid": os.getpid(), "limits": apply_limits(policy.get("limits", {}))}
-    if sys.platform == "linux":
+    if not policy.get("apply", True):
+        pass  # the fallback kernel: no layer, and the app knows it
+    elif sys.platform == "linux":
         network = policy.get("network", False)
         if network:
             report["network_namespace"] = {"applied": False, "why": "the network is on for this conversation"}
@@ -304,8 +308,9 @@ def main(argv: list[str]) -> None:
     add_package_folders(policy.get("site_dirs", []), policy.get("executable"))
     report["output_pieces"] = split_large_writes()
     # The report leaves by a pipe the app holds, before any code of the kernel's runs.
-    os.write(report_fd, (json.dumps(report) + "\n").encode())
-    os.close(report_fd)
+    if report_fd >= 0:
+        os.write(report_fd, (json.dumps(report) + "\n").encode())
+        os.close(report_fd)
     sys.argv = ["ipykernel_launcher", *argv[3:]]
     runpy.run_module("ipykernel_launcher", run_name="__main__", alter_sys=True)
 

@@ -72,27 +72,35 @@ class RuntimeDir:
     def tmp(self) -> Path:
         return self.root / "tmp"
 
+    @property
+    def start_folder(self) -> Path:
+        """Empty and the app's: the kernel's working folder while ipykernel starts."""
+        return self.root / "start"
+
     def make(self) -> "RuntimeDir":
         for folder in (self.sockets, self.tmp):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.start_folder.mkdir(mode=0o555, exist_ok=True)
         return self
 
 
 def kernel_policy(venv: KernelVenv, workspace: Path, runtime: RuntimeDir, writable: list[Path],
-                  network: bool, limits: KernelLimits, packages: Path | None = None) -> dict:
-    """What the launcher applies. ``packages``: the conversation's own site folder, where
-    ``pip install`` puts packages (writable, so added to ``sys.path`` only after the
-    restrictions, and never seen by another conversation's kernel)."""
+                  network: bool, limits: KernelLimits) -> dict:
+    """What the launcher applies. Only the read-only layers go on ``sys.path`` at start; the
+    conversation's own packages (writable) are added once the kernel is up
+    (``KernelSession._enter_workspace``)."""
     layers = [str(p) for p in base_layer_paths()]
     python_read = [Path(sys.base_prefix), base_interpreter().parent.parent, *layers]
     return {
         "read_exec": [*_SYSTEM_READ_EXEC, *_unique([*python_read, venv.root])],
-        "read": [*_SYSTEM_READ, str(runtime.connection_file)] + (["/run/systemd/resolve"] if network else []),
+        "read": [*_SYSTEM_READ, str(runtime.connection_file), str(runtime.start_folder)]
+        + (["/run/systemd/resolve"] if network else []),
         "write": _unique(_outermost([workspace, runtime.sockets, runtime.tmp, *writable])) + list(_DEVICES_WRITABLE),
         "network": network,
         "tmp": str(runtime.tmp),
         "sockets": str(runtime.sockets),
-        "site_dirs": [*([str(packages)] if packages else []), *layers],
+        "site_dirs": layers,
+        "start_folder": str(runtime.start_folder),
         "executable": str(venv.python),
         "in_namespaces": sys.platform == "linux" and bwrap_path() is not None,
         "limits": {"address_space": limits.address_space, "file_size": limits.file_size, "core": 0,
@@ -109,11 +117,17 @@ def launcher_argv(policy: dict, runtime: RuntimeDir, workspace: Path, report_fd:
     argv = [str(base_interpreter()), "-I", "-S", str(LAUNCHER), json.dumps(policy), str(report_fd),
             "-f", "{connection_file}"]
     if bwrap:
-        return [*bwrap_argv(bwrap, policy, [str(LAUNCHER)], str(workspace)), *argv]
+        return [*bwrap_argv(bwrap, policy, [str(LAUNCHER)], policy["start_folder"]), *argv]
     if sys.platform == "darwin" and shutil.which("sandbox-exec"):
         # env marks the kernel as inside the profile, for the launcher's report
         return ["sandbox-exec", "-p", macos_profile(policy), "/usr/bin/env", "CODEACT_SANDBOX_EXEC=1", *argv]
     return argv
+
+
+def unrestricted_argv(policy: dict) -> list[str]:
+    """The fallback kernel (no layer could be applied): the same isolated start, the
+    launcher applying nothing and reporting nothing."""
+    return [str(base_interpreter()), "-I", "-S", str(LAUNCHER), json.dumps(policy), "-1", "-f", "{connection_file}"]
 
 
 def read_report(fd: int, alive, timeout: float = REPORT_TIMEOUT_S) -> dict:

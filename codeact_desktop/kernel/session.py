@@ -25,7 +25,7 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from ..resources import messages
 from .outputs import OutputItem, StreamBuffer, item_from_message
 from .sandbox import (KernelLimits, RuntimeDir, SandboxReport, kernel_policy, launcher_argv, observe_namespaces,
-                      read_report)
+                      read_report, unrestricted_argv)
 from .venv import KernelVenv
 from .watchdog import KernelWatchdog
 
@@ -40,6 +40,24 @@ def __codeact_warm_up():
             pass
 __codeact_warm_up()
 del __codeact_warm_up
+"""
+
+# Run by the app once the kernel is up (KernelSession._enter_workspace).
+_ENTER_WORKSPACE = """
+def __codeact_enter(workspace, packages, isolated):
+    import os, site, sys
+    os.chdir(workspace)
+    if packages:
+        before = list(sys.path)
+        if isolated:
+            site.addsitedir(packages)  # its .pth files too: this kernel is restricted
+        elif packages not in sys.path:
+            sys.path.append(packages)
+        added = [p for p in sys.path if p not in before]
+        # first after the working folder, so what pip installed here shadows the base layer
+        sys.path[:] = sys.path[:1] + added + [p for p in sys.path[1:] if p not in added]
+__codeact_enter({workspace!r}, {packages!r}, {isolated!r})
+del __codeact_enter
 """
 
 # Kernels are started from one thread that lives as long as the app: bubblewrap ends a
@@ -147,17 +165,39 @@ class KernelSession:
     def _kernel_spec(self, runtime: RuntimeDir, report_fd: int) -> KernelSpec:
         # ipykernel interrupts itself on a message: signals would have to cross namespaces.
         spec = {"display_name": "CodeAct", "language": "python", "env": {}, "interrupt_mode": "message"}
-        if not self.restricted:
-            argv = [str(self.venv.python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-            return KernelSpec(argv=[*self.argv_prefix, *argv], **spec)
         # The kernel's home (its packages and matplotlib's cache are inside) is its own, so
         # writable too. Only the home itself: a folder inside it may be a link the code made.
         writable = [Path(self.env["HOME"])] if "HOME" in self.env else []
-        packages = Path(self.env["CODEACT_PACKAGES"]) if "CODEACT_PACKAGES" in self.env else None
-        self._policy = kernel_policy(self.venv, self.workspace, runtime, writable, self.network, self.limits,
-                                     packages)
+        self._policy = kernel_policy(self.venv, self.workspace, runtime, writable, self.network, self.limits)
+        if not self.restricted:
+            # The fallback applies no layer, but starts as the restricted kernel does: the
+            # base Python in isolated mode, nothing the code wrote on its path (see _launch).
+            argv = unrestricted_argv(dict(self._policy, apply=False))
+            return KernelSpec(argv=[*self.argv_prefix, *argv], **spec)
         argv = launcher_argv(self._policy, runtime, self.workspace, report_fd)
         return KernelSpec(argv=[*self.argv_prefix, *argv], **spec)
+
+    def _start_environment(self, runtime: RuntimeDir) -> dict[str, str]:
+        """The kernel's environment for this start: IPython's and Jupyter's configuration
+        folders are new and empty, so no config file or startup script the code left in its
+        home runs when the next kernel starts."""
+        fresh = {name: runtime.tmp / folder for name, folder in
+                 (("IPYTHONDIR", "ipython"), ("JUPYTER_CONFIG_DIR", "jupyter-config"),
+                  ("JUPYTER_DATA_DIR", "jupyter-data"))}
+        for folder in fresh.values():
+            folder.mkdir(exist_ok=True)
+        return {**self.env, **{name: str(folder) for name, folder in fresh.items()}}
+
+    def _enter_workspace(self) -> None:
+        """The kernel starts in an empty folder of the app's (ipykernel puts the working
+        folder first on ``sys.path``, so a ``sqlite3.py`` the code left in the workspace
+        would be imported while it starts); once it is up, it moves to the workspace and
+        takes the conversation's own packages. Their ``.pth`` files run only in a kernel
+        that is isolated: elsewhere nothing runs before the user said yes."""
+        packages = self.env.get("CODEACT_PACKAGES", "")
+        isolated = self.restricted and not self.sandbox.missing
+        self._run_quietly(_ENTER_WORKSPACE.format(workspace=str(self.workspace), packages=packages,
+                                                  isolated=isolated), timeout=30)
 
     def set_network(self, on: bool) -> None:
         """Network for the code on or off; takes effect by restarting the kernel (state lost)."""
@@ -184,8 +224,9 @@ class KernelSession:
             # The kernel's own stdout and stderr go to a log the app reads on failure, never to
             # the user's terminal, where escape sequences could retitle it or set its clipboard.
             with open(runtime.root / "kernel.log", "wb") as log:
-                _SPAWNER.submit(km.start_kernel, cwd=str(self.workspace), env=dict(self.env), stdout=log,
-                                stderr=log, **({"pass_fds": (write_end,)} if write_end is not None else {})).result()
+                _SPAWNER.submit(km.start_kernel, cwd=str(runtime.start_folder), env=self._start_environment(runtime),
+                                stdout=log, stderr=log,
+                                **({"pass_fds": (write_end,)} if write_end is not None else {})).result()
             self._km = km
             if read_end is not None:
                 os.close(write_end)
@@ -207,8 +248,9 @@ class KernelSession:
             self._watchdog = KernelWatchdog(lambda: self.pid, self.limits.memory or 1 << 62,
                                             disk_path=self.workspace, min_free_disk=self.limits.min_free_disk,
                                             folders=folders, disk_budget=self.limits.disk).start()
-        if self.warm_up:
+        if self.warm_up:  # still in the empty folder: what it imports comes from the read-only layers
             self._run_quietly(_WARM_UP, timeout=60)
+        self._enter_workspace()
 
     def _check_restrictions(self, raw: dict) -> None:
         kernel_pid = _innermost(self.pid) if sys.platform == "linux" else None

@@ -24,8 +24,9 @@ def conversations(tmp_path, kernel_venv, app_paths):
     made = []
 
     class Conversation:
-        def __init__(self, network=False, limits=LIMITS, approve=None, start=True):
-            self.conversation = store.create_conversation(tmp_path / "workspaces")
+        def __init__(self, network=False, limits=LIMITS, approve=None, start=True, workspace=None):
+            # workspace: another conversation's, as when the app starts again on it
+            self.conversation = store.create_conversation(tmp_path / "workspaces", workspace=workspace)
             self.workspace = self.conversation.workspace
             env = kernel_env(app_paths, kernel_venv, self.workspace)
             self.kernel = KernelSession(kernel_venv, self.workspace, env, network=network, limits=limits)

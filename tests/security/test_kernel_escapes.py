@@ -75,6 +75,47 @@ def test_1_code_planted_for_the_next_start_never_runs_unrestricted(conversations
     assert not marker.exists(), "planted code ran with the user's rights"
 
 
+_PLANT_FOR_STARTUP = r"""
+import os
+home, packages = os.path.expanduser('~'), os.environ['CODEACT_PACKAGES']
+files = {
+    os.path.join(packages, 'zz_evil.pth'): 'import os; exec(' + repr(payload) + ')\n',
+    os.path.join(packages, 'sitecustomize.py'): payload,
+    os.path.join(packages, 'evil_backend.py'): payload,
+    os.path.join(home, '.matplotlib', 'matplotlibrc'): 'backend: module://evil_backend\n',
+    os.path.join(home, '.ipython', 'profile_default', 'startup', '00-evil.py'): payload,
+    os.path.join(home, '.ipython', 'profile_default', 'ipython_kernel_config.py'): payload,
+    os.path.join(home, '.jupyter', 'ipython_kernel_config.py'): payload,
+    'sqlite3.py': payload, 'numpy.py': payload, 'pandas.py': payload,  # in the workspace, the cwd
+}
+for path, text in files.items():
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    open(path, 'w').write(text)
+print(len(files), 'planted')
+"""
+
+
+@pytest.mark.parametrize("next_start", ["restricted", "fallen back to unrestricted"])
+def test_1_nothing_the_code_planted_runs_at_the_next_start(conversations, monkeypatch, tmp_path, next_start):
+    marker = tmp_path / "marker"  # a host path: writable by the user, not by a restricted kernel
+    a = conversations()
+    payload = f"open({str(marker)!r}, 'a').write('ran at start\\n')\n"
+    assert "10 planted" in a.act(f"payload = {payload!r}\n" + _PLANT_FOR_STARTUP)
+    a.kernel.shutdown()
+    if next_start != "restricted":  # as if the restriction broke at the next start: the unrestricted fallback
+        real = session_module.launcher_argv
+        monkeypatch.setattr(session_module, "launcher_argv", lambda *args: ["/bin/false", *real(*args)])
+    asked = []
+    b = conversations(workspace=a.workspace, approve=lambda action_id, code, required: asked.append(required)
+                      or Approval())
+    assert b.kernel.restricted == (next_start == "restricted")
+    assert not marker.exists(), "planted code ran at the kernel's start"
+    # Approved code still finds its folder and its packages.
+    observation = b.act("import os, sys\nprint(os.path.basename(os.getcwd()), os.environ['CODEACT_PACKAGES'] in sys.path)")
+    assert observation.endswith(f"{a.workspace.name} True\n"), observation
+    assert asked == [next_start != "restricted"]
+
+
 # -- 2: the policy and its report travel where the kernel cannot reach --------------
 
 def test_2_the_policy_cannot_be_changed_from_inside(conversations):
