@@ -12,7 +12,8 @@ on its own, it sets resource limits, a private network namespace when bubblewrap
 not make one and the network is off, and Landlock (files: read/execute the system and
 Python paths, write only the workspace, the kernel's home and its private runtime
 folders; no signals to and no abstract Unix sockets of anything outside, ABI 6; TCP
-denied when nothing else blocks it). macOS restrictions come from ``sandbox-exec``
+denied when nothing else blocks it), and a seccomp filter refusing the kernel calls no
+notebook needs (io_uring, eBPF, ptrace, keyrings, mounts…). macOS restrictions come from ``sandbox-exec``
 around this script. Windows: a job object limits memory and process count and ends
 everything the kernel started with it; files and the network are not isolated there.
 Then it adds the read-only package layers to ``sys.path``, writes one JSON line of what
@@ -113,6 +114,51 @@ def apply_landlock(read: list[str], read_exec: list[str], write: list[str], bloc
         os.close(ruleset)
     tcp = ("blocked" if abi >= 4 else "not restricted (Landlock ABI < 4)") if block_tcp else "left to the namespace"
     return {"applied": True, "abi": abi, "tcp": tcp, "scoped": bool(scoped), "skipped": skipped}
+
+
+# Kernel calls no notebook task needs and that attacks on the Linux kernel itself lean on
+# (io_uring, eBPF, user faults, keyrings, perf, tracing, mounts, module loading): refused
+# with EPERM by a seccomp filter (libseccomp, through ctypes). Calls of another
+# architecture (32-bit syscalls on x86_64) kill the process, libseccomp's default.
+SECCOMP_DENIED = (
+    "ptrace", "process_vm_readv", "process_vm_writev", "perf_event_open", "bpf", "userfaultfd",
+    "io_uring_setup", "io_uring_enter", "io_uring_register", "keyctl", "add_key", "request_key",
+    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "mount", "umount2",
+    "pivot_root", "move_mount", "open_tree", "fsopen", "fsmount", "fsconfig", "fspick", "mount_setattr",
+    "setns", "unshare", "open_by_handle_at", "name_to_handle_at", "swapon", "swapoff", "reboot", "acct",
+    "quotactl", "syslog", "uselib", "vhangup", "iopl", "ioperm", "lookup_dcookie", "nfsservctl")
+_SCMP_ACT_ALLOW = 0x7FFF0000
+_SCMP_ACT_ERRNO_EPERM = 0x00050000 | 1
+
+
+def apply_seccomp(denied: tuple[str, ...] = SECCOMP_DENIED) -> dict:
+    try:
+        lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+    except OSError:
+        return {"applied": False, "why": "libseccomp is not installed"}
+    lib.seccomp_init.restype = ctypes.c_void_p
+    lib.seccomp_init.argtypes = [ctypes.c_uint32]
+    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint]
+    lib.seccomp_load.argtypes = [ctypes.c_void_p]
+    lib.seccomp_release.argtypes = [ctypes.c_void_p]
+    ctx = lib.seccomp_init(_SCMP_ACT_ALLOW)
+    if not ctx:
+        return {"applied": False, "why": "seccomp_init failed"}
+    try:
+        refused = 0
+        for name in denied:
+            number = lib.seccomp_syscall_resolve_name(name.encode())
+            if number < 0:
+                continue  # not a call of this architecture
+            if lib.seccomp_rule_add(ctx, _SCMP_ACT_ERRNO_EPERM, number, 0) == 0:
+                refused += 1
+        code = lib.seccomp_load(ctx)
+        if code != 0:
+            return {"applied": False, "why": f"seccomp_load failed: {os.strerror(-code)}"}
+        return {"applied": True, "refused": refused}
+    finally:
+        lib.seccomp_release(ctx)
 
 
 def private_network() -> dict:
@@ -291,6 +337,7 @@ def main(argv: list[str]) -> None:
         # carries subprocesses' output); with one, the namespace has no way out anyway.
         block_tcp = not network and not report["network_namespace"]["applied"]
         report["landlock"] = apply_landlock(policy["read"], policy["read_exec"], policy["write"], block_tcp)
+        report["seccomp"] = apply_seccomp()  # last: the steps above need unshare and friends
     elif sys.platform == "win32":
         limits = policy.get("limits", {})
         report["job_object"] = apply_job_object(limits.get("address_space", 0), limits.get("job_processes", 256))

@@ -230,6 +230,8 @@ def observe_namespaces(pid: int) -> dict:
         status = Path(f"/proc/{pid}/status").read_text()
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         seen["no_new_privs"] = fields.get("NoNewPrivs", "0").strip() == "1"
+        if "Seccomp" in fields:
+            seen["seccomp"] = int(fields["Seccomp"].strip())  # 2: a filter is loaded
         seen["capabilities"] = int(fields.get("CapEff", "0").strip(), 16)
     except (OSError, ValueError):
         pass
@@ -266,6 +268,10 @@ class SandboxReport:
             found.append(f"Landlock ABI {landlock['abi']}: files outside the workspace are off limits{scoped}{tcp}")
         if self.raw.get("network_namespace", {}).get("applied"):
             found.append("private network namespace: no network at all")
+        seccomp = self.raw.get("seccomp", {})
+        if seccomp.get("applied"):
+            found.append(f"seccomp: {seccomp['refused']} kernel calls no task needs are refused "
+                         "(io_uring, eBPF, ptrace, keyrings, mounts)")
         if self.raw.get("sandbox_exec", {}).get("applied"):
             found.append("sandbox-exec profile")
         return found
@@ -305,6 +311,8 @@ class SandboxReport:
         if sys.platform == "linux" and self.raw.get("landlock", {}).get("applied") \
                 and not self.observed.get("no_new_privs"):
             wrong.append("no_new_privs not set")
+        if self.raw.get("seccomp", {}).get("applied") and self.observed.get("seccomp") not in (None, 2):
+            wrong.append("no seccomp filter")
         return wrong
 
     @property

@@ -338,6 +338,28 @@ print('MB', written)
     assert not Path(f"/dev/shm/{name}").exists()  # never in the computer's /dev/shm
 
 
+_X86_64_CALLS = {"ptrace": 101, "keyctl": 250, "unshare": 272, "perf_event_open": 298, "bpf": 321,
+                 "userfaultfd": 323, "io_uring_setup": 425, "mount": 165, "init_module": 175}
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="system call numbers of x86_64")
+def test_5_kernel_calls_that_attacks_lean_on_are_refused(conversations):
+    a = conversations()
+    assert a.kernel.sandbox.raw["seccomp"]["applied"], a.kernel.sandbox.raw.get("seccomp")
+    observation = a.act(f"""
+import ctypes, errno
+libc = ctypes.CDLL(None, use_errno=True)
+for name, number in {_X86_64_CALLS!r}.items():
+    result = libc.syscall(number, 0, 0, 0, 0, 0, 0)
+    print(name, 'ALLOWED' if result >= 0 or ctypes.get_errno() != errno.EPERM else 'EPERM')
+""")
+    assert observation.count("EPERM") == len(_X86_64_CALLS) and "ALLOWED" not in observation, observation
+    status = Path(f"/proc/{_kernel_pid(a.kernel)}/status").read_text()
+    assert "Seccomp:\t2" in status  # seen from outside: a filter is loaded
+    assert a.act("import subprocess\nprint(subprocess.run(['echo', 'still works'], capture_output=True, "
+                 "text=True).stdout)").endswith("still works\n\n")
+
+
 # -- 8: the disk ------------------------------------------------------------------
 
 def test_8_code_filling_the_disk_is_stopped(conversations, tmp_path):
