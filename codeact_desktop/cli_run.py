@@ -11,12 +11,12 @@ import time
 from .agent import events as ev
 from .agent.loop import AgentSettings, Approval, CodeActAgent
 from .engine import open_backend, start_kernel
-from .kernel.session import KernelError
+from .kernel.session import KernelError, remove_abandoned_runtime_folders
 from .llm.base import BackendError
 from .paths import AppPaths
 from .store.history import HistoryStore
 from .store.recovery import recover_interrupted
-from .visible_text import for_terminal, visible_name
+from .visible_text import for_terminal, visible_name, well_formed
 
 
 class TerminalView:
@@ -95,8 +95,13 @@ def run_command(args) -> int:
     if not args.yes and not sys.stdin.isatty():
         _say("error: standard input is not a terminal, so code cannot be confirmed; pass --yes")
         return 2
+    args.prompt = well_formed(args.prompt)  # bytes that are not UTF-8 in argv arrive as lone surrogates
+    if args.workdir and well_formed(str(args.workdir)) != str(args.workdir):
+        _say("error: the --workdir name is not valid UTF-8; choose a folder whose name is")
+        return 2
     paths = AppPaths.default()
     store = HistoryStore(paths.history_db)
+    remove_abandoned_runtime_folders()
     if recovered := recover_interrupted(store):
         _say(f"[recovered {recovered} conversation(s) whose answer was cut off when the app stopped]")
     conversation = store.create_conversation(paths.workspaces, title=args.prompt[:60], workspace=args.workdir)

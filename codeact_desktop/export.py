@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import os
 import re
 from pathlib import Path
 
@@ -38,18 +39,28 @@ def export_conversation(conversation: Conversation, target: Path) -> Path:
     if fmt == "ipynb":
         nb = to_notebook(title, entries)
         nbformat.validate(nb)
-        nbformat.write(nb, str(target))
+        _write_new(target, nbformat.writes(nb).encode("utf-8"))
     elif fmt == "md":
         images_dir = target.with_name(target.stem + "_files")
-        text, images = to_markdown(title, entries, image_prefix=images_dir.name + "/")
+        text, images = to_markdown(title, entries, image_prefix=images_dir.name + "/", html_as_text=True)
         if images:
+            if images_dir.is_symlink():
+                raise OSError(f"{images_dir} is a link; choose another name for the export.")
             images_dir.mkdir(exist_ok=True)
             for name, data in images.items():
-                (images_dir / name).write_bytes(data)
-        target.write_text(text, encoding="utf-8")
+                _write_new(images_dir / name, data)
+        _write_new(target, text.encode("utf-8"))
     else:
-        target.write_text(to_html(title, entries), encoding="utf-8")
+        _write_new(target, to_html(title, entries).encode("utf-8"))
     return target
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Writes the file itself, never through a link in its place (the user may export into
+    the conversation's folder, where the code could have planted one under that name)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
 
 
 # -- notebook -----------------------------------------------------------------------
@@ -93,8 +104,10 @@ def _nb_output(out: StoredOutput, count: int):
 
 # -- markdown and html ----------------------------------------------------------------
 
-def to_markdown(title: str, entries: list[Entry], image_prefix: str = "", inline_images: bool = False
-                ) -> tuple[str, dict[str, bytes]]:
+def to_markdown(title: str, entries: list[Entry], image_prefix: str = "", inline_images: bool = False,
+                html_as_text: bool = False) -> tuple[str, dict[str, bytes]]:
+    """``html_as_text``: an HTML output (a table) as its plain-text twin in a fence, for a
+    Markdown file, where a reader would take Markdown inside the HTML for its own."""
     parts, images = [f"# {neutral_markdown(title)}"], {}
     for entry in entries:
         if entry.type == "user":
@@ -114,6 +127,8 @@ def to_markdown(title: str, entries: list[Entry], image_prefix: str = "", inline
                     src = ("data:image/png;base64," + base64.b64encode(out.image).decode("ascii")
                            if inline_images else image_prefix + name)
                     parts.append(f"![output]({src})")
+                elif out.kind == "html" and html_as_text:
+                    parts.append(_fenced(out.meta.get("plain") or strip_ansi(out.text).strip(), "text"))
                 elif out.kind == "html":
                     parts.append(clean_html(out.text).strip())
                 elif out.text.strip():

@@ -51,49 +51,96 @@ def clean_html(html: str) -> str:
                      filter_style_properties=_STYLE, link_rel="noopener noreferrer")
 
 
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_CODE_SPAN = re.compile(r"(`+)(?:.|\n)*?(?<!`)\1(?!`)")
+# Code is left as written only where every Markdown reader agrees it is code: a fence at
+# the start of a line (no backtick in a backtick fence's info string) that is closed,
+# and a code span on one line that does not start on an escaped backtick. Anything a
+# reader might take for prose is escaped, even where another would show it as code (a
+# stray "&lt;" in code is the price of no reader seeing raw HTML).
+_OPEN_FENCE = re.compile(r"^(`{3,}(?!.*`)|~{3,})")
+_CLOSE_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*$")
 # What CommonMark reads as the start of raw HTML: a tag, a closing tag, a comment, a
-# declaration or a processing instruction.
+# declaration or a processing instruction (autolinks too).
 _RAW_HTML = re.compile(r"<(?=[A-Za-z/!?])")
-_IMAGE_MARK = re.compile(r"(?<!\\)!\[")
-_UNSAFE_LINK = re.compile(r"\]\(\s*<?\s*(?!https?:|mailto:|#)[A-Za-z][A-Za-z0-9+.-]*:", re.IGNORECASE)
+# A link's destination, inline or in a reference definition, unless it is http(s), mailto
+# or a fragment: written as a fragment, so it goes nowhere.
+_UNSAFE_LINK = re.compile(r"(\]\(\s*<?\s*|^ {0,3}\[[^\]\n]+\]:[ \t]*<?)(?!https?://|mailto:|#)", re.IGNORECASE | re.MULTILINE)
 
 
 def neutral_markdown(text: str) -> str:
     """Markdown whose raw HTML shows as text (``&lt;script>``), whose images are links and
-    whose links use no scheme but http(s) and mailto; code spans and fenced code are left
-    as written."""
-    out, prose, fence = [], [], None
-    for line in text.splitlines(keepends=True):
-        match = _FENCE.match(line)
-        if fence is None and match:
-            out.append(_neutral_prose("".join(prose)))
-            prose = []
-            fence = match.group(1)
-            out.append(line)
-        elif fence is not None:
-            out.append(line)
-            if match and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence) \
-                    and not line.strip()[len(match.group(1)):].strip():
-                fence = None
-        else:
-            prose.append(line)
+    whose links go to http(s), mailto or nowhere; code is left as written."""
+    lines = text.splitlines(keepends=True)
+    out, prose, i = [], [], 0
+    while i < len(lines):
+        opening = _OPEN_FENCE.match(lines[i])
+        closing = None
+        if opening:
+            fence = opening.group(1)
+            closing = next((j for j in range(i + 1, len(lines)) if (m := _CLOSE_FENCE.match(lines[j]))
+                            and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence)), None)
+        if closing is None:  # not a fence, or one never closed (then not code to every reader)
+            prose.append(lines[i])
+            i += 1
+            continue
+        out.append(_neutral_prose("".join(prose)))
+        prose = []
+        out += lines[i:closing + 1]
+        i = closing + 1
     out.append(_neutral_prose("".join(prose)))
     return "".join(out)
 
 
 def _neutral_prose(text: str) -> str:
-    pieces, last = [], 0
-    for span in _CODE_SPAN.finditer(text):
-        pieces.append(_escape_html(text[last:span.start()]))
-        pieces.append(span.group())
-        last = span.end()
-    pieces.append(_escape_html(text[last:]))
+    return "".join(_neutral_line(line) for line in text.splitlines(keepends=True))
+
+
+def _neutral_line(line: str) -> str:
+    """One line of prose: its one-line code spans kept, the rest escaped."""
+    pieces, i, start = [], 0, 0
+    while i < len(line):
+        if line[i] == "\\":
+            i += 2  # an escaped character (a backtick too) starts nothing
+            continue
+        if line[i] != "`":
+            i += 1
+            continue
+        run = len(line[i:]) - len(line[i:].lstrip("`"))
+        end = _closing_run(line, i + run, run)
+        if end is None:
+            i += run
+            continue
+        pieces.append(_escape(line[start:i]))
+        pieces.append(line[i:end])
+        i = start = end
+    pieces.append(_escape(line[start:]))
     return "".join(pieces)
 
 
-def _escape_html(text: str) -> str:
-    text = _UNSAFE_LINK.sub("](#blocked-link:", text)
-    text = _IMAGE_MARK.sub(r"\\![", text)
+def _closing_run(line: str, at: int, run: int) -> int | None:
+    """Where the code span opened by ``run`` backticks ends (after its closing run)."""
+    for match in re.finditer(r"`+", line[at:]):
+        if len(match.group()) == run:
+            return at + match.end()
+    return None
+
+
+def _escape(text: str) -> str:
+    text = _UNSAFE_LINK.sub(r"\1#blocked-link:", text)
+    text = _escape_images(text)
     return _RAW_HTML.sub("&lt;", text)
+
+
+def _escape_images(text: str) -> str:
+    """``![`` becomes ``\\![`` (a link, loading nothing) unless its ``!`` is escaped already."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\":
+            out.append(text[i:i + 2])
+            i += 2
+        elif text.startswith("![", i):
+            out.append("\\![")
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)

@@ -13,7 +13,7 @@ import re
 # C0 controls but tab and newline, DEL, C1 controls (0x9b is CSI to some terminals),
 # bidi embeddings, overrides and isolates, and the zero-width marks that steer them.
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_NAME_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAME_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def _escape(match: re.Match) -> str:
@@ -24,9 +24,19 @@ def _escape(match: re.Match) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
+def well_formed(text: str) -> str:
+    """The text with any lone surrogate (from a kernel's or a server's JSON, ``"\\ud800"``)
+    replaced, so it can be stored, encoded and printed."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def for_terminal(text: str) -> str:
     """Printable as it is: only tab, newline and visible characters reach the terminal."""
-    return _CONTROLS.sub(_escape, text.replace("\r\n", "\n"))
+    return _CONTROLS.sub(_escape, well_formed(text).replace("\r\n", "\n"))
 
 
 def visible_name(name: str) -> str:

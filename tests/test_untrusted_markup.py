@@ -18,12 +18,23 @@ def test_clean_html_keeps_tables_and_drops_what_runs_or_loads():
 
 def test_neutral_markdown_escapes_raw_html_and_odd_links_but_not_code():
     text = ("Hi <script>alert(1)</script> and `x <b> y`\n```html\n<b>kept</b>\n```\n"
-            "[a](javascript:alert(1)) [b](https://x) [c](file:///etc/passwd) a < b <!-- c -->")
+            "[a](javascript:alert(1)) [b](https://x) [c](file:///etc/passwd) a < b <!-- c -->\n"
+            "[r]: javascript:alert(2)\n")
     out = neutral_markdown(text)
     assert "&lt;script>" in out and "`x <b> y`" in out and "<b>kept</b>" in out
-    assert "javascript:" not in out and "file:" not in out and "[b](https://x)" in out
+    assert "[a](#blocked-link:javascript:" in out and "[b](https://x)" in out and "[c](#blocked-link:file:" in out
+    assert "[r]: #blocked-link:javascript:" in out
     assert "a < b" in out and "&lt;!--" in out
     assert neutral_markdown("see ![pixel](http://x/p.png)") == "see \\![pixel](http://x/p.png)"
+
+
+def test_only_what_every_reader_takes_for_code_is_left_alone():
+    # An escaped backtick starts no code span; a span does not cross lines; a fence in a
+    # list item, an unclosed fence and a fence with a backtick in its info are prose to
+    # some reader, so their HTML is escaped too.
+    for text in ("\\`<img src=x>`", "# `heading\n<script>`", "- item\n  ```\n<script>x</script>\n```",
+                 "```\n<script>never closed", "```a`b\n<script>x</script>\n```"):
+        assert "<script" not in neutral_markdown(text) and "<img" not in neutral_markdown(text), text
 
 
 def test_a_fence_inside_a_fence_does_not_end_it_early():

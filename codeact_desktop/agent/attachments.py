@@ -21,7 +21,7 @@ from typing import Callable
 
 from ..no_follow import Folder
 from ..resources import messages
-from ..visible_text import visible_name
+from ..visible_text import visible_name, well_formed
 
 CHUNK = 1 << 20
 _PARTIAL = re.compile(r"^\..+\.partial-(\d+)(?:-[0-9a-f]+)?$")  # .NAME.partial-PID-RANDOM
@@ -123,7 +123,7 @@ def copy_into_workspace(
             attached.append(Attachment(name=name, size=size, kind=describe_kind(source)))
             continue
         with Folder(workspace) as folder:
-            target = _free_name(folder, source.name)
+            target = _free_name(folder, well_formed(source.name))  # a name that is not UTF-8 gets "?"s
             # random too: code cannot plant something under the name before the copy starts
             partial = f".{target}.partial-{os.getpid()}-{secrets.token_hex(4)}"
             size = 0

@@ -18,6 +18,7 @@ from ..kernel.session import KernelError, KernelSession
 from ..llm.base import BackendError, ChatBackend, GenerationParams, GenerationResult
 from ..resources import messages, prompt_text
 from ..store.history import Conversation
+from ..visible_text import well_formed
 from . import events as ev
 from .actions import ParsedReply, parse_reply
 from .attachments import attachment_lines, copy_into_workspace
@@ -90,6 +91,7 @@ class CodeActAgent:
         """Adds the user's message (and copies its files in), then runs the turn."""
         self._cancel.clear()
         conv = self.conversation
+        text = well_formed(text)
         try:
             attached = copy_into_workspace(list(files), conv.workspace) if files else []
         except OSError as exc:
@@ -140,6 +142,16 @@ class CodeActAgent:
                 self._notice(str(exc), error=True)
                 record.reason = "error"
                 break
+            except Exception as exc:  # noqa: BLE001 - anything else still ends the turn, with a notice
+                error = well_formed(f"{type(exc).__name__}: {exc}")
+                text = messages()["turn_failed"].format(error=error)
+                try:
+                    self._close_open_actions(error)
+                    self._notice(text, error=True)
+                except Exception:  # noqa: BLE001 - the history itself failed: say it all the same
+                    self.on_event(ev.ErrorEvent(text))
+                record.reason = "error"
+                break
             if done:
                 break
         self.on_event(ev.TurnDone(record.reason, actions_run))
@@ -186,8 +198,9 @@ class CodeActAgent:
         params = GenerationParams(
             max_tokens=self.settings.max_new_tokens, temperature=self.settings.temperature
         )
-        on_piece = lambda piece: self.on_event(ev.TextPiece(piece))  # noqa: E731
+        on_piece = lambda piece: self.on_event(ev.TextPiece(well_formed(piece)))  # noqa: E731
         result = self.backend.generate(fitted.messages, params, on_piece, self._cancel)
+        result.text = well_formed(result.text)  # a server may send lone surrogates
         record.model_calls.append({"messages": fitted.messages, "result": result.to_json()})
         return result
 
@@ -275,6 +288,16 @@ class CodeActAgent:
                                "observation": observation, "seconds": 0.0, "outputs": [], "files": []})
         self.on_event(ev.ActionFinished(action_id, status, observation, 0.0))
         return observation
+
+    def _close_open_actions(self, error: str) -> None:
+        """An action cut short by a failure of the app's own is marked as such, and the model
+        reads that it did not finish, as after any other action."""
+        for action in self.conversation.actions():
+            if action["status"] in ("proposed", "running"):
+                observation = messages()["observation_prefix"] + f"[The app failed while handling this code: {error}]"
+                self.conversation.finish_action(action["id"], "error", observation, 0.0, error)
+                self.conversation.add_message("user", "observation", observation)
+                self.on_event(ev.ActionFinished(action["id"], "error", observation, 0.0))
 
     def _notice(self, text: str, error: bool = False) -> None:
         self.conversation.add_message("system", "notice", text, {"error": error})

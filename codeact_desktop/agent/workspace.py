@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..store.history import OUTPUTS_DIR
+from ..visible_text import well_formed
 
 MAX_ENTRIES = 20_000  # about 0.1 s to look at here; beyond it, what changed is not listed
 
@@ -40,6 +41,8 @@ def snapshot(workspace: Path, max_entries: int = MAX_ENTRIES) -> Snapshot:
                 seen += 1
                 if seen > max_entries:
                     return Snapshot(found, complete=False)
+                if well_formed(entry.name) != entry.name:
+                    continue  # not valid UTF-8: it could not be stored or shown as its name
                 name = prefix + entry.name
                 try:
                     info = entry.stat(follow_symlinks=False)

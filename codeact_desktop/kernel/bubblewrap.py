@@ -61,7 +61,7 @@ def bwrap_argv(bwrap: str, policy: dict, read_only_files: list[str], cwd: str) -
     for path in [*policy["read_exec"], *policy["read"], *read_only_files]:
         if not _under(path, (*_SYSTEM, "/etc", "/proc", "/sys", "/dev")):
             argv += ["--ro-bind-try", path, path]
-    for path in policy["write"]:
+    for path in [*policy["write"], *([policy["sockets"]] if policy.get("sockets") else [])]:
         if not _under(path, ("/dev",)):
             argv += ["--bind", path, path]
     return [*argv, "--chdir", cwd, "--"]

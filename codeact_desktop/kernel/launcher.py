@@ -73,7 +73,13 @@ def landlock_abi() -> int:
     return max(abi, 0)
 
 
-def apply_landlock(read: list[str], read_exec: list[str], write: list[str], block_tcp: bool) -> dict:
+# The kernel's socket folder: it may make its own sockets there and nothing else (no link
+# in place of a socket, for the app's client to follow to another socket).
+SOCKETS_ONLY = READ | FS["make_sock"]
+
+
+def apply_landlock(read: list[str], read_exec: list[str], write: list[str], block_tcp: bool,
+                   sockets: list[str] = ()) -> dict:
     abi = landlock_abi()
     if abi < 1:
         return {"applied": False, "why": "this Linux kernel has no Landlock (5.13 or newer with it enabled)"}
@@ -86,7 +92,7 @@ def apply_landlock(read: list[str], read_exec: list[str], write: list[str], bloc
     if ruleset < 0:
         return {"applied": False, "why": f"landlock_create_ruleset failed: {os.strerror(ctypes.get_errno())}"}
     allowed: dict[str, int] = {}
-    for paths, access in ((read, READ), (read_exec, READ_EXEC), (write, READ_WRITE)):
+    for paths, access in ((read, READ), (read_exec, READ_EXEC), (write, READ_WRITE), (sockets, SOCKETS_ONLY)):
         for path in paths:
             allowed[path] = allowed.get(path, 0) | access
     skipped = []
@@ -336,7 +342,8 @@ def main(argv: list[str]) -> None:
         # Without a namespace, Landlock blocks TCP itself (ipykernel then loses the pipe that
         # carries subprocesses' output); with one, the namespace has no way out anyway.
         block_tcp = not network and not report["network_namespace"]["applied"]
-        report["landlock"] = apply_landlock(policy["read"], policy["read_exec"], policy["write"], block_tcp)
+        report["landlock"] = apply_landlock(policy["read"], policy["read_exec"], policy["write"], block_tcp,
+                                            [policy["sockets"]] if policy.get("sockets") else [])
         report["seccomp"] = apply_seccomp()  # last: the steps above need unshare and friends
     elif sys.platform == "win32":
         limits = policy.get("limits", {})

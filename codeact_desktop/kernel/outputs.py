@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 
+from ..visible_text import well_formed
+
 # One action may print far more than anyone will read; keep the head and the tail
 # of each stream, and say how much was dropped in between.
 STREAM_KEEP_CHARS = 1_000_000
@@ -77,9 +79,9 @@ class StreamBuffer:
 def _text(value) -> str:
     """A MIME bundle's text: a string, or a list of lines as nbformat allows; never trusted to be either."""
     if isinstance(value, str):
-        return value
+        return well_formed(value)
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return "".join(value)
+        return well_formed("".join(value))
     return ""
 
 
@@ -100,7 +102,7 @@ def item_from_message(msg: dict) -> OutputItem | None:
     if not isinstance(content, dict):
         return None
     if kind == "error":
-        traceback = [line for line in content.get("traceback", []) if isinstance(line, str)] \
+        traceback = [well_formed(line) for line in content.get("traceback", []) if isinstance(line, str)] \
             if isinstance(content.get("traceback"), list) else []
         return OutputItem(kind="error", ename=_text(content.get("ename")), evalue=_text(content.get("evalue")),
                           traceback=traceback, text="\n".join(traceback))

@@ -41,7 +41,8 @@ class KernelLimits:
     processes: int = 256  # on top of what the user already runs
     memory: int = 0  # resident memory of the kernel and its children, for the watchdog
     min_free_disk: int = 1 * GB  # the watchdog stops code that takes the disk below this
-    disk: int = 20 * GB  # what one conversation's folders (workspace and home) may hold in all
+    disk: int = 20 * GB  # what one conversation's folders (workspace, home, temp) may hold in all
+    entries: int = 1_000_000  # ... and how many files and folders
 
     @classmethod
     def for_this_machine(cls) -> "KernelLimits":
@@ -56,9 +57,12 @@ class KernelLimits:
 @dataclass(frozen=True)
 class RuntimeDir:
     """A kernel's private folder: the connection file (read-only to the kernel), its
-    sockets and its temp folder. Short, for Unix socket names (~100 bytes at most)."""
+    sockets and its temp folder. Short, for Unix socket names (~100 bytes at most).
+    ``tmp_in``: where the temp folder goes instead (the kernel's home, on the disk whose
+    use the watchdog counts, not a /tmp that may be memory)."""
 
     root: Path
+    tmp_in: Path | None = None
 
     @property
     def connection_file(self) -> Path:
@@ -70,7 +74,7 @@ class RuntimeDir:
 
     @property
     def tmp(self) -> Path:
-        return self.root / "tmp"
+        return self.tmp_in / ".tmp" if self.tmp_in is not None else self.root / "tmp"
 
     @property
     def start_folder(self) -> Path:
@@ -78,10 +82,19 @@ class RuntimeDir:
         return self.root / "start"
 
     def make(self) -> "RuntimeDir":
+        if self.tmp_in is not None:
+            _remove_no_follow(self.tmp)  # a fresh one per start: what the last kernel left is gone
         for folder in (self.sockets, self.tmp):
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, parents=True, exist_ok=False if folder == self.tmp else True)
         self.start_folder.mkdir(mode=0o555, exist_ok=True)
         return self
+
+
+def _remove_no_follow(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)  # removes links inside, never what they point to
 
 
 def kernel_policy(venv: KernelVenv, workspace: Path, runtime: RuntimeDir, writable: list[Path],
@@ -95,10 +108,10 @@ def kernel_policy(venv: KernelVenv, workspace: Path, runtime: RuntimeDir, writab
         "read_exec": [*_SYSTEM_READ_EXEC, *_unique([*python_read, venv.root])],
         "read": [*_SYSTEM_READ, str(runtime.connection_file), str(runtime.start_folder)]
         + (["/run/systemd/resolve"] if network else []),
-        "write": _unique(_outermost([workspace, runtime.sockets, runtime.tmp, *writable])) + list(_DEVICES_WRITABLE),
+        "write": _unique(_outermost([workspace, runtime.tmp, *writable])) + list(_DEVICES_WRITABLE),
         "network": network,
         "tmp": str(runtime.tmp),
-        "sockets": str(runtime.sockets),
+        "sockets": str(runtime.sockets),  # its own sockets only: see launcher.SOCKETS_ONLY
         "site_dirs": layers,
         "start_folder": str(runtime.start_folder),
         "executable": str(venv.python),
@@ -177,7 +190,7 @@ def macos_profile(policy: dict) -> str:
              f"(allow process-exec {subpaths(policy['read_exec'])})",
              f"(allow file-read* {subpaths(policy['read_exec'] + policy['read'] + policy['write'])}"
              ' (literal "/") (subpath "/private/etc") (subpath "/System") (subpath "/Library"))',
-             f"(allow file-write* {subpaths(policy['write'])})",
+             f"(allow file-write* {subpaths(policy['write'] + [policy['sockets']])})",
              # Unix sockets: its own channel to the app only, not the desktop's or other kernels'
              f"(allow network-bind network-outbound {subpaths([policy['sockets']])})"]
     if policy["network"]:
@@ -286,6 +299,10 @@ class SandboxReport:
         gaps = []
         if not (self.landlock or self.namespaces):
             gaps.append("your files")
+        if self.namespaces and not self.landlock:
+            # The app's client follows the kernel's socket paths; only Landlock keeps the
+            # code from replacing them with links to the desktop's sockets.
+            gaps.append("the app's connection to it (its socket folder)")
         network = self.raw.get("network_namespace", {})
         if not self.namespaces:
             gaps.append("the desktop's and other conversations' sockets and processes")

@@ -23,6 +23,7 @@ from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
 from ..resources import messages
+from ..visible_text import well_formed
 from .outputs import OutputItem, StreamBuffer, item_from_message
 from .sandbox import (KernelLimits, RuntimeDir, SandboxReport, kernel_policy, launcher_argv, observe_namespaces,
                       read_report, unrestricted_argv)
@@ -69,6 +70,10 @@ START_TIMEOUT_S = 60.0
 # A loop that displays ten thousand images would fill the history and the window; the
 # first ones tell the story, the rest are counted.
 MAX_DISPLAYS_PER_RUN = 100
+# What one run may leave in the app's memory and history in all (text and image bytes):
+# a stream is kept as head and tail, but code that switches between stdout and stderr, or
+# displays huge texts, would otherwise start a new item each time (1.5 GB seen).
+MAX_KEPT_PER_RUN = 64 << 20
 
 
 class KernelError(RuntimeError):
@@ -212,7 +217,8 @@ class KernelSession:
         """A new kernel, restricted by a policy made for this start alone; its report comes
         back on a pipe and is checked against what was asked and what the app sees."""
         self.workspace.mkdir(parents=True, exist_ok=True)
-        self._runtime_dir = runtime = RuntimeDir(Path(tempfile.mkdtemp(prefix="cak-"))).make()
+        home = Path(self.env["HOME"]) if "HOME" in self.env else None
+        self._runtime_dir = runtime = RuntimeDir(Path(tempfile.mkdtemp(prefix=f"cak-{os.getpid()}-")), home).make()
         read_end, write_end = os.pipe() if self.restricted else (None, None)
         try:
             spec = self._kernel_spec(runtime, write_end if write_end is not None else -1)
@@ -244,13 +250,19 @@ class KernelSession:
                     os.close(fd)
         self._connect_client()
         if self._watchdog is None:  # one per session: it follows the kernel's pid across restarts
-            folders = (self.workspace, *([Path(self.env["HOME"])] if "HOME" in self.env else []))
             self._watchdog = KernelWatchdog(lambda: self.pid, self.limits.memory or 1 << 62,
                                             disk_path=self.workspace, min_free_disk=self.limits.min_free_disk,
-                                            folders=folders, disk_budget=self.limits.disk).start()
+                                            folders=self._own_folders, disk_budget=self.limits.disk,
+                                            max_entries=self.limits.entries).start()
         if self.warm_up:  # still in the empty folder: what it imports comes from the read-only layers
             self._run_quietly(_WARM_UP, timeout=60)
         self._enter_workspace()
+
+    def _own_folders(self) -> tuple[Path, ...]:
+        """What this conversation's code can fill: its workspace, its home, its temp folder."""
+        runtime = self._runtime_dir
+        return (self.workspace, *([Path(self.env["HOME"])] if "HOME" in self.env else []),
+                *([runtime.tmp] if runtime is not None else []))
 
     def _check_restrictions(self, raw: dict) -> None:
         kernel_pid = _innermost(self.pid) if sys.platform == "linux" else None
@@ -339,6 +351,7 @@ class KernelSession:
             self._km = None
         if self._runtime_dir is not None:
             shutil.rmtree(self._runtime_dir.root, ignore_errors=True)
+            shutil.rmtree(self._runtime_dir.tmp, ignore_errors=True)
             self._runtime_dir = None
 
     # -- execution -----------------------------------------------------------------
@@ -362,6 +375,20 @@ class KernelSession:
             if not self.is_alive:
                 self.restart()
             return _Execution(self, code, timeout, cancel, on_item, on_stream).run()
+
+
+def remove_abandoned_runtime_folders() -> list[str]:
+    """Kernels' runtime folders (``/tmp/cak-PID-*``: connection file with its key, sockets)
+    left by an app that was killed; those of a running app are left alone."""
+    import psutil
+
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob("cak-*-*"):
+        pid = folder.name.split("-")[1]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)) and folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed
 
 
 def _log_tail(path: Path, lines: int = 3) -> str:
@@ -429,26 +456,33 @@ class _Execution:
         self.stream: StreamBuffer | None = None
         self.displays = 0
         self.displays_dropped = 0
+        self.output_dropped = 0  # characters and bytes beyond MAX_KEPT_PER_RUN
+        self._kept_items = 0
 
     def _flush_stream(self) -> None:
         if self.stream is not None:
             item = self.stream.item()
             self.stream = None
             self.items.append(item)
+            self._kept_items += len(item.text)
             self.on_item(item)
 
     def _add(self, item: OutputItem) -> None:
         self._flush_stream()
         self.items.append(item)
+        self._kept_items += len(item.data or b"") + len(item.text) + len(item.plain)
         self.on_item(item)
 
     def _handle(self, msg: dict) -> None:
         kind, content = msg["header"]["msg_type"], msg["content"]
         if kind == "stream":
             name = "stderr" if content.get("name") == "stderr" else "stdout"
-            text = content.get("text") if isinstance(content.get("text"), str) else ""
+            text = well_formed(content["text"]) if isinstance(content.get("text"), str) else ""
             if self.stream is None or self.stream.name != name:
                 self._flush_stream()
+                if self.kept >= MAX_KEPT_PER_RUN:
+                    self.output_dropped += len(text)
+                    return
                 self.stream = StreamBuffer(name)
             self.stream.add(text)
             self.on_stream(name, text)
@@ -463,7 +497,17 @@ class _Execution:
                 if self.displays > MAX_DISPLAYS_PER_RUN:
                     self.displays_dropped += 1
                     return
+            size = len(item.data or b"") + len(item.text) + len(item.plain)
+            if self.kept + size > MAX_KEPT_PER_RUN:
+                self.output_dropped += size
+                return
             self._add(item)
+
+    @property
+    def kept(self) -> int:
+        """Characters and bytes this run holds: finished items and the stream under way."""
+        current = self.stream.head_len + len(self.stream.tail) if self.stream is not None else 0
+        return self._kept_items + current
 
     def run(self) -> ExecutionResult:
         session = self.session
@@ -516,10 +560,15 @@ class _Execution:
             self._handle(msg)
 
     def _result(self, status: str, started: float, detail: str = "") -> ExecutionResult:
+        notes = []
         if self.displays_dropped:
+            notes.append(messages()["displays_dropped"].format(dropped=self.displays_dropped, kept=MAX_DISPLAYS_PER_RUN))
+        if self.output_dropped:
+            notes.append(messages()["output_dropped"].format(dropped=self.output_dropped, kept=MAX_KEPT_PER_RUN >> 20))
+        if notes:
             self._flush_stream()
-            note = messages()["displays_dropped"].format(dropped=self.displays_dropped, kept=MAX_DISPLAYS_PER_RUN)
-            self._add(OutputItem(kind="stderr", text=note + "\n"))
+            self.items.append(item := OutputItem(kind="stderr", text="\n".join(notes) + "\n"))
+            self.on_item(item)
         return ExecutionResult(
             status=status, items=self.items, seconds=time.monotonic() - started, detail=detail
         )

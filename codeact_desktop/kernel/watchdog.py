@@ -14,6 +14,7 @@ import shutil
 import signal
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -24,6 +25,10 @@ PSS_MAX_MEMBERS = 16  # PSS of a process costs milliseconds: read it only for a 
 MIN_FREE_DISK = 1 << 30  # the code may not take the last GB of the disk its workspace is on
 DISK_FILLING = 64 << 20  # ... judged by what it took since the kernel started
 DISK_RECOUNT = 256 << 20  # the conversation's folders are measured again once the disk lost this much
+INODES_RECOUNT = 100_000  # ... or this many free file entries
+MAX_ENTRIES = 1_000_000  # files and folders one conversation may hold
+MIN_FREE_INODES = 100_000  # the code may not take the disk's last file entries (every file needs one)
+INODES_FILLING = 50_000  # ... judged by what it took since the kernel started
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -75,11 +80,14 @@ def tree_members(pid: int) -> list[tuple[int, int]]:
     return members
 
 
-def proportional(members: list[tuple[int, int]]) -> int:
+def proportional(members: list[tuple[int, int]], stop_above: int | None = None) -> int:
     """Their memory with shared pages split between sharers (PSS): dearer to read than
-    RSS, so read only when RSS says a line may be crossed."""
+    RSS, so read only when RSS says a line may be crossed; largest first, and no further
+    than ``stop_above``, where the answer is known."""
     total = 0
-    for pid, rss in members:
+    for pid, rss in sorted(members, key=lambda m: -m[1]):
+        if stop_above is not None and total > stop_above:
+            break
         try:
             with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
                 for line in f:
@@ -91,9 +99,9 @@ def proportional(members: list[tuple[int, int]]) -> int:
     return total
 
 
-def folder_usage(*folders: Path) -> int:
-    """Bytes on disk under the folders, links not followed (du's count)."""
-    total, todo = 0, [str(f) for f in folders]
+def folder_usage(*folders: Path) -> tuple[int, int]:
+    """Bytes on disk under the folders and the number of entries, links not followed (du's count)."""
+    total, entries_seen, todo = 0, 0, [str(f) for f in folders]
     while todo:
         try:
             entries = os.scandir(todo.pop())
@@ -106,9 +114,10 @@ def folder_usage(*folders: Path) -> int:
                 except OSError:
                     continue
                 total += getattr(info, "st_blocks", 0) * 512 or info.st_size
+                entries_seen += 1
                 if entry.is_dir(follow_symlinks=False):
                     todo.append(entry.path)
-    return total
+    return total, entries_seen
 
 
 def kill_tree(pid: int) -> None:
@@ -160,7 +169,8 @@ class KernelWatchdog:
 
     def __init__(self, pid_of: Callable[[], int | None], memory_limit: int, max_processes: int = MAX_PROCESSES,
                  min_available: int | None = None, max_threads: int = MAX_THREADS, disk_path: Path | None = None,
-                 min_free_disk: int = MIN_FREE_DISK, folders: tuple[Path, ...] = (), disk_budget: int = 0):
+                 min_free_disk: int = MIN_FREE_DISK, folders: Callable[[], tuple[Path, ...]] = tuple,
+                 disk_budget: int = 0, max_entries: int = MAX_ENTRIES, min_free_inodes: int = MIN_FREE_INODES):
         self.pid_of = pid_of
         self.memory_limit = memory_limit
         self.max_processes = max_processes
@@ -168,10 +178,15 @@ class KernelWatchdog:
         self.min_available = min_available
         self.disk_path = disk_path
         self.min_free_disk = min_free_disk
-        # The conversation's own folders (workspace, home) and what they may hold in all.
+        # The conversation's own folders (workspace, home, its kernel's temp folder) and what
+        # they may hold in all.
         self.folders = folders
         self.disk_budget = disk_budget
+        self.max_entries = max_entries
+        self.min_free_inodes = min_free_inodes
         self.reason = ""
+        self._pss_reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel-watchdog-pss")
+        self._pss_job: Future | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kernel-watchdog", daemon=True)
 
@@ -181,6 +196,7 @@ class KernelWatchdog:
 
     def stop(self) -> None:
         self._stop.set()
+        self._pss_reader.shutdown(wait=False)
 
     def take_reason(self) -> str:
         reason, self.reason = self.reason, ""
@@ -192,7 +208,7 @@ class KernelWatchdog:
         min_available = self.min_available
         if min_available is None:
             min_available = max(512 << 20, psutil.virtual_memory().total // 20)
-        free_at_start = free_at_count = self._free_disk()
+        start = counted = self._disk()
         ticks = 0
         while not self._stop.wait(POLL_S):
             ticks += 1
@@ -207,37 +223,71 @@ class KernelWatchdog:
             if threads > self.max_threads:
                 self._kill(pid, f"it started more than {self.max_threads} threads")
                 continue
-            if ticks % 10 == 0 and free_at_start is not None:  # once a second: statvfs is cheap, not free
-                free = self._free_disk()
+            if ticks % 10 == 0 and start is not None:  # once a second: statvfs is cheap, not free
+                now = self._disk()
+                if now is None:
+                    continue
+                free, inodes = now
                 # Only a disk the code is filling: one that was already short is the user's business.
-                if free is not None and free < self.min_free_disk and free_at_start - free > DISK_FILLING:
+                if free < self.min_free_disk and start[0] - free > DISK_FILLING:
                     self._kill(pid, f"the disk was nearly full ({free >> 20} MB left); files the code wrote "
                                     "are still in the conversation's folder")
-                    free_at_start = self._free_disk()
+                    start = self._disk()
                     continue
-                if free is not None and self.disk_budget and free_at_count - free > DISK_RECOUNT:
+                if inodes < self.min_free_inodes and start[1] - inodes > INODES_FILLING:
+                    self._kill(pid, f"the disk was running out of room for new files ({inodes:,} left)")
+                    start = self._disk()
+                    continue
+                recount_entries = min(INODES_RECOUNT, self.max_entries // 4)
+                if self.disk_budget and (counted[0] - free > DISK_RECOUNT or counted[1] - inodes > recount_entries):
                     # Counting is dear with many files, so only once the disk has lost enough.
-                    free_at_count = free
-                    used = folder_usage(*self.folders)
-                    if used > self.disk_budget:
-                        self._kill(pid, f"this conversation's files take {used / (1 << 30):.1f} GB, over its "
-                                        f"{self.disk_budget / (1 << 30):.3g} GB limit; delete some to go on")
+                    counted = now
+                    size, entries = folder_usage(*self.folders())
+                    over = [f"{size / (1 << 30):.1f} GB, over its {self.disk_budget / (1 << 30):.3g} GB limit"
+                            if size > self.disk_budget else "",
+                            f"{entries:,} files, over its {self.max_entries:,} limit" if entries > self.max_entries
+                            else ""]
+                    if any(over):
+                        self._kill(pid, f"this conversation's files take {' and '.join(o for o in over if o)}; "
+                                        "delete some to go on")
                         continue
             pairs = [(m[0], m[1]) for m in members]
-            rss = sum(m[1] for m in members)
-            if rss > self.memory_limit and 1 < len(members) <= PSS_MAX_MEMBERS and os.path.isdir("/proc/self"):
-                rss = proportional(pairs)
-            elif len(members) > PSS_MAX_MEMBERS:
-                continue  # reading PSS of so many takes seconds; the process rule watches them
-            if rss > self.memory_limit:
-                self._kill(pid, f"it used {rss / (1 << 30):.1f} GB of memory, over the "
+            rss = used = sum(m[1] for m in members)
+            if rss > self.memory_limit and len(members) > 1 and os.path.isdir("/proc/self"):
+                # Forked children's shared pages count twice in RSS; PSS splits them. For a
+                # large tree PSS is read on a thread of its own (a forking tree can make it
+                # take seconds), so the process and thread rules keep their pace meanwhile.
+                if len(members) <= PSS_MAX_MEMBERS:
+                    used = proportional(pairs, stop_above=self.memory_limit)
+                else:
+                    used = self._large_tree_pss(pid, pairs)
+            if used is not None and used > self.memory_limit:
+                self._kill(pid, f"it used {used / (1 << 30):.1f} GB of memory, over the "
                                 f"{self.memory_limit / (1 << 30):.1f} GB limit")
             elif rss > 256 << 20 and psutil.virtual_memory().available < min_available:
                 self._kill(pid, f"the computer was running out of memory ({rss / (1 << 30):.1f} GB used by the code)")
 
-    def _free_disk(self) -> int | None:
+    def _large_tree_pss(self, pid: int, pairs: list[tuple[int, int]]) -> int | None:
+        """The last finished PSS reading of this kernel's tree (None while there is none),
+        and a new reading started when none is under way."""
+        job = self._pss_job
+        if job is not None and not job.done():
+            return None
+        self._pss_job = self._pss_reader.submit(lambda: (pid, proportional(pairs, stop_above=self.memory_limit)))
+        if job is None:
+            return None
+        read_for, value = job.result()
+        return value if read_for == pid else None
+
+    def _disk(self) -> tuple[int, int] | None:
+        """Free bytes and free file entries (inodes) on the workspace's disk."""
+        if not self.disk_path:
+            return None
         try:
-            return shutil.disk_usage(self.disk_path).free if self.disk_path else None
+            if hasattr(os, "statvfs"):
+                info = os.statvfs(self.disk_path)
+                return info.f_bavail * info.f_frsize, info.f_favail if info.f_files else 1 << 62
+            return shutil.disk_usage(self.disk_path).free, 1 << 62
         except OSError:
             return None
 

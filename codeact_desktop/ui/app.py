@@ -9,6 +9,7 @@ from ..engine import open_backend
 from ..paths import AppPaths
 from ..settings import Settings
 from ..store.history import HistoryStore
+from ..kernel.session import remove_abandoned_runtime_folders
 from ..store.recovery import recover_interrupted
 
 
@@ -22,6 +23,7 @@ def main(model: str | None = None, base_url: str | None = None, model_name: str 
     paths = AppPaths.default()
     store = HistoryStore(paths.history_db)
     recovered = recover_interrupted(store)  # turns cut off when the app was last killed
+    remove_abandoned_runtime_folders()
     settings, problem = Settings.load(paths.settings_file)
     # The command line wins for this run; otherwise the model the user chose last time.
     if not (model or base_url):

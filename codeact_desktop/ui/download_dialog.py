@@ -85,7 +85,9 @@ class DownloadDialog(QDialog):
 
     @property
     def running(self) -> bool:
-        return self._worker is not None and self._worker.is_alive()
+        """Until the end has been shown: the worker thread ends a moment before its
+        queued "ended" signal reaches the window."""
+        return self._busy
 
     def start(self) -> None:
         if self.running:
@@ -141,6 +143,7 @@ class DownloadDialog(QDialog):
         self.retry_button.setText("Resume" if have else "Try again")
 
     def _set_running(self, running: bool) -> None:
+        self._busy = running
         self.cancel_button.setVisible(running)
         self.cancel_button.setEnabled(running)
         self.retry_button.setVisible(not running)
