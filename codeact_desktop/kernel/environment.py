@@ -70,15 +70,15 @@ def kernel_environment(venv: KernelVenv, home: Path, font_cache: Path) -> dict[s
                     no_follow.write_new_file(folder, font_list.name, font_list.read_bytes())
     except OSError:
         pass  # the code replaced them with links or files: its own folder, its own loss
-    scripts = prefix / ("Scripts" if os.name == "nt" else "bin")
     system_path = (
         os.environ.get("PATH", "") if os.name == "nt" else os.pathsep.join(_SYSTEM_PATH_POSIX)
     )
     env.update(
         {
-            "PATH": os.pathsep.join([str(scripts), str(venv.bin_dir), system_path]),
-            # Processes the code starts (`!python`, multiprocessing's spawn) see the same packages.
-            "PYTHONPATH": str(packages),
+            # Nothing the kernel can write: a program it left in ~/.local/bin would be run by
+            # name (`uname` by ipykernel's own start, `fc-list` by matplotlib's). Its packages
+            # reach the processes it starts through PYTHONPATH, set once it is up.
+            "PATH": os.pathsep.join([str(venv.bin_dir), system_path]),
             "PIP_PREFIX": str(prefix),
             "CODEACT_PACKAGES": str(packages),
             "VIRTUAL_ENV": str(venv.root),

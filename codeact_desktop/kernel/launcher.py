@@ -123,7 +123,8 @@ def apply_landlock(read: list[str], read_exec: list[str], write: list[str], bloc
 
 
 # Kernel calls no notebook task needs and that attacks on the Linux kernel itself lean on
-# (io_uring, eBPF, user faults, keyrings, perf, tracing, mounts, module loading): refused
+# (io_uring, eBPF, user faults, keyrings, perf, tracing, mounts, module loading), and
+# the two ways to hold memory outside any process (memfd, System V shared memory): refused
 # with EPERM by a seccomp filter (libseccomp, through ctypes). Calls of another
 # architecture (32-bit syscalls on x86_64) kill the process, libseccomp's default.
 SECCOMP_DENIED = (
@@ -132,7 +133,9 @@ SECCOMP_DENIED = (
     "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "mount", "umount2",
     "pivot_root", "move_mount", "open_tree", "fsopen", "fsmount", "fsconfig", "fspick", "mount_setattr",
     "setns", "unshare", "open_by_handle_at", "name_to_handle_at", "swapon", "swapoff", "reboot", "acct",
-    "quotactl", "syslog", "uselib", "vhangup", "iopl", "ioperm", "lookup_dcookie", "nfsservctl")
+    "quotactl", "syslog", "uselib", "vhangup", "iopl", "ioperm", "lookup_dcookie", "nfsservctl",
+    # memory that is in no process's RSS until mapped, so the watchdog would not see it
+    "memfd_create", "memfd_secret", "shmget")
 _SCMP_ACT_ALLOW = 0x7FFF0000
 _SCMP_ACT_ERRNO_EPERM = 0x00050000 | 1
 

@@ -45,19 +45,24 @@ del __codeact_warm_up
 
 # Run by the app once the kernel is up (KernelSession._enter_workspace).
 _ENTER_WORKSPACE = """
-def __codeact_enter(workspace, packages, isolated):
+def __codeact_enter(workspace, packages, layers, isolated):
     import os, site, sys
     os.chdir(workspace)
     if packages:
+        # Processes the code starts (`!python`, multiprocessing's spawn) see them too.
+        os.environ["PYTHONPATH"] = packages
         before = list(sys.path)
         if isolated:
             site.addsitedir(packages)  # its .pth files too: this kernel is restricted
         elif packages not in sys.path:
             sys.path.append(packages)
         added = [p for p in sys.path if p not in before]
-        # first after the working folder, so what pip installed here shadows the base layer
-        sys.path[:] = sys.path[:1] + added + [p for p in sys.path[1:] if p not in added]
-__codeact_enter({workspace!r}, {packages!r}, {isolated!r})
+        rest = [p for p in sys.path if p not in added]
+        # Never ahead of the standard library; where isolated, ahead of the base layer, so
+        # what pip installed here shadows it; elsewhere last, so it shadows nothing.
+        at = next((i for i, p in enumerate(rest) if p in layers), len(rest)) if isolated else len(rest)
+        sys.path[:] = rest[:at] + added + rest[at:]
+__codeact_enter({workspace!r}, {packages!r}, {layers!r}, {isolated!r})
 del __codeact_enter
 """
 
@@ -202,7 +207,8 @@ class KernelSession:
         packages = self.env.get("CODEACT_PACKAGES", "")
         isolated = self.restricted and not self.sandbox.missing
         self._run_quietly(_ENTER_WORKSPACE.format(workspace=str(self.workspace), packages=packages,
-                                                  isolated=isolated), timeout=30)
+                                                  layers=self._policy.get("site_dirs", []), isolated=isolated),
+                          timeout=30)
 
     def set_network(self, on: bool) -> None:
         """Network for the code on or off; takes effect by restarting the kernel (state lost)."""
@@ -254,15 +260,19 @@ class KernelSession:
                                             disk_path=self.workspace, min_free_disk=self.limits.min_free_disk,
                                             folders=self._own_folders, disk_budget=self.limits.disk,
                                             max_entries=self.limits.entries).start()
-        if self.warm_up:  # still in the empty folder: what it imports comes from the read-only layers
+        # Still in the empty folder: what it imports comes from the read-only layers. Not in
+        # the unrestricted fallback: there nothing at all runs before the user's yes
+        # (matplotlib would read the settings in the kernel's home).
+        if self.warm_up and self.restricted:
             self._run_quietly(_WARM_UP, timeout=60)
         self._enter_workspace()
 
     def _own_folders(self) -> tuple[Path, ...]:
-        """What this conversation's code can fill: its workspace, its home, its temp folder."""
+        """What this conversation's code can fill: its workspace, its home, its temp and
+        socket folders."""
         runtime = self._runtime_dir
         return (self.workspace, *([Path(self.env["HOME"])] if "HOME" in self.env else []),
-                *([runtime.tmp] if runtime is not None else []))
+                *([runtime.tmp, runtime.sockets] if runtime is not None else []))
 
     def _check_restrictions(self, raw: dict) -> None:
         kernel_pid = _innermost(self.pid) if sys.platform == "linux" else None

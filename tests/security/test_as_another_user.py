@@ -1,4 +1,4 @@
-"""The escape tests (kernel and app surfaces) again, as an ordinary user: the layers must hold without root's
+"""The security suites (kernel, app surfaces, the independent runs) again, as an ordinary user: the layers must hold without root's
 privileges (bubblewrap then relies on unprivileged user namespaces, as on a laptop).
 
 When the suite runs as root (CI here), a user is created for the run and the tests run
@@ -43,7 +43,8 @@ def test_the_escape_tests_pass_as_an_ordinary_user(tmp_path):
                   f"mkdir -p {python} && mount --bind {staged} {python} && ")
     pytest_cmd = (f"cd {ROOT} && exec runuser -u {USER} -- env HOME={home} PYTHONDONTWRITEBYTECODE=1 "
                   f"TMPDIR={home} {sys.executable} -m pytest -p no:cacheprovider -q "
-                  f"tests/security/test_kernel_escapes.py tests/security/test_app_surfaces.py")
+                  f"tests/security/test_kernel_escapes.py tests/security/test_app_surfaces.py "
+                  f"tests/security/test_independent_runs.py")
     try:
         done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", expose + pytest_cmd],
                               capture_output=True, text=True, timeout=600)

@@ -87,10 +87,20 @@ files = {
     os.path.join(home, '.ipython', 'profile_default', 'ipython_kernel_config.py'): payload,
     os.path.join(home, '.jupyter', 'ipython_kernel_config.py'): payload,
     'sqlite3.py': payload, 'numpy.py': payload, 'pandas.py': payload,  # in the workspace, the cwd
+    os.path.join(packages, 'statistics.py'): payload,  # a standard module no start imports
 }
+# Programs run by name while a kernel starts: ipykernel's start runs `uname`, matplotlib
+# runs `fc-list` when its font list is gone (made a folder here, so it is rebuilt).
+shell = "#!/bin/sh\necho ran >> " + marker + "\nexec /usr/bin/$(basename $0) \"$@\"\n"
+for name in ('uname', 'fc-list'):
+    files[os.path.join(home, '.local', 'bin', name)] = shell
+import glob
+for font_list in glob.glob(os.path.join(home, '.matplotlib', 'fontlist-*.json')):
+    os.remove(font_list); os.mkdir(font_list)
 for path, text in files.items():
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     open(path, 'w').write(text)
+    os.chmod(path, 0o755)
 print(len(files), 'planted')
 """
 
@@ -100,7 +110,7 @@ def test_1_nothing_the_code_planted_runs_at_the_next_start(conversations, monkey
     marker = tmp_path / "marker"  # a host path: writable by the user, not by a restricted kernel
     a = conversations()
     payload = f"open({str(marker)!r}, 'a').write('ran at start\\n')\n"
-    assert "10 planted" in a.act(f"payload = {payload!r}\n" + _PLANT_FOR_STARTUP)
+    assert "13 planted" in a.act(f"payload = {payload!r}\nmarker = {str(marker)!r}\n" + _PLANT_FOR_STARTUP)
     a.kernel.shutdown()
     if next_start != "restricted":  # as if the restriction broke at the next start: the unrestricted fallback
         real = session_module.launcher_argv
@@ -111,8 +121,10 @@ def test_1_nothing_the_code_planted_runs_at_the_next_start(conversations, monkey
     assert b.kernel.restricted == (next_start == "restricted")
     assert not marker.exists(), "planted code ran at the kernel's start"
     # Approved code still finds its folder and its packages.
-    observation = b.act("import os, sys\nprint(os.path.basename(os.getcwd()), os.environ['CODEACT_PACKAGES'] in sys.path)")
-    assert observation.endswith(f"{a.workspace.name} True\n"), observation
+    observation = b.act("import os, sys, statistics\nprint(os.path.basename(os.getcwd()), "
+                        "os.environ['CODEACT_PACKAGES'] in sys.path, statistics.__file__.startswith(sys.base_prefix))")
+    assert observation.endswith(f"{a.workspace.name} True True\n"), observation
+    assert not marker.exists(), "planted code ran when the approved code imported a standard module"
     assert asked == [next_start != "restricted"]
 
 
@@ -339,7 +351,8 @@ print('MB', written)
 
 
 _X86_64_CALLS = {"ptrace": 101, "keyctl": 250, "unshare": 272, "perf_event_open": 298, "bpf": 321,
-                 "userfaultfd": 323, "io_uring_setup": 425, "mount": 165, "init_module": 175}
+                 "userfaultfd": 323, "io_uring_setup": 425, "mount": 165, "init_module": 175, "memfd_create": 319,
+                 "shmget": 29}
 
 
 @pytest.mark.skipif(os.uname().machine != "x86_64", reason="system call numbers of x86_64")

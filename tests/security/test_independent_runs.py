@@ -1,6 +1,7 @@
-"""What an independent attack run found after the first round of fixes, each tried again
-for real (the real agent, the real restricted kernel, the real CLI against a real HTTP
-model server); each test fails if the attack gets through. Letters follow its report."""
+"""What two independent attack runs found after the first round of fixes, each tried
+again for real (the real agent, the real restricted kernel, the real CLI against a real
+HTTP model server); each test fails if the attack gets through. Letters follow the
+first run's report; ``test_run2_*`` are the second run's."""
 
 from __future__ import annotations
 
@@ -170,3 +171,30 @@ def test_x_an_export_into_the_workspace_never_writes_through_planted_links(conve
         with pytest.raises(OSError):
             export_conversation(a.conversation, a.workspace / name)
     assert list(victim.iterdir()) == []
+
+
+# -- the second independent run ---------------------------------------------------------
+
+def test_run2_memory_outside_any_process_cannot_be_made(conversations):
+    a = conversations()
+    observation = a.act("""
+import os, ctypes
+try:
+    os.memfd_create('m'); print('memfd ALLOWED')
+except OSError as e:
+    print('memfd refused', e.errno)
+libc = ctypes.CDLL(None, use_errno=True)
+print('shmget', 'ALLOWED' if libc.shmget(0, 1 << 20, 0o1600) >= 0 else 'refused')
+""")
+    assert "ALLOWED" not in observation and observation.count("refused") == 2, observation
+
+
+def test_run2_sockets_count_in_the_entry_budget(conversations):
+    a = conversations(limits=KernelLimits(address_space=4 * GB, memory=1536 << 20, entries=20_000))
+    observation = a.act(f"""
+import os, socket, time
+for i in range(60_000):
+    s = socket.socket(socket.AF_UNIX); s.bind(os.path.join({str(a.kernel._runtime_dir.sockets)!r}, f'z{{i}}')); s.close()
+time.sleep(20)
+""")
+    assert a.last["status"] == "died" and "files, over its 20,000 limit" in observation, observation
