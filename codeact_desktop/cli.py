@@ -1,4 +1,5 @@
-"""Headless entry points: ``codeact-desktop run``, ``doctor``; no arguments opens the window."""
+"""Entry points: ``codeact-desktop [FILE...]`` opens the window; ``run``, ``models`` and
+``doctor`` work headless."""
 
 from __future__ import annotations
 
@@ -15,12 +16,38 @@ def _file_argument(text: str) -> Path:
     return Path(text)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="codeact-desktop", description=__doc__)
+COMMANDS = ("run", "models", "doctor")
+
+
+def window_parser() -> argparse.ArgumentParser:
+    """``codeact-desktop [FILE...]``: the window, with files to attach to a new
+    conversation (how a desktop's "Open with" and a drop on the icon start the app)."""
+    parser = argparse.ArgumentParser(prog="codeact-desktop", description=__doc__,
+                                     epilog=f"commands: {', '.join(COMMANDS)} (codeact-desktop COMMAND --help)")
     parser.add_argument("--version", action="version", version=__version__)
-    parser.add_argument("--model", dest="window_model", help="window: a GGUF file to load")
-    parser.add_argument("--base-url", dest="window_base_url", help="window: an OpenAI-compatible server")
-    parser.add_argument("--model-name", dest="window_model_name", help="window: the model's name on that server")
+    parser.add_argument("--model", help="a GGUF file to load")
+    parser.add_argument("--base-url", help="an OpenAI-compatible server")
+    parser.add_argument("--model-name", help="the model's name on that server")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check this install end to end (kernel, restrictions, plot, --model, window) and "
+                             "print one verdict line")
+    parser.add_argument("files", nargs="*", type=_file_argument, help="files to attach to a new conversation")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] not in COMMANDS:
+        args = window_parser().parse_args(argv)
+        if args.self_test:
+            from .self_test import self_test
+
+            return self_test(args.model)
+        from .ui.app import main as window_main
+
+        return window_main(args.model, args.base_url, args.model_name, files=args.files)
+
+    parser = argparse.ArgumentParser(prog="codeact-desktop", description=__doc__)
     sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run one request headless and stream it to the terminal")
@@ -67,9 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         from .doctor import print_report
 
         return print_report()
-    from .ui.app import main as window_main
-
-    return window_main(args.window_model, args.window_base_url, args.window_model_name)
+    return 2
 
 
 if __name__ == "__main__":

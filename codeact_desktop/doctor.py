@@ -7,6 +7,7 @@ import platform
 import subprocess
 import sys
 
+from .agent.attachments import human_size
 from .kernel.venv import KernelVenv, base_interpreter, base_layer_paths
 from .models.hardware import detect_hardware
 from .paths import AppPaths
@@ -19,15 +20,30 @@ def llama_report() -> list[tuple[str, str]]:
         import llama_cpp
     except ImportError as exc:
         return [("llama.cpp", f"not installed ({exc})")]
+    from .llm import ggml_backends
+
+    found = ggml_backends.load()
     hw = detect_hardware()
     system = llama_cpp.llama_print_system_info().decode(errors="replace").strip()
-    return [
+    rows = [
         ("llama-cpp-python", llama_cpp.__version__),
-        ("GPU offload", f"yes ({', '.join(hw.offload_backends)})" if hw.can_offload
-         else "no: this build runs on the CPU (see README for Metal/CUDA builds)"),
+        ("backends", f"{', '.join(found.backends) or 'none'} "
+                     + ("(modules loaded from the bundle)" if found.loaded_from_folder else "(linked into this build)")),
+    ]
+    if found.cpu_variant:
+        rows.append(("CPU variant", f"{found.cpu_variant} (the best of the build's variants for this CPU)"))
+    for device in found.devices:
+        memory = f", {human_size(device.memory_free)} of {human_size(device.memory_total)} free" if device.is_gpu else ""
+        rows.append(("device", f"{device.name}: {device.description} [{device.kind}]{memory}"))
+    for module, reason in found.not_loaded.items():
+        rows.append(("not used", f"{module}: {reason}"))
+    rows += [
+        ("GPU offload", f"yes ({', '.join(hw.offload_backends)}: {hw.gpu_name})" if hw.can_offload
+         else "no: running on the CPU" + ("" if found.not_loaded else " (this build has no GPU backend)")),
         ("memory", hw.describe()),
         ("llama.cpp system info", system),
     ]
+    return rows
 
 
 def kernel_report(paths: AppPaths) -> list[tuple[str, str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import subprocess
 import sys
 import venv
@@ -21,6 +22,31 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 
 
+def llama_cmake_args() -> str:
+    """llama.cpp is built for this CPU (-march=native), minus AMX: CPUs and virtual
+    machines that advertise AMX without running it (seen here: a segfault at the first
+    ldtilecfg) would crash the first token. Laptops have no AMX; Xeons lose a little."""
+    if "CMAKE_ARGS" in os.environ:
+        return os.environ["CMAKE_ARGS"]
+    if platform.machine().lower() in ("x86_64", "amd64") and os.name != "nt":
+        flags = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+        return f"-DCMAKE_C_FLAGS='{flags}' -DCMAKE_CXX_FLAGS='{flags}'"
+    return ""
+
+
+def ensure_llama(pip: list[str]) -> None:
+    """(Re)builds llama-cpp-python when it was built with other flags (or not yet)."""
+    wanted = llama_cmake_args()
+    stamp = VENV / ".codeact-llama-flags"
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    print("building llama-cpp-python (about 10 min on 2 cores) …", flush=True)
+    # No cache: pip's wheel cache is keyed by the source, not by the flags it was built with.
+    subprocess.run([*pip, "--force-reinstall", "--no-deps", "--no-cache-dir", "--no-binary", "llama-cpp-python",
+                    "llama-cpp-python>=0.3.0"], check=True, env={**os.environ, "CMAKE_ARGS": wanted})
+    stamp.write_text(wanted)
+
+
 def ensure_environment(extras: str) -> None:
     if sys.version_info < (3, 10):
         sys.exit(f"Python 3.10 or newer is needed; this is {sys.version.split()[0]}.")
@@ -30,11 +56,13 @@ def ensure_environment(extras: str) -> None:
     # Reinstall only when pyproject.toml or the wanted extras change.
     stamp = VENV / ".codeact-installed"
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
-    if stamp.exists() and stamp.read_text() == wanted:
-        return
-    print("installing dependencies (the first time builds llama-cpp-python: ~10 min on 2 cores) …", flush=True)
     pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check"]
+    if stamp.exists() and stamp.read_text() == wanted:
+        ensure_llama(pip)
+        return
+    print("installing dependencies …", flush=True)
     subprocess.run([*pip, "--quiet", "--upgrade", "pip", "setuptools", "wheel"], check=True)
+    ensure_llama(pip)
     target = f".[{extras}]" if extras else "."
     subprocess.run([*pip, "--editable", target], cwd=ROOT, check=True)
     stamp.write_text(wanted)

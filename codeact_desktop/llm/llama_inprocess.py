@@ -94,6 +94,10 @@ class LlamaCppBackend(ChatBackend):
     def _load(self, n_ctx: int, n_gpu_layers: int, seed: int):
         from llama_cpp import Llama
 
+        from . import ggml_backends
+
+        ggml_backends.load()  # a bundle's backend modules, before llama.cpp looks elsewhere
+
         return Llama(
             model_path=str(self._path),
             n_ctx=n_ctx,

@@ -1,23 +1,20 @@
 """What this machine can give a model, and how to load one so that it fits.
 
-``detect_hardware`` reads the memory (psutil), whether the installed llama.cpp build
-can offload and with which backend, and the GPU's memory where it can be read
-(``nvidia-smi`` for CUDA; Apple silicon shares the RAM with its GPU). ``choose_plan``
+``detect_hardware`` reads the memory (psutil), and from ggml's own device list
+(``llm.ggml_backends``) which GPU backends found a device and how much memory it has
+free (Apple silicon shares the RAM with its GPU). ``choose_plan``
 turns that and a GGUF's header into GPU layers and a context that fit, with the
 reasons in words a user can read. Plain Python, no Qt.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 from dataclasses import dataclass, field
 
 from ..agent.attachments import human_size
 from .gguf_file import GGUFInfo
 
-GPU_BACKENDS = ("CUDA", "METAL", "VULKAN", "HIP", "SYCL")
 MIN_CTX = 2048
 COMPUTE_RESERVE = 512 << 20  # llama.cpp's scratch buffers and the rest of the app
 # Metal may use about three quarters of the unified memory before macOS pushes back.
@@ -28,7 +25,7 @@ UNIFIED_GPU_SHARE = 0.75
 class Hardware:
     ram_total: int
     ram_available: int
-    offload_backends: list[str] = field(default_factory=list)  # empty: this build runs on the CPU only
+    offload_backends: list[str] = field(default_factory=list)  # empty: no GPU device found (the CPU is used)
     gpu_name: str = ""
     vram_total: int | None = None  # None: could not be read
     vram_free: int | None = None
@@ -41,7 +38,7 @@ class Hardware:
     def describe(self) -> str:
         parts = [f"{human_size(self.ram_total)} RAM ({human_size(self.ram_available)} free)"]
         if not self.can_offload:
-            parts.append("llama.cpp build: CPU only")
+            parts.append("no GPU in use: running on the CPU")
         elif self.unified_memory:
             parts.append(f"{'/'.join(self.offload_backends)} GPU sharing the RAM")
         elif self.vram_free is not None:
@@ -53,43 +50,32 @@ class Hardware:
 
 
 def llama_offload_backends() -> list[str]:
-    try:
-        import llama_cpp
-    except ImportError:
-        return []
-    if not llama_cpp.llama_supports_gpu_offload():
-        return []
-    info = llama_cpp.llama_print_system_info().decode(errors="replace").upper()
-    return [b for b in GPU_BACKENDS if b in info] or ["GPU"]
+    """The GPU backends that found a device (ggml's own device list: Vulkan, CUDA, Metal...)."""
+    from ..llm import ggml_backends
 
-
-def _nvidia_memory() -> tuple[str, int, int] | None:
-    """(name, total, free) of the first NVIDIA GPU, or None."""
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return None
     try:
-        out = subprocess.run([exe, "--query-gpu=name,memory.total,memory.free", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=5).stdout
-        name, total, free = (x.strip() for x in out.splitlines()[0].split(","))
-        return name, int(total) << 20, int(free) << 20
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
-        return None
+        found = ggml_backends.load()
+    except (ImportError, OSError, AttributeError):
+        return []
+    return list(dict.fromkeys(d.backend for d in found.gpus))
 
 
 def detect_hardware() -> Hardware:
     import psutil
 
+    from ..llm import ggml_backends
+
     memory = psutil.virtual_memory()
     hw = Hardware(ram_total=memory.total, ram_available=memory.available, offload_backends=llama_offload_backends())
-    if "METAL" in hw.offload_backends and sys.platform == "darwin":
+    gpus = ggml_backends.load().gpus if hw.can_offload else []
+    if gpus:
+        gpu = max(gpus, key=lambda d: d.memory_free)  # llama.cpp splits over all; plan for the largest
+        hw.gpu_name = gpu.description or gpu.name
+        hw.vram_total, hw.vram_free = gpu.memory_total or None, gpu.memory_free or None
+    if "Metal" in hw.offload_backends and sys.platform == "darwin":
         hw.unified_memory = True
-        hw.vram_total = int(memory.total * UNIFIED_GPU_SHARE)
-        hw.vram_free = min(hw.vram_total, memory.available)
-    elif "CUDA" in hw.offload_backends:
-        found = _nvidia_memory()
-        if found:
-            hw.gpu_name, hw.vram_total, hw.vram_free = found
+        hw.vram_total = hw.vram_total or int(memory.total * UNIFIED_GPU_SHARE)
+        hw.vram_free = min(hw.vram_free or hw.vram_total, memory.available)
     return hw
 
 
@@ -134,12 +120,12 @@ def choose_plan(info: GGUFInfo, hw: Hardware, wanted_ctx: int, wanted_gpu_layers
 def _gpu_layers(info: GGUFInfo, hw: Hardware, n_ctx: int, wanted: int, reasons: list[str]) -> int:
     if wanted >= 0:
         if wanted and not hw.can_offload:
-            reasons.append("GPU layers are set in Settings, but this llama.cpp build runs on the CPU only")
+            reasons.append("GPU layers are set in Settings, but llama.cpp found no GPU: running on the CPU only")
             return 0
         reasons.append(f"GPU layers set in Settings: {wanted}")
         return wanted
     if not hw.can_offload:
-        reasons.append("running on the CPU: this llama.cpp build has no GPU backend (see the README for Metal/CUDA)")
+        reasons.append("running on the CPU: llama.cpp found no GPU it can use (doctor says which backends loaded)")
         return 0
     if hw.vram_free is None:
         reasons.append(f"{'/'.join(hw.offload_backends)}: GPU memory could not be read, so all layers are tried "

@@ -13,14 +13,26 @@ from ..kernel.session import remove_abandoned_runtime_folders
 from ..store.recovery import recover_interrupted
 
 
-def main(model: str | None = None, base_url: str | None = None, model_name: str | None = None) -> int:
+def main(model: str | None = None, base_url: str | None = None, model_name: str | None = None,
+         files: list[Path] | None = None) -> int:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
+    from ..resources import resource_path
     from .main_window import MainWindow
+    from .single_instance import FileOpenFilter, InstanceServer, hand_over
 
+    files = list(files or [])
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("CodeAct Desktop")
+    app.setDesktopFileName("codeact-desktop")  # Wayland matches the window to its menu entry and icon
+    app.setWindowIcon(QIcon(str(resource_path("icons", "codeact-desktop-256.png"))))
     paths = AppPaths.default()
+    if not (model or base_url) and hand_over(paths, files):
+        print("CodeAct Desktop is already running: it took the files." if files
+              else "CodeAct Desktop is already running.")
+        return 0
     store = HistoryStore(paths.history_db)
     recovered = recover_interrupted(store)  # turns cut off when the app was last killed
     remove_abandoned_runtime_folders()
@@ -38,6 +50,13 @@ def main(model: str | None = None, base_url: str | None = None, model_name: str 
         loader = lambda: open_backend(model_path=model, base_url=base_url, model_name=model_name,  # noqa: E731
                                       **options)
     window = MainWindow(store, paths, loader, settings)
+    later_launches = InstanceServer(paths, window)
+    later_launches.files_opened.connect(window.open_files)
+    dock = FileOpenFilter(window)
+    app.installEventFilter(dock)
+    dock.files_opened.connect(window.open_files)
+    if files:
+        QTimer.singleShot(0, lambda: window.open_files(files))
     if problem or recovered:
         window.statusBar().showMessage(problem or f"Recovered {recovered} conversation(s) that the app left "
                                        "mid-answer when it stopped.", 10_000)

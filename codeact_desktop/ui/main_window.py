@@ -26,6 +26,8 @@ from ..paths import AppPaths
 from ..resources import messages, resource_path
 from ..settings import Settings
 from ..store.history import HistoryStore
+from ..visible_text import visible_name
+from .about import show_about
 from .attachment_tray import AttachmentTray
 from .chat_view import ChatView
 from .code_card import highlighted_html
@@ -71,6 +73,7 @@ class MainWindow(QMainWindow):
         self.current: ConversationController | None = None
         self._kernel_busy = False  # an action of the current conversation is running
         self._editing = False  # the input holds the last message, to replace it
+        self._pending_files: list[Path] = []  # given to the app before a model was ready
         self.setWindowTitle("CodeAct Desktop")
         self.resize(1240, 780)
         self.setAcceptDrops(True)
@@ -252,6 +255,8 @@ class MainWindow(QMainWindow):
                        "Ctrl+Shift+F", "files_action")
         files.setCheckable(True)
         files.setChecked(True)
+        help_menu = self.menuBar().addMenu("&Help")
+        action(help_menu, "About CodeAct Desktop", lambda: show_about(self, self.paths), name="about_action")
 
     def _show_kernel_state(self) -> None:
         self.sandbox_status.show_kernel(self.current.kernel if self.current else None)
@@ -321,7 +326,11 @@ class MainWindow(QMainWindow):
         self.context_label.setText(f"context {info.n_ctx}")
         for note in info.notes:
             self.chat.add_notice(note)
-        if self.conversation_list.count() == 0:
+        if self._pending_files:
+            pending, self._pending_files = self._pending_files, []
+            self.new_conversation()
+            self.attach(pending)
+        elif self.conversation_list.count() == 0:
             self.new_conversation()
         elif self.current is None:
             self.conversation_list.setCurrentRow(0)
@@ -520,6 +529,31 @@ class MainWindow(QMainWindow):
             # Checked first, then offered with what was found; No attaches it instead.
             self.models.offer_file(paths[0], (lambda p: self.attach([p])) if self.current else None)
             return
+        self.attach(paths)
+
+    def open_files(self, paths: list[Path]) -> None:
+        """Files given to the app rather than to a conversation (its command line, a later
+        launch, "Open with", the Dock icon): a new conversation with them attached. A lone
+        GGUF is offered as the model, as when dropped."""
+        if self.isMinimized():
+            self.showNormal()
+        self.raise_()
+        self.activateWindow()
+        missing = [p for p in paths if not p.exists()]
+        paths = [p for p in paths if p.exists()]
+        if missing:
+            self.statusBar().showMessage("Not found: " + ", ".join(visible_name(p.name) for p in missing), 10_000)
+        if not paths:
+            return
+        if len(paths) == 1 and paths[0].suffix.lower() == ".gguf":
+            self.models.offer_file(paths[0], None)
+            return
+        if self.backend is None:  # attached once a model is ready
+            self._pending_files += paths
+            self.statusBar().showMessage(f"{len(self._pending_files)} file(s) will be attached to a new "
+                                         "conversation once a model is loaded.", 10_000)
+            return
+        self.new_conversation()
         self.attach(paths)
 
     def attach(self, paths: list[Path]) -> None:

@@ -27,7 +27,7 @@ def cuda(vram_free):
 def test_cpu_only_build_runs_on_the_cpu_and_says_why():
     plan = choose_plan(MISTRAL_Q8, cpu_only(), 8192)
     assert plan.n_gpu_layers == 0 and plan.device == "cpu" and plan.n_ctx == 8192 and plan.fits
-    assert any("no GPU backend" in r for r in plan.reasons)
+    assert any("found no GPU" in r for r in plan.reasons)
 
 
 def test_a_gpu_with_room_takes_every_layer():
@@ -58,7 +58,7 @@ def test_the_users_setting_wins_where_it_can():
     assert choose_plan(MISTRAL_Q8, cuda(24 * GB), 8192, wanted_gpu_layers=10).n_gpu_layers == 10
     assert choose_plan(MISTRAL_Q8, cuda(24 * GB), 8192, wanted_gpu_layers=0).n_gpu_layers == 0
     plan = choose_plan(MISTRAL_Q8, cpu_only(), 8192, wanted_gpu_layers=10)
-    assert plan.n_gpu_layers == 0 and any("CPU only" in r for r in plan.reasons)
+    assert plan.n_gpu_layers == 0 and any("found no GPU" in r for r in plan.reasons)
 
 
 def test_context_is_capped_by_training_and_lowered_to_fit_memory():

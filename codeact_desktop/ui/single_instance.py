@@ -1,0 +1,125 @@
+"""One window per user: a second launch hands its files to the running app and exits.
+
+The running app listens on a local socket (QLocalServer: a Unix socket, a named pipe on
+Windows) whose name carries a random part written to a file in the app's data folder.
+Code in a kernel cannot read that folder (only its own workspace and home are granted),
+so it cannot find the socket and make the app attach the user's files to a conversation.
+The socket itself is the user's alone (``UserAccessOption``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import warnings
+from pathlib import Path
+
+import platformdirs
+from PySide6.QtCore import QEvent, QObject, Signal
+from PySide6.QtNetwork import QLocalServer, QLocalSocket
+
+from ..paths import APP_NAME, AppPaths
+
+_NAME_FILE = "instance.json"
+_WAIT_MS = 1500
+_MAX_MESSAGE = 1 << 20  # paths only: a megabyte is thousands of them
+
+
+def _name_file(paths: AppPaths) -> Path:
+    return paths.data / _NAME_FILE
+
+
+def _new_name() -> str:
+    token = secrets.token_hex(8)
+    if sys.platform == "win32":
+        return f"{APP_NAME}-{token}"
+    with warnings.catch_warnings():  # no XDG_RUNTIME_DIR: platformdirs falls back to a private /tmp folder
+        warnings.simplefilter("ignore")
+        folder = Path(platformdirs.user_runtime_dir(APP_NAME, appauthor=False, ensure_exists=True))
+    os.chmod(folder, 0o700)
+    return str(folder / f"instance-{token}.sock")
+
+
+def hand_over(paths: AppPaths, files: list[Path]) -> bool:
+    """True when an app already running took ``files`` (and this launch should exit)."""
+    try:
+        name = json.loads(_name_file(paths).read_text())["socket"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    socket = QLocalSocket()
+    socket.connectToServer(name)
+    if not socket.waitForConnected(_WAIT_MS):
+        return False  # a name left by an app that was killed: this launch takes over
+    socket.write(json.dumps({"open": [str(p.resolve()) for p in files]}).encode() + b"\n")
+    socket.flush()
+    answered = socket.waitForReadyRead(_WAIT_MS) and socket.readAll().data().startswith(b"ok")
+    socket.disconnectFromServer()
+    return answered
+
+
+class InstanceServer(QObject):
+    """Listens for later launches; ``files_opened`` carries their files (maybe none: the
+    window is then raised)."""
+
+    files_opened = Signal(list)
+
+    def __init__(self, paths: AppPaths, parent=None):
+        super().__init__(parent)
+        self._server = QLocalServer(self)
+        self._server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
+        name = _new_name()
+        QLocalServer.removeServer(name)
+        if not self._server.listen(name):
+            return  # no hand-over this run; the app still works
+        paths.data.mkdir(parents=True, exist_ok=True)
+        tmp = _name_file(paths).with_suffix(".tmp")
+        tmp.write_text(json.dumps({"socket": self._server.fullServerName() or name}))
+        os.replace(tmp, _name_file(paths))
+        self._server.newConnection.connect(self._accept)
+
+    @property
+    def listening(self) -> bool:
+        return self._server.isListening()
+
+    def _accept(self) -> None:
+        while self._server.hasPendingConnections():
+            socket = self._server.nextPendingConnection()
+            buffer = bytearray()
+
+            def read(socket=socket, buffer=buffer):
+                buffer += socket.readAll().data()
+                if len(buffer) > _MAX_MESSAGE:
+                    socket.abort()
+                    return
+                if b"\n" not in buffer:
+                    return
+                try:
+                    files = [Path(p) for p in json.loads(bytes(buffer).split(b"\n", 1)[0])["open"]
+                             if isinstance(p, str) and os.path.isabs(p)]
+                except (ValueError, KeyError, TypeError):
+                    socket.abort()
+                    return
+                socket.write(b"ok\n")
+                socket.flush()
+                socket.disconnectFromServer()
+                self.files_opened.emit(files)
+
+            socket.readyRead.connect(read)
+            socket.disconnected.connect(socket.deleteLater)
+
+
+class FileOpenFilter(QObject):
+    """macOS hands files to an app (dropped on its Dock icon, "Open With") as
+    ``QFileOpenEvent``s to the application object, not on its command line."""
+
+    files_opened = Signal(list)
+
+    def eventFilter(self, watched, event):  # noqa: N802 (Qt naming)
+        if event.type() == QEvent.Type.FileOpen:
+            path = event.file()
+            if path:
+                self.files_opened.emit([Path(path)])
+                return True
+        return super().eventFilter(watched, event)
