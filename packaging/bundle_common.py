@@ -84,6 +84,8 @@ def prune(site: Path, bin_dir: Path, keep_bin: tuple[str, ...]) -> dict[str, int
                             "lupdate", "lrelease", "rcc", "uic", "designer", "assistant", "linguist", "qmlformat",
                             "qmllint", "qmlls", "balsam", "balsamui", "libexec", "Designer", "Assistant", "Linguist"):
                 drop(path, "Qt tools and build files")
+            elif path.is_file() and (path.suffix == ".exe" or (not path.suffix and os.access(path, os.X_OK))):
+                drop(path, "Qt tools and build files")  # svgtoqml and the like: programs, not modules
         qt = pyside / "Qt" if (pyside / "Qt").is_dir() else pyside
         for folder in ("qml", "libexec", "metatypes"):
             drop(qt / folder, "Qt modules not used")

@@ -4,6 +4,10 @@ the tests. Standard library only: it runs before anything is installed.
 
     python3 packaging/dev.py run [args...]   # the app (args go to codeact-desktop)
     python3 packaging/dev.py test [pytest args...]
+
+CODEACT_BACKENDS=cpu,vulkan (or cpu,cuda / cpu,metal) runs either with llama.cpp built the
+way the bundle builds it, with those backends as loadable modules (packaging/llama_libs.py;
+about 9 minutes the first time), instead of the developer build for this CPU.
 """
 
 from __future__ import annotations
@@ -76,9 +80,26 @@ def main() -> int:
     # The test extra is a superset; keep one environment for both commands.
     installed = VENV / ".codeact-installed"
     ensure_environment("test" if command == "test" or installed.exists() else "")
+    env = dict(os.environ)
+    backends = env.get("CODEACT_BACKENDS")
+    if backends:
+        env["LLAMA_CPP_LIB_PATH"] = str(module_build(backends.split(",")))
     if command == "run":
-        return subprocess.call([str(BIN / "codeact-desktop"), *rest])
-    return subprocess.call([str(PYTHON), "-m", "pytest", *rest], cwd=ROOT)
+        return subprocess.call([str(BIN / "codeact-desktop"), *rest], env=env)
+    return subprocess.call([str(PYTHON), "-m", "pytest", *rest], cwd=ROOT, env=env)
+
+
+def module_build(backends: list[str]) -> Path:
+    """llama.cpp's libraries with ``backends`` as modules, built once (packaging/llama_libs.py)."""
+    sys.path.insert(0, str(ROOT / "packaging"))
+    import llama_libs
+
+    sdk = os.environ.get("VULKAN_SDK")
+    if "vulkan" in backends and not sdk and sys.platform.startswith("linux"):
+        # Debian 12's headers are too old for this llama.cpp: newer ones, unpacked locally.
+        sdk = subprocess.run(["bash", str(ROOT / "packaging" / "vulkan_headers.sh")], check=True,
+                             capture_output=True, text=True).stdout.strip()
+    return llama_libs.build(backends, ROOT / "build", sdk)
 
 
 if __name__ == "__main__":

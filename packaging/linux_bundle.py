@@ -94,9 +94,15 @@ def prune_qt_libraries(site: Path) -> dict[str, int]:
     qt = site / "PySide6" / "Qt"
     if not (qt / "lib").is_dir():
         return {}
+    saved = 0
+    # A plugin that needs a Qt library the wheel does not have can never load (the PDF,
+    # virtual keyboard and embedded-display plugins of PySide6-Essentials).
+    for plugin in list((qt / "plugins").rglob("*.so")):
+        if any(n.startswith("libQt6") and not (qt / "lib" / n).exists() for n in _needed(plugin)):
+            saved += size(plugin)
+            plugin.unlink()
     roots = [p for p in (site / "PySide6").glob("Qt*.so") if p.is_file()] + list((qt / "plugins").rglob("*.so"))
     needed = _elf_closure(roots, qt / "lib")
-    saved = 0
     for lib in list((qt / "lib").glob("lib*.so*")):
         if lib.name not in needed:
             saved += size(lib)
@@ -267,8 +273,8 @@ def build(version: str, backends: list[str], work: Path, dist: Path, vulkan_sdk:
     if drop_saved.exists():
         shutil.rmtree(drop_saved)  # used once, to bootstrap pip
     copied, missing = bundle_libraries(stage, runtime / "lib")
-    for name, needers in sorted(missing.items()):
-        print(f"note: {name} is not on this machine; needed by {', '.join(sorted(set(needers))[:4])}")
+    for library, needers in sorted(missing.items()):
+        print(f"note: {library} is not on this machine; needed by {', '.join(sorted(set(needers))[:4])}")
     desktop_files(stage)
     source = llama_libs.fetch_source(work)
     licences = {"CPython": Path(sys.base_prefix) / "lib" / PY / "LICENSE.txt",

@@ -120,7 +120,8 @@ def build(backends: list[str], work: Path, vulkan_sdk: str | None = None,
         shutil.rmtree(out)
     out.mkdir()
     for lib in built_libraries(build_dir):
-        shutil.copy2(lib, out / lib.name, follow_symlinks=False)
+        if not any(f"ggml-cpu-{v}." in lib.name for v in NOT_SHIPPED_VARIANTS):  # llama-bench runs what ships
+            shutil.copy2(lib, out / lib.name, follow_symlinks=False)
     for tool in ("llama-bench", "llama-bench.exe"):
         for found in build_dir.rglob(tool):
             if found.is_file():

@@ -57,6 +57,7 @@ class BackendInfo:
     n_ctx: int
     chat_format: str
     device: str = "cpu"  # "cpu" | "gpu" | "remote"
+    device_name: str = ""  # the GPU llama.cpp put layers on ("Vulkan0")
     notes: list[str] = field(default_factory=list)
 
 

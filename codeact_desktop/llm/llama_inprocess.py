@@ -63,8 +63,7 @@ class LlamaCppBackend(ChatBackend):
         self.n_threads = n_threads or default_threads()
         load = lambda layers: self._load(n_ctx, layers, seed)  # noqa: E731
         try:
-            self._llm = self._worker.submit(load, n_gpu_layers).result()
-            device = "gpu" if n_gpu_layers != 0 else "cpu"
+            self._llm, self.placement = self._worker.submit(load, n_gpu_layers).result()
         except Exception as exc:
             if n_gpu_layers == 0:
                 self._worker.shutdown()
@@ -72,11 +71,15 @@ class LlamaCppBackend(ChatBackend):
             # GPU load failed (out of VRAM, driver): the CPU still works; say why.
             notes.append(f"GPU offload failed, running on the CPU: {exc}")
             try:
-                self._llm = self._worker.submit(load, 0).result()
+                self._llm, self.placement = self._worker.submit(load, 0).result()
             except Exception as exc2:
                 self._worker.shutdown()
                 raise BackendError(f"llama.cpp could not load {self._path.name}: {exc2}") from exc2
-            device = "cpu"
+            n_gpu_layers = 0
+        # What llama.cpp did, from its own log, not what was asked for.
+        device = "gpu" if self.placement.layers_on_gpu else "cpu"
+        if n_gpu_layers != 0 or self.placement.layers_on_gpu:
+            notes.append(f"llama.cpp put {self.placement.describe()}")
         fmt, fmt_note = self._choose_chat_format(chat_format, gguf)
         if fmt_note:
             notes.append(fmt_note)
@@ -87,26 +90,32 @@ class LlamaCppBackend(ChatBackend):
             n_ctx=self._llm.n_ctx(),
             chat_format=fmt,
             device=device,
+            device_name=", ".join(self.placement.gpu_devices) if device == "gpu" else "",
             notes=notes,
         )
-        self.n_gpu_layers = n_gpu_layers if device == "gpu" else 0
+        self.n_gpu_layers = self.placement.layers_on_gpu or 0
 
     def _load(self, n_ctx: int, n_gpu_layers: int, seed: int):
         from llama_cpp import Llama
 
-        from . import ggml_backends
+        from . import ggml_backends, llama_log
 
         ggml_backends.load()  # a bundle's backend modules, before llama.cpp looks elsewhere
-
-        return Llama(
-            model_path=str(self._path),
-            n_ctx=n_ctx,
-            n_gpu_layers=n_gpu_layers,
-            n_threads=self.n_threads,
-            n_batch=512,
-            seed=seed,
-            verbose=False,
-        )
+        with llama_log.watched() as lines:
+            try:
+                llm = Llama(
+                    model_path=str(self._path),
+                    n_ctx=n_ctx,
+                    n_gpu_layers=n_gpu_layers,
+                    n_threads=self.n_threads,
+                    n_batch=512,
+                    seed=seed,
+                    verbose=False,
+                )
+            except Exception as exc:  # llama-cpp-python says only "failed to load": add llama.cpp's why
+                why = llama_log.errors_in("".join(lines))
+                raise RuntimeError(f"{exc} ({why})" if why else str(exc)) from exc
+        return llm, llama_log.placement_from("".join(lines))
 
     # -- prompt format ---------------------------------------------------------------
 

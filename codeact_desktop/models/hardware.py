@@ -9,6 +9,7 @@ reasons in words a user can read. Plain Python, no Qt.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 
@@ -72,6 +73,9 @@ def detect_hardware() -> Hardware:
         gpu = max(gpus, key=lambda d: d.memory_free)  # llama.cpp splits over all; plan for the largest
         hw.gpu_name = gpu.description or gpu.name
         hw.vram_total, hw.vram_free = gpu.memory_total or None, gpu.memory_free or None
+    cap = os.environ.get("CODEACT_GPU_MEMORY")  # bytes: a budget below what the GPU has free
+    if cap and hw.vram_free is not None:
+        hw.vram_free = min(hw.vram_free, int(cap))
     if "Metal" in hw.offload_backends and sys.platform == "darwin":
         hw.unified_memory = True
         hw.vram_total = hw.vram_total or int(memory.total * UNIFIED_GPU_SHARE)

@@ -24,7 +24,9 @@ def main(model: str | None = None, base_url: str | None = None, model_name: str 
     from .single_instance import FileOpenFilter, InstanceServer, hand_over
 
     files = list(files or [])
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    # X11's WM_CLASS instance comes from argv[0]: the same name however the app was started
+    # (a script, python -m, the bundle), so the desktop entry's StartupWMClass matches.
+    app = QApplication.instance() or QApplication(["codeact-desktop"])
     app.setApplicationName("CodeAct Desktop")
     app.setDesktopFileName("codeact-desktop")  # Wayland matches the window to its menu entry and icon
     app.setWindowIcon(QIcon(str(resource_path("icons", "codeact-desktop-256.png"))))

@@ -322,7 +322,8 @@ class MainWindow(QMainWindow):
             self.save_settings()
         self.show_chat()
         info = backend.info
-        self._set_model_status(f"{info.kind} · {info.model} · {info.device.upper()}")
+        self._set_model_status(f"{info.kind} · {info.model} · {info.device.upper()}"
+                               + (f" ({info.device_name})" if info.device_name else ""))
         self.context_label.setText(f"context {info.n_ctx}")
         for note in info.notes:
             self.chat.add_notice(note)
@@ -344,7 +345,8 @@ class MainWindow(QMainWindow):
             self.show_models()
         else:
             info = self.backend.info
-            self._set_model_status(f"{info.kind} · {info.model} · {info.device.upper()}")
+            self._set_model_status(f"{info.kind} · {info.model} · {info.device.upper()}"
+                               + (f" ({info.device_name})" if info.device_name else ""))
             self.chat.add_notice(f"The new model could not be loaded, so the old one stays: {message}", error=True)
 
     def _set_model_status(self, text: str, error: bool = False) -> None:

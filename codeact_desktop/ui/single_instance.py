@@ -68,6 +68,7 @@ class InstanceServer(QObject):
     def __init__(self, paths: AppPaths, parent=None):
         super().__init__(parent)
         self._server = QLocalServer(self)
+        self._received: dict[QLocalSocket, bytearray] = {}  # what each open connection sent so far
         self._server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
         name = _new_name()
         QLocalServer.removeServer(name)
@@ -86,28 +87,40 @@ class InstanceServer(QObject):
     def _accept(self) -> None:
         while self._server.hasPendingConnections():
             socket = self._server.nextPendingConnection()
-            buffer = bytearray()
+            self._received[socket] = bytearray()
+            socket.readyRead.connect(self._read)
+            socket.disconnected.connect(self._closed)
 
-            def read(socket=socket, buffer=buffer):
-                buffer += socket.readAll().data()
-                if len(buffer) > _MAX_MESSAGE:
-                    socket.abort()
-                    return
-                if b"\n" not in buffer:
-                    return
-                try:
-                    files = [Path(p) for p in json.loads(bytes(buffer).split(b"\n", 1)[0])["open"]
-                             if isinstance(p, str) and os.path.isabs(p)]
-                except (ValueError, KeyError, TypeError):
-                    socket.abort()
-                    return
-                socket.write(b"ok\n")
-                socket.flush()
-                socket.disconnectFromServer()
-                self.files_opened.emit(files)
+    def _read(self) -> None:
+        socket = self.sender()
+        buffer = self._received.get(socket)
+        if buffer is None:
+            return
+        buffer += socket.readAll().data()
+        if len(buffer) > _MAX_MESSAGE:
+            socket.abort()
+            return
+        if b"\n" not in buffer:
+            return
+        try:
+            files = [Path(p) for p in json.loads(bytes(buffer).split(b"\n", 1)[0])["open"]
+                     if isinstance(p, str) and os.path.isabs(p)]
+        except (ValueError, KeyError, TypeError):
+            socket.abort()
+            return
+        self._received.pop(socket, None)
+        socket.write(b"ok\n")
+        socket.flush()
+        socket.disconnectFromServer()
+        self.files_opened.emit(files)
 
-            socket.readyRead.connect(read)
-            socket.disconnected.connect(socket.deleteLater)
+    def _closed(self) -> None:
+        socket = self.sender()
+        self._received.pop(socket, None)
+        socket.deleteLater()
+
+    def close(self) -> None:
+        self._server.close()
 
 
 class FileOpenFilter(QObject):

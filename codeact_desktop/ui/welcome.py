@@ -190,8 +190,9 @@ class WelcomePage(QWidget):
             rows.append(f"{ok if enough else short} Memory needed: about {human_size(entry.ram_needed_bytes)}; "
                         f"this computer has {human_size(hw.ram_total)}"
                         + ("" if enough else " — it may be very slow; the smaller model fits better"))
-            rows.append("GPU: " + (f"{'/'.join(hw.offload_backends)}, used automatically" if hw.can_offload
-                                   else "none this llama.cpp build can use; the model runs on the CPU"))
+            rows.append("GPU: " + (f"{hw.gpu_name or '/'.join(hw.offload_backends)} "
+                                   f"({'/'.join(hw.offload_backends)}), used automatically" if hw.can_offload
+                                   else "none found that llama.cpp can use; the model runs on the CPU"))
         if self._downloaded is not None:
             rows.append(f"{ok} Already downloaded and checked: {self._downloaded}")
         return rows

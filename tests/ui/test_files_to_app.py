@@ -70,10 +70,11 @@ def _launch(home: Path, *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_a_second_launch_hands_its_files_to_the_running_app(qtbot, tmp_path):
+def test_a_second_launch_hands_its_files_to_the_running_app(qtbot, tmp_path, request):
     """The real command line of a second launch, against the running app's real server."""
     paths = AppPaths(data=tmp_path / "home" / "data", cache=tmp_path / "home" / "cache")
     server = InstanceServer(paths)
+    request.addfinalizer(server.close)
     assert server.listening
     got = []
     server.files_opened.connect(got.append)
@@ -91,6 +92,7 @@ def test_a_second_launch_hands_its_files_to_the_running_app(qtbot, tmp_path):
     name = json.loads((paths.data / "instance.json").read_text())["socket"]
     if os.name != "nt":
         assert os.stat(name).st_mode & 0o077 == 0
+    qtbot.wait(100)  # the closed connection is deleted while its server is alive
 
 
 def test_a_stale_instance_file_does_not_stop_the_next_start(tmp_path):
@@ -104,9 +106,10 @@ def test_a_stale_instance_file_does_not_stop_the_next_start(tmp_path):
     assert hand_over(paths, []) is False
 
 
-def test_kernel_code_cannot_find_or_reach_the_instance_socket(qtbot, make_kernel, app_paths, tmp_path):
+def test_kernel_code_cannot_find_or_reach_the_instance_socket(qtbot, make_kernel, app_paths, tmp_path, request):
     """The socket would let code make the app attach the user's files to a conversation."""
     server = InstanceServer(app_paths)
+    request.addfinalizer(server.close)
     assert server.listening
     name = json.loads((app_paths.data / "instance.json").read_text())["socket"]
     got = []

@@ -1,0 +1,100 @@
+"""Prompt speed and generation speed on the CPU against a Vulkan device, on the same GGUF
+and threads, through llama.cpp built as the bundle builds it (every backend a module), and
+llama.cpp's own ``llama-bench`` from that build as the native figure for each.
+
+On this machine the Vulkan device is Mesa's llvmpipe, a software renderer on the same two
+cores: it is slower than the CPU backend, and the figures show that the path works, not that
+it is fast. On a machine with a GPU the same script measures the real thing.
+
+    python bench/gpu_offload.py [--model GGUF] [--build build/llama-cpu-vulkan-*/out] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import gguf_path, median, report  # noqa: E402
+
+PROMPT_TOKENS, NEW_TOKENS = 256, 64
+
+# One configuration in its own process: llama.cpp's devices are chosen at load.
+_ONE = r"""
+import json, sys, time
+import llama_cpp
+from codeact_desktop.llm import ggml_backends
+ggml_backends.load()
+llm = llama_cpp.Llama(model_path=sys.argv[1], n_gpu_layers=int(sys.argv[2]), n_ctx=1024, n_threads=2,
+                      n_batch=512, verbose=False)
+prompt = (llm.tokenize(b"The quick brown fox jumps over the lazy dog. ") * 64)[:int(sys.argv[3])]
+llm.eval(prompt[:8]); llm.reset()  # the first evaluation compiles the device's pipelines
+pp, tg = [], []
+for _ in range(int(sys.argv[5])):
+    llm.reset()
+    t = time.perf_counter(); llm.eval(prompt); pp.append(len(prompt) / (time.perf_counter() - t))
+    t = time.perf_counter(); n = 0
+    for token in llm.generate(prompt, temp=0.0, reset=False):
+        n += 1
+        if n >= int(sys.argv[4]):
+            break
+    tg.append(n / (time.perf_counter() - t))
+print(json.dumps({"pp": pp, "tg": tg}))
+"""
+
+
+def in_process(model: Path, build: Path, layers: int, runs: int) -> tuple[float, float]:
+    env = {**os.environ, "LLAMA_CPP_LIB_PATH": str(build), "GGML_VK_VISIBLE_DEVICES": "0"}
+    done = subprocess.run([sys.executable, "-c", _ONE, str(model), str(layers), str(PROMPT_TOKENS), str(NEW_TOKENS),
+                           str(runs)], env=env, capture_output=True, text=True, timeout=3600, cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(done.stderr[-2000:])
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    return median(found["pp"]), median(found["tg"])
+
+
+def native(model: Path, build: Path, layers: int, runs: int) -> tuple[float, float]:
+    env = {**os.environ, "GGML_VK_VISIBLE_DEVICES": "0", "LD_LIBRARY_PATH": str(build)}
+    done = subprocess.run([str(build / "llama-bench"), "-m", str(model), "-ngl", str(layers), "-t", "2",
+                           "-p", str(PROMPT_TOKENS), "-n", str(NEW_TOKENS), "-r", str(runs), "-o", "json"],
+                          env=env, capture_output=True, text=True, timeout=3600, cwd=build)
+    if done.returncode != 0:
+        raise SystemExit(done.stderr[-2000:])
+    rows = json.loads(done.stdout)
+    pp = next(r["avg_ts"] for r in rows if r["n_prompt"] > 0)
+    tg = next(r["avg_ts"] for r in rows if r["n_gen"] > 0)
+    return pp, tg
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--build", type=Path, default=None)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    model = args.model or gguf_path()
+    build = args.build or next(p for p in sorted(ROOT.glob("build/llama-*vulkan*/out")) if (p / ".complete").exists())
+    rows = []
+    figures = {}
+    for name, layers in (("CPU", 0), ("Vulkan0, all layers", 99)):
+        pp, tg = in_process(model, build, layers, args.runs)
+        npp, ntg = native(model, build, layers, args.runs)
+        figures[name] = (pp, tg)
+        rows.append([name, pp, npp, pp / npp, tg, ntg, tg / ntg])
+    cpu_pp, cpu_tg = figures["CPU"]
+    gpu_pp, gpu_tg = figures["Vulkan0, all layers"]
+    report("gpu_offload",
+           ["device", "prompt tok/s (app)", "prompt tok/s (llama-bench)", "app/native",
+            "gen tok/s (app)", "gen tok/s (llama-bench)", "app/native"], rows,
+           {"model": model.name, "build": str(build), "prompt_tokens": PROMPT_TOKENS, "new_tokens": NEW_TOKENS,
+            "vulkan_over_cpu": {"prompt": gpu_pp / cpu_pp, "generation": gpu_tg / cpu_tg}})
+    print(f"\nVulkan0 / CPU: prompt {gpu_pp / cpu_pp:.2f}x, generation {gpu_tg / cpu_tg:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
