@@ -1,5 +1,6 @@
-"""Entry points: ``codeact-desktop [FILE...]`` opens the window; ``run``, ``models`` and
-``doctor`` work headless."""
+"""CodeAct Desktop: an offline assistant whose local model does the work by writing Python.
+With no command it opens the window (with FILEs, in a new conversation); the commands
+run, models and doctor work in the terminal."""
 
 from __future__ import annotations
 

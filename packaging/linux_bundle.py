@@ -213,15 +213,20 @@ set -e
 here="$(dirname "$(readlink -f "$0")")"
 data="${XDG_DATA_HOME:-$HOME/.local/share}"
 mkdir -p "$data/applications" "$data/icons/hicolor/256x256/apps" "$data/icons/hicolor/scalable/apps" "$data/mime/packages"
-exec_path=$(printf '%s' "$here/codeact-desktop" | sed 's/[\\\\ "]/\\\\&/g')
-sed "s|@EXEC@|$exec_path|" "$here/share/codeact-desktop.desktop" > "$data/applications/codeact-desktop.desktop"
+# The Exec line quoted as the specification asks, whatever this folder is called.
+"$here/runtime/bin/python3" -I -m codeact_desktop.desktop_entry "$here/share/codeact-desktop.desktop" \
+    "$here/codeact-desktop" > "$data/applications/codeact-desktop.desktop"
+# `codeact-desktop FILE...` from a terminal, where ~/.local/bin is on PATH (most distributions).
+mkdir -p "$HOME/.local/bin"
+ln -sfn "$here/codeact-desktop" "$HOME/.local/bin/codeact-desktop"
 cp "$here/share/codeact-desktop.png" "$data/icons/hicolor/256x256/apps/codeact-desktop.png"
 cp "$here/share/codeact-desktop.svg" "$data/icons/hicolor/scalable/apps/codeact-desktop.svg"
 cp "$here/share/codeact-desktop-mime.xml" "$data/mime/packages/codeact-desktop.xml"
 command -v update-mime-database >/dev/null && update-mime-database "$data/mime" || true
 command -v update-desktop-database >/dev/null && update-desktop-database "$data/applications" || true
 command -v gtk-update-icon-cache >/dev/null && gtk-update-icon-cache -q -t "$data/icons/hicolor" || true
-echo "CodeAct Desktop is in your applications menu (and in \\"Open with\\" for tables, documents and images)."
+echo "CodeAct Desktop is in your applications menu, in \\"Open with\\" for tables, documents and images,"
+echo "and in a terminal as codeact-desktop ($HOME/.local/bin)."
 """
 
 UNINSTALL = """#!/bin/sh
@@ -229,9 +234,15 @@ UNINSTALL = """#!/bin/sh
 data="${XDG_DATA_HOME:-$HOME/.local/share}"
 rm -f "$data/applications/codeact-desktop.desktop" "$data/icons/hicolor/256x256/apps/codeact-desktop.png" \\
       "$data/icons/hicolor/scalable/apps/codeact-desktop.svg" "$data/mime/packages/codeact-desktop.xml"
+here="$(dirname "$(readlink -f "$0")")"
+if [ "$(readlink "$HOME/.local/bin/codeact-desktop")" = "$here/codeact-desktop" ]; then
+    rm -f "$HOME/.local/bin/codeact-desktop"
+fi
 command -v update-mime-database >/dev/null && update-mime-database "$data/mime" || true
 command -v update-desktop-database >/dev/null && update-desktop-database "$data/applications" || true
+command -v gtk-update-icon-cache >/dev/null && gtk-update-icon-cache -q -t "$data/icons/hicolor" || true
 echo "Removed the menu entry. Delete this folder to remove the app."
+echo "Your conversations, settings and models stay in $data/CodeActDesktop (delete it to remove them too)."
 """
 
 

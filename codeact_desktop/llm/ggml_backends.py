@@ -53,6 +53,7 @@ class Backends:
     devices: list[Device] = field(default_factory=list)
     cpu_variant: str | None = None  # "haswell", "x64", ... (None: not a variant build)
     not_loaded: dict[str, str] = field(default_factory=dict)  # backend module -> reason
+    log: str = ""  # what ggml said while loading them
 
     @property
     def gpus(self) -> list[Device]:
@@ -124,11 +125,14 @@ def _load() -> Backends:
     folder = library_folder()
     if folder is None:
         return Backends(folder=None, loaded_from_folder=False, not_loaded={"llama.cpp": "llama-cpp-python is not installed"})
+    from . import llama_log
+
     lib = _ggml(folder)
     from_folder = lib.ggml_backend_reg_count() == 0
-    if from_folder:
-        lib.ggml_backend_load_all_from_path(os.fsencode(folder))
-    found = Backends(folder=folder, loaded_from_folder=from_folder)
+    with llama_log.watched() as said:  # "load_backend: loaded CPU backend from ..." is for doctor, not stderr
+        if from_folder:
+            lib.ggml_backend_load_all_from_path(os.fsencode(folder))
+    found = Backends(folder=folder, loaded_from_folder=from_folder, log="".join(said))
     found.backends = [lib.ggml_backend_reg_name(lib.ggml_backend_reg_get(i)).decode(errors="replace")
                       for i in range(lib.ggml_backend_reg_count())]
     for i in range(lib.ggml_backend_dev_count()):
@@ -145,6 +149,9 @@ def _load() -> Backends:
     if from_folder:
         found.cpu_variant = _loaded_cpu_variant()
         found.not_loaded = _why_not_loaded(folder, found)
+        if "vulkan" in found.not_loaded and "ggml_vulkan: No devices found" in found.log:
+            found.not_loaded["vulkan"] = ("no Vulkan GPU found (a software renderer such as llvmpipe is "
+                                          "skipped: the CPU backend is faster)")
     return found
 
 

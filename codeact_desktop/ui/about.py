@@ -7,13 +7,12 @@ import sys
 from pathlib import Path
 
 from PySide6 import __version__ as pyside_version
-from PySide6.QtCore import QUrl
-from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QVBoxLayout
 
 from .. import __version__, third_party
 from ..llm import ggml_backends
 from ..paths import AppPaths
+from .output_views import TextDialog
 
 
 def about_text(paths: AppPaths) -> str:
@@ -81,7 +80,9 @@ def show_about(parent, paths: AppPaths) -> QDialog:
     texts = licence_file()
     if texts:
         full = buttons.addButton("Full licence texts", QDialogButtonBox.ButtonRole.ActionRole)
-        full.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(texts))))
+        # Shown here, not handed to the desktop: the app may itself be what opens text files.
+        full.clicked.connect(lambda: TextDialog("Third-party licences", texts.read_text(encoding="utf-8",
+                                                                                     errors="replace"), dialog).show())
     buttons.rejected.connect(dialog.reject)
     layout.addWidget(buttons)
     dialog.setModal(False)

@@ -29,7 +29,10 @@ def main(model: str | None = None, base_url: str | None = None, model_name: str 
     app = QApplication.instance() or QApplication(["codeact-desktop"])
     app.setApplicationName("CodeAct Desktop")
     app.setDesktopFileName("codeact-desktop")  # Wayland matches the window to its menu entry and icon
-    app.setWindowIcon(QIcon(str(resource_path("icons", "codeact-desktop-256.png"))))
+    icon = QIcon()  # several sizes: X11 leaves out an icon as large as 256 px from _NET_WM_ICON
+    for size in (48, 128, 256):
+        icon.addFile(str(resource_path("icons", f"codeact-desktop-{size}.png")))
+    app.setWindowIcon(icon)
     paths = AppPaths.default()
     if not (model or base_url) and hand_over(paths, files):
         print("CodeAct Desktop is already running: it took the files." if files
