@@ -44,8 +44,6 @@ def install_packages(python: Path, site: Path, lock: Path, libs: Path) -> None:
             shutil.copy2(lib, target / lib.name, follow_symlinks=False)
 
 
-
-
 # -- what a window does not need ------------------------------------------------------------
 
 def prune(site: Path, bin_dir: Path, keep_bin: tuple[str, ...]) -> dict[str, int]:

@@ -21,9 +21,6 @@ from pathlib import Path
 
 LLAMA_CPP_PYTHON = "0.3.36"
 BACKENDS = ("cpu", "vulkan", "cuda", "metal")
-# What the app loads: libllama and ggml's core; the backends are found by pattern.
-CORE_LIBRARIES = ("llama", "ggml", "ggml-base")
-
 
 # Not shipped: the AMX variant. ggml picks it wherever the CPU advertises AMX, and a
 # virtual machine here advertised AMX that faults at the first tile instruction
@@ -36,7 +33,11 @@ def bundled(name: str) -> bool:
     backends); not llama-bench's libraries or llama.cpp's "common" (the app uses neither)."""
     if not name.startswith(("libllama", "libggml", "llama.", "ggml")) or "bench" in name or "common" in name:
         return False
-    return not any(f"ggml-cpu-{v}." in name for v in NOT_SHIPPED_VARIANTS)
+    return not _not_shipped_variant(name)
+
+
+def _not_shipped_variant(name: str) -> bool:
+    return any(f"ggml-cpu-{v}." in name for v in NOT_SHIPPED_VARIANTS)
 
 
 def _run(cmd: list[str], **kw) -> None:
@@ -120,7 +121,7 @@ def build(backends: list[str], work: Path, vulkan_sdk: str | None = None,
         shutil.rmtree(out)
     out.mkdir()
     for lib in built_libraries(build_dir):
-        if not any(f"ggml-cpu-{v}." in lib.name for v in NOT_SHIPPED_VARIANTS):  # llama-bench runs what ships
+        if not _not_shipped_variant(lib.name):  # llama-bench runs what ships
             shutil.copy2(lib, out / lib.name, follow_symlinks=False)
     for tool in ("llama-bench", "llama-bench.exe"):
         for found in build_dir.rglob(tool):

@@ -149,9 +149,6 @@ def _load() -> Backends:
     if from_folder:
         found.cpu_variant = _loaded_cpu_variant()
         found.not_loaded = _why_not_loaded(folder, found)
-        if "vulkan" in found.not_loaded and "ggml_vulkan: No devices found" in found.log:
-            found.not_loaded["vulkan"] = ("no Vulkan GPU found (a software renderer such as llvmpipe is "
-                                          "skipped: the CPU backend is faster)")
     return found
 
 
@@ -195,7 +192,10 @@ def _why_not_loaded(folder: Path, found: Backends) -> dict[str, str]:
             # "libvulkan.so.1: cannot open shared object file": no driver installed
             reasons[stem] = f"its driver is not installed ({_first_line(exc)})"
             continue
-        if stem in (b.lower() for b in found.backends):
+        if stem == "vulkan" and "ggml_vulkan: No devices found" in found.log:
+            reasons[stem] = ("no Vulkan GPU found (a software renderer such as llvmpipe is skipped: "
+                             "the CPU backend is faster)")
+        elif stem in (b.lower() for b in found.backends):
             reasons[stem] = "loaded, but found no usable device"
         else:
             reasons[stem] = "did not load (no device or driver)"

@@ -100,7 +100,7 @@ class LlamaCppBackend(ChatBackend):
 
         from . import ggml_backends, llama_log
 
-        ggml_backends.load()  # a bundle's backend modules, before llama.cpp looks elsewhere
+        gpus = ggml_backends.load().gpus  # a bundle's backend modules, before llama.cpp looks elsewhere
         with llama_log.watched() as lines:
             try:
                 llm = Llama(
@@ -115,7 +115,7 @@ class LlamaCppBackend(ChatBackend):
             except Exception as exc:  # llama-cpp-python says only "failed to load": add llama.cpp's why
                 why = llama_log.errors_in("".join(lines))
                 raise RuntimeError(f"{exc} ({why})" if why else str(exc)) from exc
-        return llm, llama_log.placement_from("".join(lines))
+        return llm, llama_log.placement_from("".join(lines), {d.name for d in gpus})
 
     # -- prompt format ---------------------------------------------------------------
 

@@ -28,17 +28,7 @@ class Placement:
     layers_on_gpu: int | None = None  # None: the log did not say (a build without GPU support)
     layers_total: int | None = None
     buffers: dict[str, float] = field(default_factory=dict)  # device or host buffer -> MiB
-
-    @property
-    def gpu_devices(self) -> list[str]:
-        """The buffers on a GPU device (not the host's: CPU, CPU_Mapped, CPU_REPACK, AMX)."""
-        from . import ggml_backends
-
-        found = ggml_backends.loaded()
-        if found is not None:
-            gpus = {d.name for d in found.gpus}
-            return [name for name in self.buffers if name in gpus]
-        return [name for name in self.buffers if not name.upper().startswith(("CPU", "AMX"))]
+    gpu_devices: list[str] = field(default_factory=list)  # the buffers on a GPU (not CPU, CPU_REPACK, AMX)
 
     def describe(self) -> str:
         if not self.layers_total:
@@ -51,13 +41,16 @@ class Placement:
         return f"{self.layers_on_gpu} of {self.layers_total} layers on {where}, the rest on the CPU"
 
 
-def placement_from(text: str) -> Placement:
+def placement_from(text: str, gpu_names: set[str]) -> Placement:
+    """``gpu_names``: the GPU devices ggml reported (``ggml_backends``), to tell their buffers
+    from the host's."""
     found = Placement()
     m = _OFFLOADED.search(text)
     if m:
         found.layers_on_gpu, found.layers_total = int(m.group(1)), int(m.group(2))
     for name, mib in _BUFFER.findall(text):
         found.buffers[name] = found.buffers.get(name, 0.0) + float(mib)
+    found.gpu_devices = [name for name in found.buffers if name in gpu_names]
     return found
 
 

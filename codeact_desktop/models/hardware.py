@@ -50,25 +50,32 @@ class Hardware:
         return " · ".join(parts)
 
 
-def llama_offload_backends() -> list[str]:
-    """The GPU backends that found a device (ggml's own device list: Vulkan, CUDA, Metal...)."""
+def _gpu_devices() -> list:
+    """ggml's GPU devices (Vulkan, CUDA, Metal...); none where llama.cpp cannot be loaded."""
     from ..llm import ggml_backends
 
     try:
-        found = ggml_backends.load()
+        return ggml_backends.load().gpus
     except (ImportError, OSError, AttributeError):
         return []
-    return list(dict.fromkeys(d.backend for d in found.gpus))
+
+
+def _backends_of(gpus: list) -> list[str]:
+    return list(dict.fromkeys(d.backend for d in gpus))
+
+
+def llama_offload_backends() -> list[str]:
+    """The GPU backends that found a device (ggml's own device list: Vulkan, CUDA, Metal...)."""
+    return _backends_of(_gpu_devices())
 
 
 def detect_hardware() -> Hardware:
     import psutil
 
-    from ..llm import ggml_backends
-
     memory = psutil.virtual_memory()
-    hw = Hardware(ram_total=memory.total, ram_available=memory.available, offload_backends=llama_offload_backends())
-    gpus = ggml_backends.load().gpus if hw.can_offload else []
+    gpus = _gpu_devices()
+    hw = Hardware(ram_total=memory.total, ram_available=memory.available,
+                  offload_backends=_backends_of(gpus))
     if gpus:
         gpu = max(gpus, key=lambda d: d.memory_free)  # llama.cpp splits over all; plan for the largest
         hw.gpu_name = gpu.description or gpu.name

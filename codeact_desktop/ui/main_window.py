@@ -54,6 +54,11 @@ class InputBox(QPlainTextEdit):
         super().keyPressEvent(event)
 
 
+def _model_status(info) -> str:
+    """"llama.cpp · model.gguf · GPU (Vulkan0)": the status bar's model label."""
+    return f"{info.kind} · {info.model} · {info.device.upper()}" + (f" ({info.device_name})" if info.device_name else "")
+
+
 class MainWindow(QMainWindow):
     background_done = Signal(str)  # a message for the status bar from a worker
 
@@ -322,8 +327,7 @@ class MainWindow(QMainWindow):
             self.save_settings()
         self.show_chat()
         info = backend.info
-        self._set_model_status(f"{info.kind} · {info.model} · {info.device.upper()}"
-                               + (f" ({info.device_name})" if info.device_name else ""))
+        self._set_model_status(_model_status(info))
         self.context_label.setText(f"context {info.n_ctx}")
         for note in info.notes:
             self.chat.add_notice(note)
@@ -344,9 +348,7 @@ class MainWindow(QMainWindow):
             self._set_model_status("The model failed to load", error=True)
             self.show_models()
         else:
-            info = self.backend.info
-            self._set_model_status(f"{info.kind} · {info.model} · {info.device.upper()}"
-                               + (f" ({info.device_name})" if info.device_name else ""))
+            self._set_model_status(_model_status(self.backend.info))
             self.chat.add_notice(f"The new model could not be loaded, so the old one stays: {message}", error=True)
 
     def _set_model_status(self, text: str, error: bool = False) -> None:
