@@ -39,6 +39,10 @@ class TerminalView:
     def __call__(self, event) -> None:
         if isinstance(event, ev.TextPiece):
             self.write(event.text)
+        elif isinstance(event, ev.ModelWorking) and event.done == 0 and event.total >= 256:
+            # Seconds to minutes on a CPU before the first word: say why it is quiet.
+            self.newline()
+            self.write(f"(reading {event.total:,} tokens of the conversation …)\n")
         elif isinstance(event, ev.ActionStarted):
             self.newline()
             self.write(f"── running code ({event.action_id}) ──\n")

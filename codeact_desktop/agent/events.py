@@ -12,6 +12,17 @@ from ..kernel.outputs import OutputItem
 
 
 @dataclass
+class ModelWorking:
+    """The model is busy before its first words: ``stage`` "reading" is the prompt being
+    evaluated; ``done``/``total`` count its tokens evaluated so far / to evaluate
+    (``total`` 0 while unknown; only some backends can tell)."""
+
+    stage: str
+    done: int = 0
+    total: int = 0
+
+
+@dataclass
 class TextPiece:
     text: str
 
@@ -82,6 +93,6 @@ class ErrorEvent:
 
 
 Event = (
-    TextPiece | ReplyDone | ActionProposed | ActionStarted | OutputStream | OutputAdded
+    ModelWorking | TextPiece | ReplyDone | ActionProposed | ActionStarted | OutputStream | OutputAdded
     | ActionFinished | Notice | TurnDone | ErrorEvent
 )

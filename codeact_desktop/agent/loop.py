@@ -7,6 +7,7 @@ until the model answers without code or the action cap is reached.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from . import events as ev
 from .actions import ParsedReply, parse_reply
 from .attachments import attachment_lines, copy_into_workspace
 from .context import ContextOverflow, fit_to_context
+from .model_fitness import unfit_sign
+from .timeline import code_edited
 from .workspace import MAX_ENTRIES, changed_files, snapshot
 
 # What failing to reach the network looks like from Python, pip and requests.
@@ -169,6 +172,7 @@ class CodeActAgent:
             return actions_run, True
         message_id = conv.add_message("assistant", "assistant", parsed.history_text)
         self.on_event(ev.ReplyDone(parsed.history_text, reply.finish_reason, reply.to_json()))
+        self._hint_if_model_unfit(reply.finish_reason)
         if parsed.code is None:
             record.reason = "answered"
             return actions_run, True
@@ -199,7 +203,10 @@ class CodeActAgent:
             max_tokens=self.settings.max_new_tokens, temperature=self.settings.temperature
         )
         on_piece = lambda piece: self.on_event(ev.TextPiece(well_formed(piece)))  # noqa: E731
-        result = self.backend.generate(fitted.messages, params, on_piece, self._cancel)
+        on_progress = lambda done, total: self.on_event(ev.ModelWorking("reading", done, total))  # noqa: E731
+        # A long prompt can take minutes on a CPU before the first word: say it is being read.
+        self.on_event(ev.ModelWorking("reading"))
+        result = self.backend.generate(fitted.messages, params, on_piece, self._cancel, on_progress=on_progress)
         result.text = well_formed(result.text)  # a server may send lone surrogates
         record.model_calls.append({"messages": fitted.messages, "result": result.to_json()})
         return result
@@ -249,6 +256,9 @@ class CodeActAgent:
         if not self.kernel.network and _NETWORK_FAILURE.search(body):
             status_line = "\n".join(part for part in (status_line, texts["network_off"]) if part)
         body = "\n".join(part for part in (body, status_line) if part) or texts["no_output"]
+        if code_edited(parsed.code, code):
+            # The history keeps the model's own code: tell it what ran instead.
+            body = texts["edited_by_user"].format(code=code) + body
         observation = texts["observation_prefix"] + body
         conv.finish_action(action_id, result.status, observation, result.seconds, result.detail)
         files = [p for p, _ in produced]
@@ -299,6 +309,17 @@ class CodeActAgent:
                 self.conversation.add_message("user", "observation", observation)
                 self.on_event(ev.ActionFinished(action["id"], "error", observation, 0.0))
 
-    def _notice(self, text: str, error: bool = False) -> None:
-        self.conversation.add_message("system", "notice", text, {"error": error})
+    def _hint_if_model_unfit(self, finish_reason: str) -> None:
+        """Once per conversation (the notice is stored), a model that cannot act on
+        requests is named as such, with the one made for this app."""
+        conv = self.conversation
+        stored = conv.messages()
+        if any(m["kind"] == "notice" and json.loads(m["meta"] or "{}").get("model_unfit") for m in stored):
+            return
+        sign = unfit_sign(stored, finish_reason)
+        if sign:
+            self._notice(messages()["model_cannot_act"], model_unfit=sign)
+
+    def _notice(self, text: str, error: bool = False, **meta) -> None:
+        self.conversation.add_message("system", "notice", text, {"error": error, **meta})
         self.on_event(ev.ErrorEvent(text) if error else ev.Notice(text))

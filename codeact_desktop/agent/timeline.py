@@ -27,6 +27,7 @@ class Entry:
     error: bool = False  # notice
     action: dict | None = None  # action: its row
     outputs: list[StoredOutput] = field(default_factory=list)
+    edited: bool = False  # action: the user changed the model's code before it ran
 
     @property
     def status(self) -> str:
@@ -43,16 +44,23 @@ def timeline(conversation: Conversation) -> list[Entry]:
         if kind == "user":
             entries.append(user_entry(message))
         elif kind == "assistant":
-            thought = parse_reply(message["content"]).thought
-            if thought:
-                entries.append(Entry("assistant", thought))
+            reply = parse_reply(message["content"])
+            if reply.thought:
+                entries.append(Entry("assistant", reply.thought))
             action = actions.get(message["id"])
             if action is not None:
+                # The action's row holds the code that ran; the message, what the model wrote.
                 entries.append(Entry("action", action["code"], action=action,
-                                     outputs=_outputs(conversation, action["id"])))
+                                     outputs=_outputs(conversation, action["id"]),
+                                     edited=code_edited(reply.code, action["code"])))
         elif kind == "notice":
             entries.append(Entry("notice", message["content"], error=bool(meta.get("error"))))
     return entries
+
+
+def code_edited(proposed: str | None, ran: str) -> bool:
+    """The code that ran is not the model's (an editor may add or drop a final newline)."""
+    return proposed is not None and proposed.strip() != ran.strip()
 
 
 def user_entry(message: dict) -> Entry:

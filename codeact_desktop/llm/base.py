@@ -1,5 +1,5 @@
 """The interface every model backend keeps: stream text pieces, stop on request,
-report token counts."""
+report token counts and, where it can, progress through a long prompt."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 Message = dict[str, str]  # {"role": ..., "content": ...}
+# (prompt tokens evaluated so far, prompt tokens to evaluate)
+ProgressHook = Callable[[int, int], None]
 
 # CodeAct's two stop sequences: the end of a ChatML turn, and the end of an action
 # (the app runs the code and answers with the observation).
@@ -71,10 +73,14 @@ class ChatBackend(ABC):
         params: GenerationParams,
         on_piece: Callable[[str], None],
         cancel: threading.Event | None = None,
+        *,
+        on_progress: ProgressHook | None = None,
     ) -> GenerationResult:
         """Streams the assistant's reply into ``on_piece``; returns when it ends.
 
         The stop strings are not part of the text (servers strip them too).
+        ``on_progress(done, total)`` is called on the caller's thread while a long prompt
+        is read, by backends that can tell (a server cannot).
         """
 
     @abstractmethod

@@ -3,7 +3,7 @@
 One worker thread owns the ``Llama`` object (it is not thread-safe) and serves requests
 in order; the caller's thread receives the pieces through a queue, so the agent (and a
 window above it) never waits inside llama.cpp. Cancellation is an event the worker
-checks between tokens.
+checks between tokens, and between batches while it reads a long prompt.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from ..models.gguf_file import GGUFError, inspect_gguf
 from ..models.hardware import Hardware, choose_plan, detect_hardware
@@ -25,11 +25,20 @@ from .base import (
     GenerationParams,
     GenerationResult,
     Message,
+    ProgressHook,
 )
 from .chatml import IM_END, chatml_prompt
 
 DEFAULT_N_CTX = 8192
+DEFAULT_N_BATCH = 512
 _DONE = object()
+
+
+class _Progress(NamedTuple):
+    """Put in the pieces queue by the worker: how far it has read the prompt."""
+
+    done: int
+    total: int
 
 
 def default_threads() -> int:
@@ -48,6 +57,7 @@ class LlamaCppBackend(ChatBackend):
         chat_format: str = "auto",  # "auto" | "chatml" | "gguf"
         seed: int = 0,
         hardware: Hardware | None = None,  # detected when not given
+        n_batch: int = DEFAULT_N_BATCH,  # prompt tokens per llama.cpp decode call
     ):
         try:
             gguf = inspect_gguf(model_path)
@@ -55,6 +65,7 @@ class LlamaCppBackend(ChatBackend):
             raise BackendError(str(exc)) from exc
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
         self._path = Path(model_path)
+        self._n_batch = n_batch
         # GPU layers and a context that fit this machine, with the reasons shown to the user.
         self.plan = choose_plan(gguf, hardware or detect_hardware(), n_ctx,
                                 -1 if n_gpu_layers is None else n_gpu_layers)
@@ -108,7 +119,7 @@ class LlamaCppBackend(ChatBackend):
                     n_ctx=n_ctx,
                     n_gpu_layers=n_gpu_layers,
                     n_threads=self.n_threads,
-                    n_batch=512,
+                    n_batch=self._n_batch,
                     seed=seed,
                     verbose=False,
                 )
@@ -177,6 +188,8 @@ class LlamaCppBackend(ChatBackend):
         params: GenerationParams,
         on_piece: Callable[[str], None],
         cancel: threading.Event | None = None,
+        *,
+        on_progress: ProgressHook | None = None,
     ) -> GenerationResult:
         cancel = cancel or threading.Event()
         pieces: queue.Queue = queue.Queue()
@@ -187,6 +200,10 @@ class LlamaCppBackend(ChatBackend):
             piece = pieces.get()
             if piece is _DONE:
                 break
+            if isinstance(piece, _Progress):
+                if on_progress is not None:
+                    on_progress(piece.done, piece.total)
+                continue
             if first is None:
                 first = time.monotonic() - started
             on_piece(piece)
@@ -203,7 +220,15 @@ class LlamaCppBackend(ChatBackend):
                 raise BackendError(
                     f"The prompt is {len(tokens)} tokens; the model's context holds {llm.n_ctx()}."
                 )
-            evaluated = len(tokens) - _reused_prefix(llm, tokens)
+            reused = _reused_prefix(llm, tokens)
+            evaluated = len(tokens) - reused
+            # A long new part is read here, batch by batch, so the user sees how far it is
+            # and Stop works before the first token. A cache that cannot be cut back to the
+            # shared prefix (recurrent models) is left to create_completion, which starts over.
+            if evaluated > llm.n_batch and llm._ctx.kv_cache_seq_rm(-1, reused, -1) is not False:
+                if not self._read_prompt(tokens, reused, pieces, cancel):
+                    return GenerationResult(text="", finish_reason="cancelled", prompt_tokens=len(tokens),
+                                            prompt_tokens_evaluated=llm.n_tokens - reused)
             stops = list(dict.fromkeys([*params.stop, *format_stops]))
             max_tokens = min(params.max_tokens, llm.n_ctx() - len(tokens))
             text_parts: list[str] = []
@@ -238,6 +263,24 @@ class LlamaCppBackend(ChatBackend):
             )
         finally:
             pieces.put(_DONE)
+
+    def _read_prompt(self, tokens: list[int], reused: int, pieces: queue.Queue, cancel: threading.Event) -> bool:
+        """Evaluates the prompt after the cached prefix, all but its last token, one batch
+        at a time; create_completion then finds those in the cache and evaluates only the
+        last one before it samples. False: cancelled (what was read stays cached)."""
+        llm = self._llm
+        total = len(tokens) - reused
+        llm.n_tokens = reused  # eval() writes from here on
+        pieces.put(_Progress(0, total))
+        for start in range(reused, len(tokens) - 1, llm.n_batch):
+            if cancel.is_set():
+                return False
+            llm.eval(tokens[start:min(start + llm.n_batch, len(tokens) - 1)])
+            pieces.put(_Progress(llm.n_tokens - reused, total))
+        if cancel.is_set():
+            return False
+        pieces.put(_Progress(total, total))  # the last token is read along with the first reply token
+        return True
 
     def close(self) -> None:
         def _free():
@@ -276,7 +319,9 @@ def _apply_builtin_template(name: str, messages: list[Message]) -> str:
 
 def _reused_prefix(llm, tokens: list[int]) -> int:
     """How many prompt tokens llama-cpp-python will take from the KV cache: it keeps the
-    longest common prefix with what it evaluated last (see ``Llama.generate``)."""
+    longest common prefix with what it evaluated last, and evaluates at least the prompt's
+    last token again (see ``Llama.generate``; newer versions skip even that when the
+    whole prompt is exactly what is cached)."""
     cached = llm._input_ids[: llm.n_tokens]
     n = 0
     for a, b in zip(cached, tokens[:-1]):

@@ -17,6 +17,7 @@ from .base import (
     GenerationParams,
     GenerationResult,
     Message,
+    ProgressHook,
 )
 
 DEFAULT_N_CTX = 8192
@@ -79,6 +80,8 @@ class OpenAIBackend(ChatBackend):
         params: GenerationParams,
         on_piece: Callable[[str], None],
         cancel: threading.Event | None = None,
+        *,
+        on_progress: ProgressHook | None = None,  # a server does not say how far it has read
     ) -> GenerationResult:
         body = {
             "model": self.model,

@@ -1,6 +1,8 @@
 """A backend that plays back written replies: deterministic agent-loop and window tests,
 screenshots and benchmarks. It behaves like a server: it streams in small pieces, stops
-at the first stop string (and strips it), and honours cancellation between pieces."""
+at the first stop string (and strips it), and honours cancellation between pieces.
+With ``progress_steps``, it first reports reading the prompt in that many steps, as
+llama.cpp does for a long prompt."""
 
 from __future__ import annotations
 
@@ -8,23 +10,26 @@ import threading
 import time
 from typing import Callable
 
-from .base import BackendInfo, ChatBackend, GenerationParams, GenerationResult, Message
+from .base import BackendInfo, ChatBackend, GenerationParams, GenerationResult, Message, ProgressHook
 
 Reply = str | Callable[[list[Message]], str]
 
 
 class ScriptedBackend(ChatBackend):
-    def __init__(self, replies: list[Reply], *, piece_chars: int = 4, piece_delay: float = 0.0, n_ctx: int = 8192):
+    def __init__(self, replies: list[Reply], *, piece_chars: int = 4, piece_delay: float = 0.0, n_ctx: int = 8192,
+                 progress_steps: int = 0):
         self.replies = list(replies)
         self.piece_chars = piece_chars
         self.piece_delay = piece_delay
+        self.progress_steps = progress_steps
         self.calls: list[list[Message]] = []
         self.info = BackendInfo(kind="scripted", model="scripted", n_ctx=n_ctx, chat_format="none")
 
     def count_tokens(self, messages: list[Message]) -> int:
         return sum(len(m["content"]) for m in messages) // 4 + 4 * len(messages)
 
-    def generate(self, messages, params: GenerationParams, on_piece, cancel: threading.Event | None = None):
+    def generate(self, messages, params: GenerationParams, on_piece, cancel: threading.Event | None = None, *,
+                 on_progress: ProgressHook | None = None):
         self.calls.append([dict(m) for m in messages])
         reply = self.replies.pop(0) if self.replies else "(no more scripted replies)"
         text = reply(messages) if callable(reply) else reply
@@ -33,6 +38,15 @@ class ScriptedBackend(ChatBackend):
         if cut >= 0:
             text = text[:cut]
         started = time.monotonic()
+        total = self.count_tokens(messages)
+        for step in range(1, self.progress_steps + 1):
+            if cancel is not None and cancel.is_set():
+                return GenerationResult(text="", finish_reason="cancelled", prompt_tokens=total,
+                                        seconds=time.monotonic() - started)
+            if self.piece_delay:
+                time.sleep(self.piece_delay)
+            if on_progress is not None:
+                on_progress(total * step // self.progress_steps, total)
         sent = []
         for i in range(0, len(text), self.piece_chars):
             if cancel is not None and cancel.is_set():

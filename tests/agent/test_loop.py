@@ -1,35 +1,11 @@
-"""The CodeAct loop with a scripted model and the real kernel."""
+"""The CodeAct loop with a scripted model and the real kernel (fixtures: conftest.py)."""
 
 import threading
 import time
 
-import pytest
-
 from codeact_desktop.agent import events as ev
-from codeact_desktop.agent.loop import AgentSettings, Approval, CodeActAgent
-from codeact_desktop.llm.scripted import ScriptedBackend
+from codeact_desktop.agent.loop import AgentSettings, Approval
 from codeact_desktop.resources import prompt_text
-from codeact_desktop.store.history import HistoryStore
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = HistoryStore(tmp_path / "history.sqlite3")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def agent_for(store, make_kernel, tmp_path):
-    def make(replies, **kwargs):
-        conversation = store.create_conversation(tmp_path / "workspaces")
-        kernel = make_kernel(conversation.workspace)
-        events = []
-        settings = kwargs.pop("settings", AgentSettings(action_timeout_s=10))
-        backend = ScriptedBackend(replies, **kwargs.pop("backend_kwargs", {}))
-        agent = CodeActAgent(backend, kernel, conversation, settings, on_event=events.append, **kwargs)
-        return agent, backend, events
-    return make
 
 
 def test_one_action_then_an_answer(agent_for):
@@ -46,8 +22,8 @@ def test_one_action_then_an_answer(agent_for):
     assert second[2] == {"role": "assistant", "content": "I'll compute it.\n<execute>\nprint(2**100)\n</execute>"}
     assert second[3] == {"role": "user", "content": "Execution Output:\n1267650600228229401496703205376\n"}
     kinds = [type(e).__name__ for e in events if not isinstance(e, (ev.TextPiece, ev.OutputStream))]
-    assert kinds == ["ReplyDone", "ActionProposed", "ActionStarted", "OutputAdded", "ActionFinished",
-                     "ReplyDone", "TurnDone"]
+    assert kinds == ["ModelWorking", "ReplyDone", "ActionProposed", "ActionStarted", "OutputAdded",
+                     "ActionFinished", "ModelWorking", "ReplyDone", "TurnDone"]
     assert "".join(e.text for e in events if isinstance(e, ev.TextPiece)).startswith("I'll compute it.")
 
 
@@ -107,7 +83,9 @@ def test_approval_run_edit_skip(agent_for):
     assert seen == ["print('a')", "print('b')", "print('c')"]
     assert [(a["status"], a["code"]) for a in record.actions] == [
         ("ok", "print('a')"), ("ok", "print('edited')"), ("skipped", "print('c')")]
-    assert backend.calls[2][-1]["content"] == "Execution Output:\nedited\n"
+    assert backend.calls[2][-1]["content"] == (
+        "Execution Output:\n[The user edited your code before running it. This is the code that ran:]\n"
+        "```python\nprint('edited')\n```\n[Its output:]\nedited\n")
     assert "chose not to run" in backend.calls[3][-1]["content"]
 
 
