@@ -105,9 +105,11 @@ def _nb_output(out: StoredOutput, count: int):
 # -- markdown and html ----------------------------------------------------------------
 
 def to_markdown(title: str, entries: list[Entry], image_prefix: str = "", inline_images: bool = False,
-                html_as_text: bool = False) -> tuple[str, dict[str, bytes]]:
+                html_as_text: bool = False, text_as_pre: bool = False) -> tuple[str, dict[str, bytes]]:
     """``html_as_text``: an HTML output (a table) as its plain-text twin in a fence, for a
-    Markdown file, where a reader would take Markdown inside the HTML for its own."""
+    Markdown file, where a reader would take Markdown inside the HTML for its own.
+    ``text_as_pre``: printed text and tracebacks as escaped ``<pre>`` blocks, for the HTML
+    page: they reach it verbatim, never through the renderer's highlighter."""
     parts, images = [f"# {neutral_markdown(title)}"], {}
     for entry in entries:
         if entry.type == "user":
@@ -131,6 +133,8 @@ def to_markdown(title: str, entries: list[Entry], image_prefix: str = "", inline
                     parts.append(_fenced(out.meta.get("plain") or strip_ansi(out.text).strip(), "text"))
                 elif out.kind == "html":
                     parts.append(clean_html(out.text).strip())
+                elif out.text.strip() and text_as_pre:
+                    parts.append(f"<pre>{html.escape(strip_ansi(out.text).rstrip())}</pre>")
                 elif out.text.strip():
                     # "text": tracebacks and printed text are not highlighted as if they were code
                     parts.append(_fenced(strip_ansi(out.text).rstrip(), "text"))
@@ -162,9 +166,11 @@ blockquote {{ color: #666; margin-left: 0; padding-left: 1em; border-left: 3px s
 
 
 def to_html(title: str, entries: list[Entry]) -> str:
-    text, _ = to_markdown(title, entries, inline_images=True)
+    text, _ = to_markdown(title, entries, inline_images=True, text_as_pre=True)
+    # guess_lang off: a fence without a language (the model quoting a traceback) stays
+    # plain; a guessed lexer boxes every quote it cannot parse in red.
     body = markdown.markdown(text, extensions=["fenced_code", "tables", "codehilite"],
-                             extension_configs={"codehilite": {"noclasses": True}})
+                             extension_configs={"codehilite": {"noclasses": True, "guess_lang": False}})
     return PAGE.format(title=html.escape(title), body=clean_html(body), csp=CONTENT_SECURITY_POLICY)
 
 

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
     QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMessageBox, QPushButton, QVBoxLayout,
     QWidget,
@@ -23,14 +23,25 @@ from ..store.history import Conversation
 from ..visible_text import visible_name
 
 
-def reveal_in_file_manager(path: Path) -> None:
-    """Shows the file selected in Finder / Explorer; elsewhere opens its folder."""
-    if sys.platform == "darwin":
-        subprocess.Popen(["open", "-R", str(path)])
-    elif sys.platform == "win32":
-        subprocess.Popen(["explorer", "/select,", str(path)])
-    else:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent)))
+def reveal_in_file_manager(path: Path) -> bool:
+    """Shows the file selected in Finder / Explorer; elsewhere opens its folder. False when
+    nothing could be asked to show it."""
+    try:
+        if sys.platform == "darwin":
+            subprocess.Popen(["open", "-R", str(path)])
+        elif sys.platform == "win32":
+            subprocess.Popen(["explorer", "/select,", str(path)])
+        else:
+            return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent)))
+    except OSError:
+        return False
+    return True
+
+
+def no_program_text(name: str) -> str:
+    suffix = Path(name).suffix
+    kind = f"“{visible_name(suffix)}” files" if suffix else "files like this one"
+    return f"No program on this computer is set to open {kind}, so {visible_name(name)} was not opened."
 
 
 def workspace_files(conversation: Conversation) -> list[dict]:
@@ -77,10 +88,41 @@ class WorkspacePanel(QWidget):
             button.clicked.connect(slot)
             row.addWidget(button)
         layout.addLayout(row)
+        self._build_notice(layout)
         self._update_buttons()
+
+    def _build_notice(self, layout) -> None:
+        """What went wrong with Open or Show in folder, said in the panel beside the file
+        (not in a modal box), with what the user can do instead."""
+        self.notice = QWidget()
+        self.notice.setObjectName("openNotice")
+        box = QVBoxLayout(self.notice)
+        box.setContentsMargins(0, 4, 0, 0)
+        self.notice_label = QLabel()
+        self.notice_label.setObjectName("notice")
+        self.notice_label.setWordWrap(True)
+        self.notice_label.setTextFormat(Qt.PlainText)  # file names are the code's: never markup
+        self.notice_label.setTextInteractionFlags(Qt.TextSelectableByMouse)  # the path can be selected
+        self.notice_label.setAccessibleName("file message")
+        box.addWidget(self.notice_label)
+        row = QHBoxLayout()
+        self.notice_reveal = QPushButton("Show in folder")
+        self.notice_copy = QPushButton("Copy path")
+        self.notice_close = QPushButton("Close")
+        for button, slot, name in ((self.notice_reveal, self._reveal_notice_file, "show it in its folder"),
+                                   (self.notice_copy, self._copy_notice_path, "copy the file's path"),
+                                   (self.notice_close, self.notice.hide, "close the message")):
+            button.setAccessibleName(name)
+            button.clicked.connect(slot)
+            row.addWidget(button)
+        box.addLayout(row)
+        layout.addWidget(self.notice)
+        self.notice.hide()
+        self._notice_relative: str | None = None
 
     def show_conversation(self, conversation: Conversation | None) -> None:
         self.conversation = conversation
+        self.notice.hide()
         self.refresh()
 
     def refresh(self) -> None:
@@ -124,6 +166,8 @@ class WorkspacePanel(QWidget):
         plain = self._selected_kind() in ("file", "folder")
         for button in (self.open_button, self.reveal_button, self.save_button):
             button.setEnabled(plain)
+        if self.list.selectedItems() and self.selected_relative() != self._notice_relative:
+            self.notice.hide()  # it spoke of another file
 
     def open_selected(self) -> None:
         relative = self.selected_relative()
@@ -133,11 +177,56 @@ class WorkspacePanel(QWidget):
         if refused:
             self.open_refused.emit(refused)
             return
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.selected_path())))
+        if QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.selected_path()))):
+            self.notice.hide()
+        elif self._selected_kind() == "folder":
+            self._cannot_show(relative)
+        else:  # nothing opens this kind of file: say so, where a silent click would look broken
+            self.tell(relative, no_program_text(Path(relative).name) + " You can look at it in its folder.",
+                      reveal=True)
 
     def reveal_selected(self) -> None:
-        if self._selected_kind() in ("file", "folder"):
-            reveal_in_file_manager(self.selected_path())
+        relative = self.selected_relative()
+        if relative is not None and self._selected_kind() in ("file", "folder"):
+            self._reveal(relative)
+
+    def tell(self, relative: str, text: str, reveal: bool = False, copy: bool = False) -> None:
+        """Shows ``text`` about the entry ``relative`` in the panel, with the buttons asked for."""
+        self._notice_relative = relative
+        self.notice_label.setText(text)
+        self.notice_reveal.setVisible(reveal)
+        self.notice_copy.setVisible(copy)
+        self.notice.show()
+
+    def _reveal_notice_file(self) -> None:
+        relative = self._notice_relative
+        if relative is None or self.conversation is None:
+            return
+        # Checked again: the code may have replaced the file with a link since.
+        if no_follow.kind(self.conversation.workspace, relative) not in ("file", "folder"):
+            refused = why_not_open(self.conversation.workspace, relative)
+            self.tell(relative, refused)
+            return
+        self._reveal(relative)
+
+    def _reveal(self, relative: str) -> None:
+        if reveal_in_file_manager(Path(self.conversation.workspace) / relative):
+            self.notice.hide()
+        else:
+            self._cannot_show(relative)
+
+    def _cannot_show(self, relative: str) -> None:
+        """No file manager answered either: where the entry is, and its path to copy."""
+        path = Path(self.conversation.workspace) / relative
+        self.tell(relative, f"No file manager could show {visible_name(path.name)}. It is in:\n"
+                            f"{visible_name(str(path.parent))}", copy=True)
+
+    def _copy_notice_path(self) -> None:
+        if self._notice_relative is None or self.conversation is None:
+            return
+        path = Path(self.conversation.workspace) / self._notice_relative
+        QGuiApplication.clipboard().setText(str(path))
+        self.tell(self._notice_relative, f"Copied the path:\n{visible_name(str(path))}")
 
     def save_selected(self) -> None:
         relative, kind = self.selected_relative(), self._selected_kind()

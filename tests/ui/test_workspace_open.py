@@ -1,0 +1,107 @@
+"""Open in the Files panel when no program opens the file: the panel says so, offers Show
+in folder, and when that fails too, says where the file is and copies its path. Offscreen,
+Qt has no program for anything, so the failures here are real ones."""
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QMessageBox
+
+from codeact_desktop.ui import workspace_panel as panel_module
+
+from ._helpers import send, wait_idle
+
+NAME = "sales summary é.xyz"
+WRITE = f"<execute>\nopen({NAME!r}, 'w').write('data')\nopen('run.sh', 'w').write('echo hi')\n</execute>"
+
+
+@pytest.fixture
+def panel(qtbot, window):
+    win, _ = window([WRITE, "Written."])
+    send(qtbot, win, "write the files")
+    wait_idle(qtbot, win)
+    panel = win.files_panel
+    qtbot.waitUntil(lambda: panel.list.count() == 2, timeout=10_000)
+    return panel
+
+
+def select(panel, relative):
+    panel.list.clearSelection()
+    (item,) = [panel.list.item(i) for i in range(panel.list.count())
+               if panel.list.item(i).data(Qt.UserRole) == relative]
+    item.setSelected(True)
+
+
+def shown(widget) -> bool:
+    return not widget.isHidden()
+
+
+def test_no_program_for_the_file_then_no_file_manager_then_copy_path(qtbot, panel):
+    workspace = Path(panel.conversation.workspace)
+    select(panel, NAME)
+    qtbot.mouseClick(panel.open_button, Qt.LeftButton)
+    assert shown(panel.notice)
+    assert panel.notice_label.text().startswith(
+        f"No program on this computer is set to open “.xyz” files, so {NAME} was not opened.")
+    assert shown(panel.notice_reveal) and not shown(panel.notice_copy)
+    qtbot.mouseClick(panel.notice_reveal, Qt.LeftButton)  # offscreen, the folder cannot be opened either
+    assert panel.notice_label.text() == f"No file manager could show {NAME}. It is in:\n{workspace}"
+    assert shown(panel.notice_copy) and not shown(panel.notice_reveal)
+    qtbot.mouseClick(panel.notice_copy, Qt.LeftButton)
+    assert QGuiApplication.clipboard().text() == str(workspace / NAME)
+    assert "Copied the path" in panel.notice_label.text()
+    qtbot.mouseClick(panel.notice_close, Qt.LeftButton)
+    assert not shown(panel.notice)
+
+
+def test_show_in_folder_from_the_message_opens_the_files_folder(qtbot, panel, monkeypatch):
+    asked = []
+
+    def open_url(url):  # no program for the file; a file manager for its folder
+        asked.append(url.toLocalFile())
+        return Path(url.toLocalFile()).is_dir()
+
+    monkeypatch.setattr(panel_module.QDesktopServices, "openUrl", open_url)
+    workspace = Path(panel.conversation.workspace)
+    select(panel, NAME)
+    panel.open_selected()
+    assert shown(panel.notice) and "was not opened" in panel.notice_label.text()
+    qtbot.mouseClick(panel.notice_reveal, Qt.LeftButton)
+    assert asked == [str(workspace / NAME), str(workspace)]
+    assert not shown(panel.notice)
+
+
+def test_the_message_goes_when_another_file_is_selected_or_one_opens(qtbot, panel, monkeypatch):
+    select(panel, NAME)
+    panel.open_selected()
+    assert shown(panel.notice)
+    panel.refresh()  # a turn ending lists the files again: the same file stays selected, and its message
+    assert shown(panel.notice)
+    select(panel, "run.sh")
+    assert not shown(panel.notice)
+    monkeypatch.setattr(panel_module.QDesktopServices, "openUrl", lambda url: True)
+    select(panel, NAME)
+    panel.open_selected()
+    assert not shown(panel.notice)
+
+
+def test_restrictions_still_hold(qtbot, panel, monkeypatch, tmp_path):
+    asked, refused = [], []
+    monkeypatch.setattr(panel_module.QDesktopServices, "openUrl", lambda url: asked.append(url) or False)
+    monkeypatch.setattr(QMessageBox, "information", lambda *args: None)  # the refusal's modal box
+    panel.open_refused.connect(refused.append)
+    workspace = Path(panel.conversation.workspace)
+    # a file the code wrote that could start a program: not opened, as before
+    select(panel, "run.sh")
+    panel.open_selected()
+    assert asked == [] and "could start a program" in refused[0] and not shown(panel.notice)
+    # the file swapped for a link after the message: Show in folder no longer acts on it
+    select(panel, NAME)
+    panel.open_selected()
+    asked.clear()
+    (workspace / NAME).unlink()
+    (workspace / NAME).symlink_to(tmp_path)
+    qtbot.mouseClick(panel.notice_reveal, Qt.LeftButton)
+    assert asked == [] and "does not follow it" in panel.notice_label.text()
