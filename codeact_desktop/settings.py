@@ -32,6 +32,7 @@ class Settings:
     require_approval: bool = False
     # appearance
     theme: str = "system"
+    chat_zoom: int = 0  # text size steps in the chat (Ctrl+ / Ctrl−)
 
     def apply_to(self, agent: AgentSettings) -> AgentSettings:
         """Updates the agent's settings in place, so running conversations see them."""

@@ -13,13 +13,12 @@ packaging/README.md.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tarfile
 from pathlib import Path
 
 import llama_libs
 from bundle_common import ROOT, install_packages, prune, run
-from macos_bundle import PBS_RELEASE, fetch_python
+from macos_bundle import fetch_python
 
 PBS_FILE = "cpython-3.11.10+20241016-x86_64-pc-windows-msvc-install_only.tar.gz"
 

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QW
 
 from ..agent.attachments import Attachment, CopyCancelled, copy_into_workspace, human_size
 from ..visible_text import visible_name
+from .flow_layout import FlowLayout
 
 
 class AttachmentTray(QWidget):
@@ -26,7 +27,7 @@ class AttachmentTray(QWidget):
         self.pending: dict[Path, list[Attachment]] = {}  # per workspace (conversation)
         self.workspace: Path | None = None
         self._cancel: threading.Event | None = None
-        self._layout = QHBoxLayout(self)
+        self._layout = FlowLayout(self)  # chips wrap: the tray never widens the window
         self._layout.setContentsMargins(16, 0, 16, 4)
         self.progress = QProgressBar()
         self.progress.setAccessibleName("copy progress")
@@ -128,6 +129,5 @@ class AttachmentTray(QWidget):
             row.addWidget(remove)
             self._layout.addWidget(chip)
             self._chips.append(chip)
-        self._layout.addStretch(1)
         self.setVisible(self.copying or bool(self._chips))
         self.changed.emit()

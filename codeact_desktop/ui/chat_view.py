@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, QUrl
 from PySide6.QtGui import QDesktopServices, QTextDocument
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QApplication, QFrame, QLabel, QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy, QTextEdit,
+    QVBoxLayout, QWidget,
+)
 
 from ..agent import events as ev
 from ..agent.actions import OPEN, parse_reply
@@ -18,9 +21,19 @@ from ..store.history import Conversation
 from ..untrusted_markup import clean_html
 from ..visible_text import visible_name
 from .code_card import CodeCard
+from .flow_layout import FlowLayout
+from .working_indicator import WorkingIndicator
 
 FLUSH_MS = 50
 DRAW_CHARS_PER_TICK = 32_000  # about 4 ms of QPlainTextEdit work
+ZOOM_STEP = 1.0  # points per Ctrl+ / Ctrl−
+ZOOM_LIMIT = 8
+EXAMPLE_PROMPTS = (
+    "What is the 50th Fibonacci number?",
+    "Plot sin(x) and cos(x) from 0 to 2π and save the plot as waves.png",
+    "Make a CSV of 20 random people with name, age and city, then show the average age per city",
+    "Which day of the week was 1 January 2000?",
+)
 
 
 def safe_markdown_html(text: str) -> str:
@@ -67,9 +80,7 @@ def file_chips(files: list[dict]) -> QWidget:
     """The files sent with a message, as a row of chips under it."""
     row = QWidget()
     row.setObjectName("chipRow")
-    layout = QHBoxLayout(row)
-    layout.setContentsMargins(0, 0, 0, 0)
-    layout.addStretch(1)
+    layout = FlowLayout(row, align_right=True)  # wraps on a narrow window
     for f in files:
         chip = QLabel(f"{visible_name(f['name'])} · {human_size(f['size'])}")
         chip.setTextFormat(Qt.PlainText)
@@ -91,16 +102,13 @@ class ChatView(QScrollArea):
         self._column.setContentsMargins(16, 12, 16, 12)
         self._column.setSpacing(10)
         self._column.addStretch(1)
-        self.empty_hint = QLabel(
-            "<h3>What can I do for you?</h3>"
-            "<p>Ask in plain words; I write and run Python to do it, and show you each step.</p>"
-            "<p><i>“Plot column B against A in sales.csv” · “Resize these photos to 1024 px” ·"
-            " “What is the 50th Fibonacci number?”</i></p>")
-        self.empty_hint.setObjectName("emptyHint")
-        self.empty_hint.setAlignment(Qt.AlignCenter)
-        self.empty_hint.setWordWrap(True)
+        self.on_example = lambda text: None  # set by the window: an example prompt was chosen
+        self.empty_hint = self._examples()
         self._column.insertWidget(0, self.empty_hint)
+        self.working = WorkingIndicator()
+        self._column.insertWidget(1, self.working)
         self.setWidget(self._inner)
+        self.zoom = 0
         # Follow new content while the user is at the bottom; stay put if they scrolled up.
         self._stick_to_bottom = True
         bar = self.verticalScrollBar()
@@ -118,9 +126,35 @@ class ChatView(QScrollArea):
 
     # -- building blocks ------------------------------------------------------------
 
+    def _examples(self) -> QWidget:
+        """What an empty conversation shows: what the app does, and prompts to click."""
+        box = QWidget()
+        box.setObjectName("emptyHint")
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        intro = QLabel("<h3>What can I do for you?</h3>"
+                       "<p>Ask in plain words, or drop files here. I write and run Python to do it, and show "
+                       "you each step. Try one:</p>")
+        intro.setObjectName("emptyHintText")
+        intro.setAlignment(Qt.AlignCenter)
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        for text in EXAMPLE_PROMPTS:
+            button = QPushButton(text)
+            button.setObjectName("examplePrompt")
+            button.setAccessibleName(f"example: {text}")
+            button.setCursor(Qt.PointingHandCursor)
+            button.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
+            button.setMinimumWidth(0)
+            button.clicked.connect(lambda checked=False, t=text: self.on_example(t))
+            layout.addWidget(button, 0, Qt.AlignHCenter)
+        return box
+
     def _add(self, widget: QWidget) -> QWidget:
-        self.empty_hint.hide()
-        self._column.insertWidget(self._column.count() - 1, widget)
+        # Examples stay while only notices are shown; the first message replaces them.
+        if not isinstance(widget, QLabel) or widget.objectName() not in ("notice", "errorNotice"):
+            self.empty_hint.hide()
+        self._column.insertWidget(self._column.count() - 2, widget)  # above the indicator and the stretch
         return widget
 
     def scroll_to_end(self) -> None:
@@ -129,12 +163,13 @@ class ChatView(QScrollArea):
         bar.setValue(bar.maximum())
 
     def clear(self) -> None:
-        while self._column.count() > 2:  # keep the hint and the stretch
+        while self._column.count() > 3:  # keep the hint, the indicator and the stretch
             item = self._column.takeAt(1)
             if item.widget():
                 item.widget().hide()  # at once: deletion waits for the event loop
                 item.widget().deleteLater()
         self.empty_hint.show()
+        self.working.stop()
         self.cards.clear()
         self._reply_bubble = self._pending_card = None
         self._reply_text = ""
@@ -156,6 +191,7 @@ class ChatView(QScrollArea):
     # -- live events ------------------------------------------------------------------
 
     def handle(self, event) -> None:
+        self.working.follow(event)
         if isinstance(event, ev.TextPiece):
             self._reply_text += event.text
         elif isinstance(event, ev.OutputStream):
@@ -170,6 +206,8 @@ class ChatView(QScrollArea):
             self.cards[event.action_id] = card
         elif isinstance(event, ev.ActionStarted):
             card = self.cards[event.action_id]
+            if event.code != card.code:
+                card.mark_edited()
             card.set_code(event.code)
             card.set_status("running")
         elif isinstance(event, ev.OutputAdded):
@@ -225,6 +263,41 @@ class ChatView(QScrollArea):
         self._reply_text = ""
         self._reply_bubble = None
 
+    # -- look ---------------------------------------------------------------------------
+
+    def set_zoom(self, steps: int) -> None:
+        """The chat's text size, ZOOM_STEP points a step from the app's own. Set as a style
+        sheet: widgets the app's sheet styles do not take a font from their parent."""
+        self.zoom = max(-ZOOM_LIMIT, min(ZOOM_LIMIT, steps))
+        size = max(6.0, QApplication.font().pointSizeF() + self.zoom * ZOOM_STEP)
+        self.setStyleSheet("" if self.zoom == 0 else
+                           f"QWidget {{ font-size: {size:g}pt; }} #hint {{ font-size: {size - 1:g}pt; }}")
+        self.restyle()
+
+    def restyle(self) -> None:
+        """After a theme or text-size change: what was drawn for the old one is redrawn."""
+        for card in self.findChildren(CodeCard):
+            card.restyle()
+        for bubble in self.findChildren(Bubble):
+            bubble.set_markdown(bubble.markdown)
+
+    def searchable(self) -> list[QWidget]:
+        """What find-in-conversation looks through, top to bottom: messages, notices, code
+        and outputs (not the cards' buttons and labels)."""
+        def wanted(w: QWidget) -> bool:
+            if isinstance(w, QLabel):
+                return isinstance(w, Bubble) or w.objectName() in ("notice", "errorNotice", "errorSummary")
+            return isinstance(w, (QTextEdit, QPlainTextEdit))
+
+        found = []
+        for i in range(self._column.count()):
+            widget = self._column.itemAt(i).widget()
+            if widget is None or widget is self.empty_hint or widget is self.working or widget.isHidden():
+                continue
+            found += [widget] if wanted(widget) else [
+                w for w in widget.findChildren(QWidget) if wanted(w) and w.isVisibleTo(widget)]
+        return found
+
     # -- history ----------------------------------------------------------------------
 
     def show_conversation(self, conversation: Conversation) -> None:
@@ -239,6 +312,8 @@ class ChatView(QScrollArea):
                 self.add_notice(entry.text, error=entry.error)
             elif entry.type == "action":
                 card = self._add(CodeCard(entry.text))
+                if getattr(entry, "edited", False):
+                    card.mark_edited()
                 card.action_id = entry.action["id"]
                 self.cards[card.action_id] = card
                 for out in entry.outputs:

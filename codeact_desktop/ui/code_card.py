@@ -7,15 +7,17 @@ import time
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
-    QApplication, QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QTextBrowser, QVBoxLayout, QWidget,
+    QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget,
 )
 
 from ..kernel.outputs import OutputItem
-from .output_views import ERROR_COLOR, ImageView, OutputBlock, StreamView, mono_font, table_view
+from .output_views import ChatTextBrowser, ErrorView, ImageView, OutputBlock, StreamView, flash_done, mono_font, table_view
+from .theme import is_dark, set_tone
 
+FAILED = ("error", "timeout", "timeout_restarted", "died", "over_limit", "cut_off")
 STATUS_TEXT = {
     "writing": "writing…", "waiting": "waiting for approval", "running": "running",
     "ok": "done", "error": "error", "timeout": "timed out", "timeout_restarted": "timed out, kernel restarted",
@@ -25,10 +27,28 @@ STATUS_TEXT = {
 
 
 def highlighted_html(code: str) -> str:
-    dark = QApplication.palette().base().color().lightness() < 128
-    formatter = HtmlFormatter(noclasses=True, nowrap=True, style="monokai" if dark else "default")
+    formatter = HtmlFormatter(noclasses=True, nowrap=True, style="monokai" if is_dark() else "default")
     body = highlight(code, PythonLexer(), formatter)
     return f"<pre style='margin:0'>{body}</pre>"
+
+
+class CodeEditor(QPlainTextEdit):
+    """The code of an approval card, being edited; Ctrl+Enter runs it."""
+
+    run_requested = Signal()
+
+    def __init__(self, code: str, font, parent=None):
+        super().__init__(code, parent)
+        self.setObjectName("codeEditor")
+        self.setAccessibleName("code editor")
+        self.setFont(font)
+        self.setTabChangesFocus(False)  # code is indented with Tab; Ctrl+Tab leaves
+
+    def keyPressEvent(self, event):  # noqa: N802
+        if event.key() in (Qt.Key_Return, Qt.Key_Enter) and event.modifiers() & Qt.ControlModifier:
+            self.run_requested.emit()
+            return
+        super().keyPressEvent(event)
 
 
 class CodeCard(QFrame):
@@ -49,19 +69,26 @@ class CodeCard(QFrame):
         layout.setContentsMargins(10, 8, 10, 8)
         header = QHBoxLayout()
         title = QLabel("<b>Python</b>")
+        self.edited_label = QLabel("edited by you")
+        self.edited_label.setObjectName("editedMark")
+        self.edited_label.setAccessibleName("edited by you")
+        set_tone(self.edited_label, "muted")
+        self.edited_label.hide()
         self.status_label = QLabel(STATUS_TEXT["writing"])
         self.status_label.setObjectName("status")
         self.status_label.setAccessibleName("action status")
         copy = QPushButton("Copy code")
         copy.setAccessibleName("copy code")
-        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.code))
+        copy.clicked.connect(lambda: (QGuiApplication.clipboard().setText(self.code), flash_done(copy, "Copied ✓")))
+        self.copy_button = copy
         header.addWidget(title)
+        header.addWidget(self.edited_label)
         header.addStretch(1)
         header.addWidget(self.status_label)
         header.addWidget(copy)
         layout.addLayout(header)
 
-        self.code_view = QTextBrowser()
+        self.code_view = ChatTextBrowser()
         self.code_view.setObjectName("code")
         self.code_view.setAccessibleName("code")
         self.code_view.setFont(mono_font())
@@ -72,12 +99,19 @@ class CodeCard(QFrame):
         self.approval_bar = QWidget()
         bar = QHBoxLayout(self.approval_bar)
         bar.setContentsMargins(0, 0, 0, 0)
-        self.run_button = QPushButton("Run")
-        self.edit_button = QPushButton("Edit")
-        self.skip_button = QPushButton("Skip")
-        for button in (self.run_button, self.edit_button, self.skip_button):
-            button.setAccessibleName(f"{button.text().lower()} action")
+        # Alt+R, Alt+E, Alt+S press them from anywhere in the window.
+        self.run_button = QPushButton("&Run")
+        self.edit_button = QPushButton("&Edit")
+        self.skip_button = QPushButton("&Skip")
+        for button, tip in ((self.run_button, "Run this code (Alt+R)"), (self.edit_button, "Change the code before it runs (Alt+E)"),
+                            (self.skip_button, "Do not run it; the model is told (Alt+S)")):
+            button.setAccessibleName(f"{button.text().strip('&').lower()} action")
+            button.setToolTip(tip)
+            button.setAutoDefault(True)  # Enter presses the focused one
             bar.addWidget(button)
+        self.approval_hint = QLabel("Alt+R run · Alt+E edit · Alt+S skip")
+        self.approval_hint.setObjectName("hint")
+        bar.addWidget(self.approval_hint)
         bar.addStretch(1)
         self.approval_bar.hide()
         self.run_button.clicked.connect(self._run_clicked)
@@ -112,6 +146,7 @@ class CodeCard(QFrame):
             if seconds:
                 text += f" · {seconds:.1f} s"
         self.status_label.setText(text)
+        set_tone(self.status_label, "error" if status in FAILED else "")
 
     def _show_elapsed(self) -> None:
         if self._started is not None:
@@ -119,18 +154,23 @@ class CodeCard(QFrame):
 
     # -- approval ---------------------------------------------------------------------
 
-    def ask_approval(self) -> None:
+    def ask_approval(self, take_focus: bool = True) -> None:
         self.set_status("waiting")
         self.approval_bar.show()
+        if take_focus:
+            self.run_button.setFocus(Qt.OtherFocusReason)
 
     def _edit_clicked(self) -> None:
-        self.editor = QPlainTextEdit(self.code)
-        self.editor.setObjectName("codeEditor")
-        self.editor.setFont(mono_font())
+        self.editor = CodeEditor(self.code, self.code_view.font())
+        self.editor.run_requested.connect(self._run_clicked)
         self.code_view.hide()
         self.layout().insertWidget(1, self.editor)
         self.edit_button.setEnabled(False)
-        self.run_button.setText("Run edited")
+        self.run_button.setText("&Run edited")
+        self.run_button.setToolTip("Run the edited code (Ctrl+Enter or Alt+R)")
+        # Into the editor: left on the disabled Edit button, focus would move on to Skip,
+        # and the next Enter would skip the code.
+        self.editor.setFocus(Qt.OtherFocusReason)
 
     def _run_clicked(self) -> None:
         edited = None
@@ -140,7 +180,11 @@ class CodeCard(QFrame):
             self.editor = None
             self.set_code(edited)
             self.code_view.show()
+            self.mark_edited()
         self._decide(True, edited)
+
+    def mark_edited(self) -> None:
+        self.edited_label.show()
 
     def _decide(self, run: bool, edited: str | None) -> None:
         self.approval_bar.hide()
@@ -155,7 +199,7 @@ class CodeCard(QFrame):
         if view is None:
             view = StreamView(name)
             if name == "stderr":
-                view.setStyleSheet(ERROR_COLOR)
+                set_tone(view, "error")
             self._add_output(view)
             self._last_stream = view
             self.streams.setdefault(name, view)
@@ -202,7 +246,10 @@ class CodeCard(QFrame):
 
     def _add_error(self, text: str) -> None:
         self._last_stream = None
-        view = StreamView("error")
-        view.setStyleSheet(ERROR_COLOR)
-        view.add(text)
-        self._add_output(view)
+        self._add_output(ErrorView(text))
+
+    def restyle(self) -> None:
+        """After a theme or text-size change: highlighting and heights follow."""
+        self.set_code(self.code)
+        for view in self.findChildren(StreamView):
+            view.fit()

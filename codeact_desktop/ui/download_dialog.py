@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QProgressBar, QPushB
 from ..agent.attachments import human_size
 from ..models.catalogue import CatalogueEntry
 from ..models.download import Progress, VerifiedFiles, download_model, partial_download
+from .theme import set_tone
 
 PROGRESS_INTERVAL_S = 0.1  # at most ten redraws a second, however fast the bytes come
 
@@ -49,9 +50,9 @@ class DownloadDialog(QDialog):
         self._worker: threading.Thread | None = None
         self._last_draw = 0.0
         self.setWindowTitle(f"Downloading {entry.name}")
-        self.setMinimumWidth(520)
+        self.setMinimumWidth(580)
         layout = QVBoxLayout(self)
-        self.title = QLabel(f"<b>{entry.name}</b><br>{entry.repo}/{entry.file}")
+        self.title = QLabel(f"<b>{entry.name}</b><br>from huggingface.co/{entry.repo}<br>{entry.file}")
         self.title.setWordWrap(True)
         self.bar = QProgressBar(maximum=1000)  # per mille: a 7 GB byte count overflows a Qt int
         self.bar.setAccessibleName("download progress")
@@ -136,8 +137,10 @@ class DownloadDialog(QDialog):
             return
         self.message.setText(message)
         self.message.setObjectName("notice" if self.cancel_event.is_set() else "errorNotice")
-        self.message.setStyleSheet("" if self.cancel_event.is_set() else "color: #b3261e;")
+        set_tone(self.message, "" if self.cancel_event.is_set() else "error")
         self.message.show()
+        # Taller for a long message: a fixed height would cut its last lines off.
+        self.resize(self.width(), max(self.height(), self.layout().totalHeightForWidth(self.width())))
         have = partial_download(self.entry, self.models_dir)
         self.detail.setText(f"{human_size(have)} kept; the download continues from there." if have else "")
         self.retry_button.setText("Resume" if have else "Try again")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -23,7 +24,7 @@ from ..engine import start_kernel
 from ..export import export_conversation
 from ..llm.base import ChatBackend
 from ..paths import AppPaths
-from ..resources import messages, resource_path
+from ..resources import messages
 from ..settings import Settings
 from ..store.history import HistoryStore
 from ..visible_text import visible_name
@@ -35,17 +36,26 @@ from .controller import ConversationController
 from .model_setup import ModelSetup
 from .sandbox_status import SandboxStatus
 from .settings_dialog import SettingsDialog
-from .theme import apply_theme
+from .theme import apply_theme, follow_system, set_tone
+from .find_bar import FindBar
+from .help_dialogs import show_data_places, show_restrictions, show_shortcuts, show_getting_started
 from .workspace_panel import WorkspacePanel
 
+FILES_PANEL_MIN_WINDOW = 1100  # px: narrower, and the Files panel folds away
+FILES_PANEL_WIDTH = 260
+STATUS_DETAILS_MIN_WINDOW = 1000  # px: narrower, and context and speed leave the status bar
 RAN = ("ok", "error", "timeout", "timeout_restarted", "died", "cancelled", "running")
 EXPORT_FILTERS = {"Jupyter notebook (*.ipynb)": ".ipynb", "Markdown (*.md)": ".md", "HTML page (*.html)": ".html"}
 
 
 class InputBox(QPlainTextEdit):
-    """Enter sends; Shift+Enter breaks the line."""
+    """Enter sends; Shift+Enter breaks the line; Tab moves on to the next control."""
 
     submitted = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setTabChangesFocus(True)
 
     def keyPressEvent(self, event):  # noqa: N802 (Qt naming)
         if event.key() in (Qt.Key_Return, Qt.Key_Enter) and not event.modifiers() & Qt.ShiftModifier:
@@ -82,8 +92,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("CodeAct Desktop")
         self.resize(1240, 780)
         self.setAcceptDrops(True)
-        self.setStyleSheet(resource_path("styles", "app.qss").read_text(encoding="utf-8"))
         apply_theme(settings.theme)
+        follow_system(lambda: self.settings.theme)
         highlighted_html("x = 1")  # pygments compiles its rules on first use (~20 ms): not mid-stream
         self.models = ModelSetup(paths, lambda: self.settings, self)
         self.models.ready.connect(self._on_backend_ready)
@@ -129,6 +139,9 @@ class MainWindow(QMainWindow):
         center_layout = QVBoxLayout(center)
         center_layout.setContentsMargins(0, 0, 0, 8)
         self.chat = ChatView()
+        self.chat.on_example = self.use_example
+        self.find_bar = FindBar(self.chat)
+        self.find_bar.closed.connect(lambda: self.input.setFocus())
         # What the user can do with the last turn, under the conversation.
         self.turn_bar = QWidget()
         turn = QHBoxLayout(self.turn_bar)
@@ -171,17 +184,22 @@ class MainWindow(QMainWindow):
         buttons.addWidget(self.send_button)
         buttons.addWidget(self.stop_button)
         row.addLayout(buttons)
+        center_layout.addWidget(self.find_bar)
         center_layout.addWidget(self.chat, 1)
         center_layout.addWidget(self.turn_bar)
         center_layout.addWidget(self.tray)
         center_layout.addLayout(row)
 
         self.files_panel = WorkspacePanel()
+        self._files_auto_hidden = False  # hidden because the window got narrow, not by the user
+        side.setMinimumWidth(150)
+        self.sidebar = side
         splitter = QSplitter()
+        self.splitter = splitter
         splitter.addWidget(side)
         splitter.addWidget(center)
         splitter.addWidget(self.files_panel)
-        splitter.setSizes([220, 760, 260])
+        splitter.setSizes([220, 760, FILES_PANEL_WIDTH])
         splitter.setCollapsible(1, False)
         self.pages = QStackedWidget()
         self.pages.addWidget(splitter)
@@ -216,6 +234,37 @@ class MainWindow(QMainWindow):
         self._kernel_poll.start()
         self._update_controls()
 
+    def show_files_panel(self, shown: bool, by_user: bool = True) -> None:
+        self.files_panel.setVisible(shown)
+        self.files_action.setChecked(shown)
+        if by_user:
+            self._files_auto_hidden = False
+
+    def resizeEvent(self, event):  # noqa: N802
+        super().resizeEvent(event)
+        self._fit_panels()
+
+    def _fit_panels(self) -> None:
+        """On a narrow window the chat keeps the room: the Files panel folds away (and comes
+        back when the window widens again, unless the user closed it), the sidebar narrows,
+        and the status bar keeps only what matters most."""
+        if not hasattr(self, "files_action"):
+            return
+        narrow = self.width() < FILES_PANEL_MIN_WINDOW
+        if narrow and self.files_panel.isVisible():
+            self.show_files_panel(False, by_user=False)
+            self._files_auto_hidden = True
+        elif not narrow and self._files_auto_hidden:
+            self.show_files_panel(True)
+        side, center, files = self.splitter.sizes()
+        if self.files_panel.isVisible() and files < FILES_PANEL_WIDTH // 2:
+            files = FILES_PANEL_WIDTH  # a panel shown again gets its room back
+        side = min(max(side, self.sidebar.minimumWidth()), max(self.sidebar.minimumWidth(), self.width() // 5))
+        center = max(0, self.width() - side - (files if self.files_panel.isVisible() else 0))
+        self.splitter.setSizes([side, center, files])
+        for label in (self.context_label, self.speed_label):
+            label.setVisible(self.width() >= STATUS_DETAILS_MIN_WINDOW)
+
     def _small_button(self, text: str, accessible: str, slot) -> QPushButton:
         button = QPushButton(text)
         button.setObjectName("smallButton")
@@ -246,22 +295,36 @@ class MainWindow(QMainWindow):
         action(file_menu, "Settings…", self.open_settings, "Ctrl+,")
         action(file_menu, "Quit", self.close, "Ctrl+Q")
         conv_menu = self.menuBar().addMenu("&Conversation")
-        action(conv_menu, "Stop", self.stop, "Esc")
+        action(conv_menu, "Stop", self.escape, "Esc")
         action(conv_menu, "Regenerate answer", self.regenerate, "Ctrl+R")
         action(conv_menu, "Edit last message", self.edit_last, "Ctrl+Shift+E")
         conv_menu.addSeparator()
         action(conv_menu, "Rename…", self.rename_conversation, "F2")
         action(conv_menu, "Delete…", self.delete_conversation)
         conv_menu.addSeparator()
-        action(conv_menu, "Restart kernel", self.restart_kernel)
+        action(conv_menu, "Restart kernel…", self.restart_kernel)
         view_menu = self.menuBar().addMenu("&View")
         action(view_menu, "Focus the input", self.input.setFocus, "Ctrl+L")
-        files = action(view_menu, "Files panel", lambda: self.files_panel.setVisible(not self.files_panel.isVisible()),
+        action(view_menu, "Find in conversation…", self.find_bar.open_bar, "Ctrl+F")
+        view_menu.addSeparator()
+        zoom_in = action(view_menu, "Larger text", lambda: self.set_zoom(self.chat.zoom + 1), "Ctrl++")
+        zoom_in.setShortcuts([QKeySequence("Ctrl++"), QKeySequence("Ctrl+=")])  # "+" needs Shift on many layouts
+        action(view_menu, "Smaller text", lambda: self.set_zoom(self.chat.zoom - 1), "Ctrl+-")
+        action(view_menu, "Actual size", lambda: self.set_zoom(0), "Ctrl+0")
+        view_menu.addSeparator()
+        files = action(view_menu, "Files panel", lambda: self.show_files_panel(not self.files_panel.isVisible()),
                        "Ctrl+Shift+F", "files_action")
         files.setCheckable(True)
         files.setChecked(True)
         help_menu = self.menuBar().addMenu("&Help")
+        action(help_menu, "Getting started", lambda: show_getting_started(self), "F1")
+        action(help_menu, "Keyboard shortcuts", lambda: show_shortcuts(self, self.findChildren(QAction)))
+        action(help_menu, "Where your data is", lambda: show_data_places(self, self.paths))
+        action(help_menu, "What code can and cannot do", lambda: show_restrictions(
+            self, self.current.kernel.sandbox if self.current else None))
+        help_menu.addSeparator()
         action(help_menu, "About CodeAct Desktop", lambda: show_about(self, self.paths), name="about_action")
+        self.chat.set_zoom(self.settings.chat_zoom)
 
     def _show_kernel_state(self) -> None:
         self.sandbox_status.show_kernel(self.current.kernel if self.current else None)
@@ -353,7 +416,8 @@ class MainWindow(QMainWindow):
 
     def _set_model_status(self, text: str, error: bool = False) -> None:
         self.model_label.setText(text)
-        self.model_label.setStyleSheet("color: #b3261e;" if error else "")
+        self.model_label.setToolTip(text)  # whole, where a narrow window cuts it
+        set_tone(self.model_label, "error" if error else "")
 
     def pick_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Use a model file", str(Path.home()), "GGUF models (*.gguf)")
@@ -373,6 +437,12 @@ class MainWindow(QMainWindow):
         for controller in self.controllers.values():
             controller.require_approval = settings.require_approval
         apply_theme(settings.theme)
+        self.chat.restyle()
+        self.save_settings()
+
+    def set_zoom(self, steps: int) -> None:
+        self.chat.set_zoom(steps)
+        self.settings.chat_zoom = self.chat.zoom
         self.save_settings()
 
     def save_settings(self) -> None:
@@ -393,7 +463,8 @@ class MainWindow(QMainWindow):
                 continue
             item = QListWidgetItem(row["title"])
             item.setData(Qt.UserRole, row["id"])
-            item.setToolTip(row["title"])
+            started = time.strftime("%d %b %Y, %H:%M", time.localtime(row["created"]))
+            item.setToolTip(f"{row['title']}\nstarted {started}")
             self.conversation_list.addItem(item)
             if row["id"] == current:
                 item.setSelected(True)
@@ -408,9 +479,29 @@ class MainWindow(QMainWindow):
         return bool(hits)
 
     def new_conversation(self) -> None:
+        # An empty conversation is already open: that one, not a row of identical empty ones.
+        if self.current is not None and self._is_empty(self.current.conversation):
+            self.input.setFocus()
+            return
         conversation = self.store.create_conversation(self.paths.workspaces)
         self._refresh_conversations()
         self._open(conversation.id)
+
+    def _is_empty(self, conversation) -> bool:
+        return conversation.last_user_message() is None and not self.tray.pending.get(Path(conversation.workspace))
+
+    def use_example(self, text: str) -> None:
+        """An example prompt was clicked: it goes into the message box, to send or change."""
+        self.input.setPlainText(text)
+        self.input.moveCursor(self.input.textCursor().MoveOperation.End)
+        self.input.setFocus()
+
+    def escape(self) -> None:
+        """Esc closes the find bar when it is open, and stops the answer otherwise."""
+        if self.find_bar.isVisible():
+            self.find_bar.close_bar()
+        else:
+            self.stop()
 
     def _on_select(self) -> None:
         items = self.conversation_list.selectedItems()
@@ -676,7 +767,9 @@ class MainWindow(QMainWindow):
                               "Network is off for code in this conversation") + "; the kernel was restarted.")
 
     def restart_kernel(self) -> None:
-        if self.current is None:
+        if self.current is None or not self.confirm(
+                "Restart the kernel?", "Variables, imports and anything computed in this conversation are lost; "
+                "files in its folder are kept."):
             return
         kernel = self.current.kernel
         self.kernel_label.setText("kernel: restarting")
@@ -714,7 +807,9 @@ class MainWindow(QMainWindow):
         if card is None:
             return
         card.on_decide = lambda a, run, code: controller.decide(a, Approval(run=run, code=code))
-        card.ask_approval()
+        # Focus goes to Run unless the user is typing their next message.
+        card.ask_approval(take_focus=not self.input.hasFocus() or not self.input.toPlainText())
+        self.chat.ensureWidgetVisible(card.approval_bar)
 
     def closeEvent(self, event):  # noqa: N802
         for controller in self.controllers.values():

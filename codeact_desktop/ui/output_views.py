@@ -3,24 +3,68 @@ with a small tool row (copy; show all; view full size and save)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QMimeData, Qt, Signal
-from PySide6.QtGui import QFontDatabase, QGuiApplication, QPixmap
+from PySide6.QtCore import QMimeData, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QFont, QFontDatabase, QGuiApplication, QPainter, QPixmap
 from PySide6.QtWidgets import (
-    QDialog, QDialogButtonBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton,
-    QScrollArea, QTextBrowser, QVBoxLayout, QWidget,
+    QAbstractScrollArea, QApplication, QDialog, QDialogButtonBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton,
+    QScrollArea, QSizePolicy, QTextBrowser, QVBoxLayout, QWidget,
 )
 
 from ..kernel.observation import strip_ansi
+from ..kernel.tracebacks import summarize_error
 from ..untrusted_markup import clean_html
 
 COLLAPSE_LINES = 30
 SHOWN_CHARS = 200_000  # drawn in the card; the whole stored text opens in a viewer
 TABLE_CSS = "table { border-collapse: collapse; } th, td { padding: 3px 10px; } th { font-weight: 600; }"
-ERROR_COLOR = "color: #b3261e;"
+MAX_IMAGE_WIDTH = 720  # a plot wider than this is scaled down even in a wide window
+MIN_IMAGE_WIDTH = 120
 
 
-def mono_font():
-    return QFontDatabase.systemFont(QFontDatabase.FixedFont)
+def mono_font() -> QFont:
+    """The system's fixed-width family, size left unset: it follows the chat's text size."""
+    font = QFont()
+    font.setFamilies([QFontDatabase.systemFont(QFontDatabase.FixedFont).family()])
+    font.setStyleHint(QFont.TypeWriter)
+    return font
+
+
+def scrolls_further(area: QAbstractScrollArea, event) -> bool:
+    """Whether a wheel event would move ``area`` itself: not when it cannot scroll that way
+    (at its end, or its bar is off), so the chat scrolls instead of getting stuck."""
+    delta = event.angleDelta()
+    horizontal = abs(delta.x()) > abs(delta.y())
+    bar = area.horizontalScrollBar() if horizontal else area.verticalScrollBar()
+    policy = area.horizontalScrollBarPolicy() if horizontal else area.verticalScrollBarPolicy()
+    step = delta.x() if horizontal else delta.y()
+    if policy == Qt.ScrollBarAlwaysOff or bar.maximum() <= bar.minimum() or step == 0:
+        return False
+    return bar.value() > bar.minimum() if step > 0 else bar.value() < bar.maximum()
+
+
+class PassesWheelAtEnd:
+    """Mixin for views inside the chat: a wheel turn they cannot use scrolls the chat.
+    Handed on explicitly: Qt propagates only spontaneous wheel events to parents."""
+
+    def wheelEvent(self, event):  # noqa: N802
+        if scrolls_further(self, event):
+            super().wheelEvent(event)
+            return
+        outer = self.parentWidget()
+        while outer is not None and not isinstance(outer, QAbstractScrollArea):
+            outer = outer.parentWidget()
+        if outer is None:
+            event.ignore()
+        else:
+            QApplication.sendEvent(outer.viewport(), event)
+
+
+def flash_done(button: QPushButton, text: str = "Copied ✓", ms: int = 1500) -> None:
+    """Shows on the button that it did its job, then puts its text back."""
+    if button.property("restText") is None:
+        button.setProperty("restText", button.text())
+    button.setText(text)
+    QTimer.singleShot(ms, button, lambda: button.setText(button.property("restText")))
 
 
 def tool_button(text: str, accessible: str) -> QPushButton:
@@ -32,7 +76,7 @@ def tool_button(text: str, accessible: str) -> QPushButton:
     return button
 
 
-class StreamView(QPlainTextEdit):
+class StreamView(PassesWheelAtEnd, QPlainTextEdit):
     """stdout/stderr text; collapsed to COLLAPSE_LINES lines until the user asks for all."""
 
     grew = Signal()
@@ -80,24 +124,116 @@ class StreamView(QPlainTextEdit):
         return strip_ansi(self.full_text) if self.full_text is not None else self.toPlainText()
 
 
-class ImageView(QLabel):
-    """A plot scaled to at most 720 px wide; a click opens it at full size."""
+class ImageView(QWidget):
+    """A plot drawn at its own size, or scaled down to the column's width (never wider,
+    so the chat never scrolls sideways); a click opens it at full size."""
 
     def __init__(self, data: bytes, parent=None):
         super().__init__(parent)
         self.data = data
         self.pixmap_full = QPixmap()
         self.pixmap_full.loadFromData(data)
+        self._scaled = QPixmap()
         self.setAccessibleName("image output")
         self.setToolTip("Click to view at full size")
         self.setCursor(Qt.PointingHandCursor)
-        if not self.pixmap_full.isNull():
-            width = max(50, min(self.pixmap_full.width(), 720))
-            self.setPixmap(self.pixmap_full.scaledToWidth(width, Qt.SmoothTransformation))
+        self.setFocusPolicy(Qt.TabFocus)  # Enter or Space opens it, as a click does
+        policy = QSizePolicy(QSizePolicy.Preferred, QSizePolicy.Preferred)
+        policy.setHeightForWidth(True)
+        self.setSizePolicy(policy)
+
+    def natural_width(self) -> int:
+        # HiDPI plots (savefig dpi 2×) carry their ratio; drawn at logical size.
+        return max(1, int(self.pixmap_full.width() / max(1.0, self.pixmap_full.devicePixelRatio())))
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        if self.pixmap_full.isNull():
+            return QSize(0, 0)
+        width = min(self.natural_width(), MAX_IMAGE_WIDTH)
+        return QSize(width, self.heightForWidth(width))
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(min(MIN_IMAGE_WIDTH, self.sizeHint().width()), 0)
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802
+        if self.pixmap_full.isNull():
+            return 0
+        shown = min(width, self.natural_width(), MAX_IMAGE_WIDTH)
+        return round(shown * self.pixmap_full.height() / self.pixmap_full.width())
+
+    def shown_width(self) -> int:
+        return min(self.width(), self.natural_width(), MAX_IMAGE_WIDTH)
+
+    def paintEvent(self, event):  # noqa: N802
+        if self.pixmap_full.isNull():
+            return
+        width = self.shown_width()
+        ratio = self.devicePixelRatioF()
+        if self._scaled.isNull() or self._scaled.width() != round(width * ratio):
+            self._scaled = self.pixmap_full.scaledToWidth(round(width * ratio), Qt.SmoothTransformation)
+            self._scaled.setDevicePixelRatio(ratio)
+        painter = QPainter(self)
+        painter.drawPixmap(0, 0, self._scaled)
+        if self.hasFocus():
+            painter.setPen(self.palette().highlight().color())
+            painter.drawRect(0, 0, width - 1, self.heightForWidth(width) - 1)
 
     def mousePressEvent(self, event):  # noqa: N802
         if event.button() == Qt.LeftButton:
             ImageDialog(self.data, self.window()).open()
+
+    def keyPressEvent(self, event):  # noqa: N802
+        if event.key() in (Qt.Key_Return, Qt.Key_Enter, Qt.Key_Space):
+            ImageDialog(self.data, self.window()).open()
+        else:
+            super().keyPressEvent(event)
+
+
+class ErrorView(QWidget):
+    """An error: the exception and the failing line of the user's code first, in the error
+    colour; the whole traceback below, collapsed until asked for."""
+
+    def __init__(self, traceback_text: str, parent=None):
+        super().__init__(parent)
+        self.setObjectName("errorView")
+        self.setAccessibleName("error output")
+        summary = summarize_error(traceback_text)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        self.exception_label = QLabel(summary.exception or "The code failed.")
+        self.exception_label.setObjectName("errorSummary")
+        self.exception_label.setTextFormat(Qt.PlainText)  # the kernel wrote it
+        self.exception_label.setWordWrap(True)
+        self.exception_label.setTextInteractionFlags(Qt.TextSelectableByMouse | Qt.TextSelectableByKeyboard)
+        layout.addWidget(self.exception_label)
+        self.line_label = QLabel()
+        self.line_label.setTextFormat(Qt.PlainText)
+        self.line_label.setFont(mono_font())
+        self.line_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        if summary.code_line:
+            where = f"line {summary.line_number}: " if summary.line_number else ""
+            self.line_label.setText(f"{where}{summary.code_line.strip()}")
+        self.line_label.setVisible(bool(summary.code_line))
+        layout.addWidget(self.line_label)
+        self.traceback = StreamView("error")
+        self.traceback.expanded = True  # all of it, once asked for
+        self.traceback.add(traceback_text)
+        self.traceback.hide()
+        layout.addWidget(self.traceback)
+
+    @property
+    def lines(self) -> int:
+        return self.traceback.lines
+
+    def set_traceback_shown(self, shown: bool) -> None:
+        self.traceback.setVisible(shown)
+
+    def all_text(self) -> str:
+        return self.traceback.all_text()
 
 
 def save_image(data: bytes, parent) -> str:
@@ -156,10 +292,14 @@ class TextDialog(QDialog):
         self.resize(900, 640)
 
 
+class ChatTextBrowser(PassesWheelAtEnd, QTextBrowser):
+    """Rich text inside the chat (code, tables)."""
+
+
 def table_view(html: str) -> QTextBrowser:
     """An HTML output (a DataFrame's table), sanitized: the kernel wrote it. Links are not
     followed inside the view (that would load a local file into it)."""
-    table = QTextBrowser()
+    table = ChatTextBrowser()
     table.setObjectName("htmlOutput")
     table.setAccessibleName("table output")
     table.setOpenLinks(False)
@@ -192,6 +332,9 @@ class OutputBlock(QWidget):
             self.show_all_button = self._tool("Show all", "show all output", self.show_all)
             view.grew.connect(self._update_show_all)
             self._update_show_all()
+        elif isinstance(view, ErrorView):
+            self.show_all_button = self._tool(f"Show traceback ({view.lines} lines)", "show traceback",
+                                              self.toggle_traceback)
         elif isinstance(view, ImageView):
             self._tool("View", "view image full size", lambda: ImageDialog(view.data, self.window()).open())
             self._tool("Save as…", "save image", lambda: save_image(view.data, self))
@@ -211,6 +354,11 @@ class OutputBlock(QWidget):
             self.show_all_button.setText(f"Show all {view.lines} lines")
         self.show_all_button.setVisible(hidden or view.truncated)
 
+    def toggle_traceback(self) -> None:
+        shown = not self.view.traceback.isVisible()
+        self.view.set_traceback_shown(shown)
+        self.show_all_button.setText("Hide traceback" if shown else f"Show traceback ({self.view.lines} lines)")
+
     def show_all(self) -> None:
         view = self.view
         if view.truncated:
@@ -221,7 +369,8 @@ class OutputBlock(QWidget):
 
     def copy(self) -> None:
         view, clipboard = self.view, QGuiApplication.clipboard()
-        if isinstance(view, StreamView):
+        flash_done(self.copy_button)
+        if isinstance(view, (StreamView, ErrorView)):
             clipboard.setText(view.all_text())
         elif isinstance(view, ImageView):
             clipboard.setPixmap(view.pixmap_full)

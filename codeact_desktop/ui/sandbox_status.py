@@ -8,6 +8,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QToolButton
 
 from ..kernel.session import KernelSession
+from .theme import set_tone
 
 
 class SandboxStatus(QToolButton):
@@ -47,7 +48,7 @@ class SandboxStatus(QToolButton):
             self._shown = state
             self.setText(text)
             self.setToolTip(tip)
-            self.setStyleSheet("" if not report.missing else "color: #b3261e; font-weight: 600;")
+            set_tone(self, "error" if report.missing else "")
             self.network_action.blockSignals(True)
             self.network_action.setChecked(kernel.network)
             self.network_action.blockSignals(False)

@@ -16,6 +16,7 @@ from ..agent.attachments import human_size
 from ..models.catalogue import CatalogueEntry
 from ..models.download import DISK_MARGIN_BYTES, VerifiedFiles, existing_parent, find_downloaded, partial_download
 from ..models.hardware import Hardware
+from .theme import tone
 
 SERVER_HINT = ("vLLM and llama.cpp's server usually listen on http://localhost:8000/v1 or :8080/v1, "
                "Ollama on http://localhost:11434/v1, LM Studio on http://localhost:1234/v1.")
@@ -176,10 +177,11 @@ class WelcomePage(QWidget):
             else f"Download ({human_size(entry.size_bytes)})")
 
     def _facts(self, entry: CatalogueEntry, have: int) -> list[str]:
-        ok, short = "✓", "<span style='color:#b3261e'>✗</span>"
+        ok, short = "✓", f"<span style='color:{tone('error')}'>✗</span>"
         free = shutil.disk_usage(existing_parent(self.models_dir)).free
         need_disk = entry.size_bytes - have + DISK_MARGIN_BYTES
-        rows = [f"Download: {human_size(entry.size_bytes)} · context up to {entry.n_ctx_train:,} tokens",
+        rows = [f"Download: {human_size(entry.size_bytes)} · context up to {entry.n_ctx_train:,} tokens · "
+                "needs the internet once; after that everything works offline",
                 f"{ok if self._downloaded or free >= need_disk else short} Free disk: {human_size(free)}"
                 + ("" if self._downloaded or free >= need_disk else f" (needs {human_size(need_disk)})")]
         if self.hardware is None:

@@ -22,9 +22,13 @@ from codeact_desktop.ui.single_instance import FileOpenFilter, InstanceServer, h
 
 ROOT = Path(__file__).resolve().parents[2]
 
+from ._helpers import send, wait_idle
+
 
 def test_open_files_starts_a_new_conversation_with_them_attached(qtbot, window, tmp_path):
     win, _ = window(["ok"])
+    send(qtbot, win, "hello")
+    wait_idle(qtbot, win)
     first = win.current.conversation.id
     csv = tmp_path / "sales.csv"
     csv.write_text("a,b\n1,2\n")

@@ -24,7 +24,7 @@ def test_send_shows_streamed_text_code_card_plot_and_table(qtbot, window):
     assert bubbles[1].markdown == "Here is the plot and the table."
     (card,) = win.chat.findChildren(CodeCard)
     assert card.status == "ok" and "plt.plot" in card.code
-    assert card.findChildren(ImageView)[0].pixmap().width() > 100
+    assert card.findChildren(ImageView)[0].shown_width() > 100
     assert "rows: 3" in card.streams["stdout"].toPlainText()
     tables = card.findChildren(type(card.code_view), "htmlOutput")
     assert tables and "<table" in tables[0].toHtml()
@@ -87,4 +87,6 @@ def test_approval_card_run_edit_skip(qtbot, window):
     wait_idle(qtbot, win)
     assert first.choice == "run (edited)" and "one, edited" in first.streams["stdout"].toPlainText()
     assert second.choice == "skipped" and second.status == "skipped"
-    assert backend.calls[1][-1]["content"] == "Execution Output:\none, edited\n"
+    seen = backend.calls[1][-1]["content"]  # the model is told that the user changed its code
+    assert seen.startswith("Execution Output:\n") and "print('one, edited')" in seen and seen.endswith("one, edited\n")
+    assert first.edited_label.isVisible()
