@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import tempfile
 from pathlib import Path
 
@@ -38,6 +39,24 @@ REPLIES = [
     "Next I'll write the table to a CSV file.\n<execute>\nimport pandas as pd\n"
     "pd.DataFrame({'x': range(5)}).to_csv('table.csv', index=False)\nprint('saved table.csv')\n</execute>",
 ]
+
+ERROR_REPLIES = [
+    "I'll total the sales per month.\n<execute>\nimport pandas as pd\n\n"
+    "df = pd.DataFrame({'date': ['2026-01-05', '2026-02-11'], 'sales': [120, 135]})\n"
+    "df['sales'].sum()\nby_month = df.groupby('month')['sales'].sum()\nby_month\n</execute>",
+    "There is no `month` column; I'll derive it from `date`.\n<execute>\n"
+    "df['month'] = pd.to_datetime(df['date']).dt.month_name()\ndf.groupby('month')['sales'].sum()\n</execute>",
+    "January: **120**, February: **135**.",
+]
+
+
+def slow(reply: str, seconds: float):
+    """A reply that keeps the model 'reading' for a while, as a long prompt on a CPU does."""
+    def reply_after(_messages):
+        time.sleep(seconds)
+        return reply
+    return reply_after
+
 
 FILES_REPLIES = [
     "I'll read the file, chart it, and save the chart and a summary next to it.\n<execute>\n"
@@ -78,15 +97,45 @@ def main() -> int:
     wait(app, lambda: not win.current.busy)
     pump(app, 0.5)
     win.grab().save(str(OUT / "plot-and-table.png"))
+    # The same conversation in smaller windows: everything fits the column.
+    for width, height in ((1024, 700), (800, 600)):
+        win.resize(width, height)
+        pump(app, 0.5)
+        win.chat.scroll_to_end()
+        pump(app, 0.3)
+        win.grab().save(str(OUT / f"plot-{width}px.png"))
+    win.resize(1200, 820)
+    pump(app, 0.5)
+    # Dark, switched while the app runs: what was drawn follows at once.
+    win.apply_settings(Settings(**{**win.settings.__dict__, "theme": "dark"}))
+    pump(app, 0.5)
+    win.grab().save(str(OUT / "dark-after-switch.png"))
+    win.apply_settings(Settings(**{**win.settings.__dict__, "theme": "light"}))
+    pump(app, 0.3)
 
     win.current.require_approval = True
     win.input.setPlainText("Save the table as CSV")
     win.send_current()
     wait(app, lambda: any(c.approval_bar.isVisible() for c in win.chat.findChildren(CodeCard)))
     pump(app, 0.5)
-    win.grab().save(str(OUT / "approval-card.png"))
+    win.grab().save(str(OUT / "approval-card.png"))  # keyboard focus on Run
     win.current.stop()
     wait(app, lambda: not win.current.busy)
+
+    # The model at work before its first word, then an error card and the fix.
+    win.new_conversation()
+    backend.replies += [slow(ERROR_REPLIES[0], 3.0), *ERROR_REPLIES[1:]]
+    win.input.setPlainText("Total the sales per month")
+    win.send_current()
+    wait(app, lambda: win.chat.working.isVisible())
+    pump(app, 1.2)
+    win.grab().save(str(OUT / "working-indicator.png"))
+    wait(app, lambda: not win.current.busy)
+    pump(app, 0.5)
+    card = win.chat.findChildren(CodeCard)[0]
+    win.chat.ensureWidgetVisible(card, 0, 0)
+    pump(app, 0.3)
+    win.grab().save(str(OUT / "error-card.png"))
 
     # A file dropped in, and the files the code made, in the workspace panel.
     win.current.require_approval = False
