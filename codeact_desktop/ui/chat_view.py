@@ -7,9 +7,9 @@ relayouts, not 200; code output is drawn at most DRAW_CHARS_PER_TICK characters 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, QUrl
-from PySide6.QtGui import QDesktopServices, QTextDocument
+from PySide6.QtGui import QDesktopServices, QTextDocument, QTextOption
 from PySide6.QtWidgets import (
-    QApplication, QFrame, QLabel, QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy, QTextEdit,
+    QApplication, QFrame, QLabel, QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy, QTextBrowser, QTextEdit,
     QVBoxLayout, QWidget,
 )
 
@@ -54,26 +54,60 @@ def open_link(url: str) -> bool:
     return False
 
 
-class Bubble(QLabel):
+class Bubble(QTextBrowser):
+    """A message: rich text that wraps anywhere a line must break (a 300-character URL
+    too, so nothing widens the chat), as tall as its text, loading nothing."""
+
     def __init__(self, role: str, text: str = "", parent=None):
         super().__init__(parent)
         self.role = role
         self.setObjectName(f"{role}Message")
         self.setAccessibleName(f"{role} message")
-        self.setWordWrap(True)
-        self.setTextFormat(Qt.RichText)
-        self.setTextInteractionFlags(Qt.TextBrowserInteraction)
-        self.setOpenExternalLinks(False)
-        self.linkActivated.connect(open_link)
-        self.linkHovered.connect(self.setToolTip)  # where a link goes, before it is clicked
+        self.setFrameShape(QFrame.NoFrame)
+        self.setOpenLinks(False)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setWordWrapMode(QTextOption.WrapAtWordBoundaryOrAnywhere)
+        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
+        self.viewport().setAutoFillBackground(False)
+        self.anchorClicked.connect(lambda url: open_link(url.toString()))
+        self.highlighted.connect(lambda url: self.setToolTip(url.toString()))  # where a link goes
+        self.document().documentLayout().documentSizeChanged.connect(self._fit_height)
+        self.markdown = ""
         self.set_markdown(text)
+
+    def loadResource(self, kind, url):  # noqa: N802
+        return None  # never an image or a style sheet from a path or URL a model wrote
+
+    def text(self) -> str:
+        """The rich text shown (what the tests and the sanitizer's checks read)."""
+        return self._html
 
     def set_markdown(self, text: str) -> None:
         self.markdown = text
-        self.setText(safe_markdown_html(text))
+        self._html = safe_markdown_html(text)
+        self.setHtml(self._html)
         # Only once placed in the chat: showing a parentless widget opens a window.
         if self.parent() is not None:
             self.setVisible(bool(text.strip()))
+
+    def _fit_height(self) -> None:
+        margins = self.contentsMargins()
+        height = int(self.document().size().height()) + margins.top() + margins.bottom()
+        if height != self.height():
+            self.setFixedHeight(height)
+
+    def resizeEvent(self, event):  # noqa: N802
+        super().resizeEvent(event)
+        self._fit_height()
+
+    def wheelEvent(self, event):  # noqa: N802
+        event.ignore()  # never scrolls itself: the chat does
+        outer = self.parentWidget()
+        while outer is not None and not isinstance(outer, QScrollArea):
+            outer = outer.parentWidget()
+        if outer is not None:
+            QApplication.sendEvent(outer.viewport(), event)
 
 
 def file_chips(files: list[dict]) -> QWidget:
@@ -184,6 +218,8 @@ class ChatView(QScrollArea):
     def add_notice(self, text: str, error: bool = False) -> QLabel:
         label = QLabel(text)
         label.setTextFormat(Qt.PlainText)  # a notice may quote the kernel
+        # A long path in it may not widen the chat: clipped at the column's edge instead.
+        label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         label.setObjectName("errorNotice" if error else "notice")
         label.setWordWrap(True)
         return self._add(label)
@@ -286,7 +322,7 @@ class ChatView(QScrollArea):
         and outputs (not the cards' buttons and labels)."""
         def wanted(w: QWidget) -> bool:
             if isinstance(w, QLabel):
-                return isinstance(w, Bubble) or w.objectName() in ("notice", "errorNotice", "errorSummary")
+                return w.objectName() in ("notice", "errorNotice", "errorSummary")
             return isinstance(w, (QTextEdit, QPlainTextEdit))
 
         found = []

@@ -216,7 +216,10 @@ class ErrorView(QWidget):
         self.line_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         if summary.code_line:
             where = f"line {summary.line_number}: " if summary.line_number else ""
-            self.line_label.setText(f"{where}{summary.code_line.strip()}")
+            code = summary.code_line.strip()
+            self.line_label.setText(f"{where}{code if len(code) <= 120 else code[:119] + '…'}")
+        for label in (self.exception_label, self.line_label):
+            label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # never wider than the card
         self.line_label.setVisible(bool(summary.code_line))
         layout.addWidget(self.line_label)
         self.traceback = StreamView("error")

@@ -3,7 +3,7 @@ offscreen with the real kernel: layout width, the live theme switch, keyboard us
 approval card's Edit, error cards, scrolling, example prompts, the working indicator."""
 
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtCore import QPoint, QPointF, QRect, Qt
 from PySide6.QtGui import QAction, QColor, QGuiApplication, QWheelEvent
 from PySide6.QtWidgets import QApplication, QLabel, QPushButton, QTextBrowser
 
@@ -17,7 +17,7 @@ from codeact_desktop.ui.output_views import ErrorView, ImageView
 from ._helpers import send, wait_idle
 
 WIDE_PLOT = (
-    "A wide plot.\n<execute>\nimport matplotlib.pyplot as plt\nplt.figure(figsize=(16, 3), dpi=100)\n"
+    "A wide plot, from https://example.com/" + "a" * 300 + "\n<execute>\nimport matplotlib.pyplot as plt\nplt.figure(figsize=(16, 3), dpi=100)\n"
     "plt.plot(range(10)); plt.show()\nprint('x' * 400)\n</execute>"
 )
 
@@ -31,7 +31,7 @@ def column_fits(win) -> bool:
 def test_a_wide_plot_fits_the_column_at_any_window_width(qtbot, window, width, height):
     win, _ = window([WIDE_PLOT, "Done."])
     win.resize(width, height)
-    send(qtbot, win, "plot")
+    send(qtbot, win, "plot " + "b" * 300)  # one long word: it wraps, the chat does not widen
     wait_idle(qtbot, win)
     qtbot.wait(200)
     (image,) = win.chat.findChildren(ImageView)
@@ -56,10 +56,11 @@ def contrast(a: QColor, b: QColor) -> float:
     return (la + 0.05) / (lb + 0.05)
 
 
-def drawn_contrast(widget) -> float:
-    """The contrast of a widget as drawn: its most common colour (the background) against
-    the colour farthest from it (the text's core pixels)."""
-    image = widget.grab().toImage()
+def drawn_contrast(win, widget) -> float:
+    """The contrast of a widget as the window draws it (a transparent one over what is
+    behind it): its most common colour (the background) against the colour farthest from
+    it (the text's core pixels)."""
+    image = win.grab(QRect(widget.mapTo(win, QPoint(0, 0)), widget.size())).toImage()
     counts: dict[int, int] = {}
     for y in range(0, image.height(), 1):
         for x in range(0, image.width(), 2):
@@ -93,12 +94,12 @@ def test_switching_to_dark_applies_at_once_to_everything_already_drawn(qtbot, wi
             "status": card.status_label,
         }
 
-    light = {name: drawn_contrast(w) for name, w in parts().items()}
+    light = {name: drawn_contrast(win, w) for name, w in parts().items()}
     settings = Settings(**{**win.settings.__dict__, "theme": "dark"})
     win.apply_settings(settings)
     qtbot.wait(100)
     assert QApplication.palette().window().color().lightness() < 128
-    dark = {name: drawn_contrast(w) for name, w in parts().items()}
+    dark = {name: drawn_contrast(win, w) for name, w in parts().items()}
     for name in light:
         assert light[name] >= 4.5, (name, light[name])
         assert dark[name] >= 4.5, (name, dark[name])
@@ -275,7 +276,7 @@ def test_find_zoom_and_help(qtbot, window):
     qtbot.keyClicks(win.find_bar.field, "forty")
     assert win.find_bar.count.text() == "1 of 1"
     bubble = [b for b in win.chat.findChildren(Bubble) if b.role == "assistant"][0]
-    assert bubble.selectedText().lower() == "forty"
+    assert bubble.textCursor().selectedText().lower() == "forty"
     qtbot.keyClick(win.find_bar.field, Qt.Key_Escape)
     assert not win.find_bar.isVisible()
 
