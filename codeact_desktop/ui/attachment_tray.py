@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 from pathlib import Path
 
@@ -85,8 +86,16 @@ class AttachmentTray(QWidget):
         return self.pending.pop(self.workspace, [])
 
     def remove(self, attachment: Attachment) -> None:
-        # The copy stays in the workspace; it is only not named in the message.
+        """Takes a file back before it is sent: its copy leaves the workspace too, or the
+        model could still read a file the user took away (and a new copy would be "x (1)")."""
         self.pending.get(self.workspace, []).remove(attachment)
+        copy = self.workspace / attachment.name
+        # Not through a link the kernel may have put in its place: unlink removes the link itself.
+        if copy.is_symlink() or copy.is_file():
+            copy.unlink(missing_ok=True)
+        elif copy.is_dir():
+            threading.Thread(target=shutil.rmtree, args=(copy,), kwargs={"ignore_errors": True},
+                             name="remove-attachment", daemon=True).start()
         self._render()
 
     def _on_progress(self, done: int, total: int) -> None:

@@ -167,6 +167,7 @@ class CodeCard(QFrame):
         self.layout().insertWidget(1, self.editor)
         self.edit_button.setEnabled(False)
         self.run_button.setText("&Run edited")
+        self.approval_hint.setText("Ctrl+Enter or Alt+R runs your version · Alt+S skips")
         self.run_button.setToolTip("Run the edited code (Ctrl+Enter or Alt+R)")
         # Into the editor: left on the disabled Edit button, focus would move on to Skip,
         # and the next Enter would skip the code.

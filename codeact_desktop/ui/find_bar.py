@@ -9,6 +9,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QTextCursor, QTextDocument
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QTextEdit, QWidget
 
+from shiboken6 import isValid
+
 from .chat_view import ChatView
 
 
@@ -39,6 +41,17 @@ def find_all(chat: ChatView, needle: str) -> list[Match]:
             matches.append(Match(widget, start, len(needle)))
             start = text.find(needle, start + len(needle))
     return matches
+
+
+def unselect(widget: QWidget) -> None:
+    if not isValid(widget):  # the conversation was switched: the widget is gone
+        return
+    if isinstance(widget, (QTextEdit, QPlainTextEdit)):
+        cursor = widget.textCursor()
+        cursor.clearSelection()
+        widget.setTextCursor(cursor)
+    else:
+        widget.setSelection(0, 0)
 
 
 def select(match: Match) -> None:
@@ -93,10 +106,17 @@ class FindBar(QWidget):
         self.search()
 
     def close_bar(self) -> None:
+        self._unmark()
         self.hide()
         self.closed.emit()
 
+    def _unmark(self) -> None:
+        """The match shown last is no longer selected: no stale highlight stays behind."""
+        if 0 <= self.index < len(self.matches):
+            unselect(self.matches[self.index].widget)
+
     def search(self) -> None:
+        self._unmark()
         self.matches = find_all(self.chat, self.field.text())
         self.index = -1
         if self.matches:
@@ -107,6 +127,7 @@ class FindBar(QWidget):
     def step(self, direction: int) -> None:
         if not self.matches:
             return
+        self._unmark()
         self.index = (self.index + direction) % len(self.matches)
         match = self.matches[self.index]
         select(match)

@@ -43,9 +43,9 @@ def help_dialog(parent: QWidget, title: str, html: str, extra: list[QPushButton]
     return dialog
 
 
-def markdown_page(name: str) -> str:
+def markdown_page(name: str, extra: str = "") -> str:
     view = QTextBrowser()
-    view.setMarkdown(resource_path("help", name).read_text(encoding="utf-8"))
+    view.setMarkdown(resource_path("help", name).read_text(encoding="utf-8") + extra)
     return view.toHtml()
 
 
@@ -88,11 +88,10 @@ def show_data_places(parent, paths: AppPaths) -> QDialog:
 
 
 def show_restrictions(parent, report: SandboxReport | None) -> QDialog:
-    html = markdown_page("restrictions.md")
-    if report is not None:
-        layers = "".join(f"<li>{escape(layer)}</li>" for layer in [*report.layers, report.limits])
-        state = ("<p><b>In this conversation, all restrictions are in force:</b></p>" if not report.missing else
-                 f"<p><b>In this conversation, code runs {escape(report.why_not())}; each piece waits for "
-                 "your approval.</b></p>")
-        html = state + f"<ul>{layers}</ul>" + html
-    return help_dialog(parent, "What code can and cannot do", html)
+    extra = ""
+    if report is not None:  # after the plain words, for whoever wants the layers by name
+        state = ("All restrictions are in force here:" if not report.missing else
+                 f"**Code here runs {report.why_not()}; each piece waits for your approval.**")
+        layers = "".join(f"- {layer}\n" for layer in [*report.layers, report.limits])
+        extra = f"\n\n### In this conversation\n\n{state}\n\n{layers}"
+    return help_dialog(parent, "What code can and cannot do", markdown_page("restrictions.md", extra))

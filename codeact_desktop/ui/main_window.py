@@ -43,6 +43,7 @@ from .workspace_panel import WorkspacePanel
 
 FILES_PANEL_MIN_WINDOW = 1100  # px: narrower, and the Files panel folds away
 FILES_PANEL_WIDTH = 260
+SIDEBAR_WIDTH = 220
 STATUS_DETAILS_MIN_WINDOW = 1000  # px: narrower, and context and speed leave the status bar
 RAN = ("ok", "error", "timeout", "timeout_restarted", "died", "cancelled", "running")
 EXPORT_FILTERS = {"Jupyter notebook (*.ipynb)": ".ipynb", "Markdown (*.md)": ".md", "HTML page (*.html)": ".html"}
@@ -192,6 +193,7 @@ class MainWindow(QMainWindow):
 
         self.files_panel = WorkspacePanel()
         self._files_auto_hidden = False  # hidden because the window got narrow, not by the user
+        self._sidebar_dragged = False
         side.setMinimumWidth(150)
         self.sidebar = side
         splitter = QSplitter()
@@ -199,8 +201,10 @@ class MainWindow(QMainWindow):
         splitter.addWidget(side)
         splitter.addWidget(center)
         splitter.addWidget(self.files_panel)
-        splitter.setSizes([220, 760, FILES_PANEL_WIDTH])
+        splitter.setSizes([SIDEBAR_WIDTH, 760, FILES_PANEL_WIDTH])
         splitter.setCollapsible(1, False)
+        splitter.splitterMoved.connect(lambda pos, index: setattr(self, "_sidebar_dragged", index == 1 or
+                                                                  self._sidebar_dragged))
         self.pages = QStackedWidget()
         self.pages.addWidget(splitter)
         self.pages.addWidget(self.models.welcome)
@@ -254,12 +258,16 @@ class MainWindow(QMainWindow):
         if narrow and self.files_panel.isVisible():
             self.show_files_panel(False, by_user=False)
             self._files_auto_hidden = True
+            self.statusBar().showMessage("The Files panel is folded away to give the chat room: "
+                                         "View → Files panel (Ctrl+Shift+F) shows it.", 6000)
         elif not narrow and self._files_auto_hidden:
             self.show_files_panel(True)
         side, center, files = self.splitter.sizes()
         if self.files_panel.isVisible() and files < FILES_PANEL_WIDTH // 2:
             files = FILES_PANEL_WIDTH  # a panel shown again gets its room back
-        side = min(max(side, self.sidebar.minimumWidth()), max(self.sidebar.minimumWidth(), self.width() // 5))
+        # A fifth of the window, 150 to 220 px, until the user drags it: then only narrowed.
+        fitting = max(self.sidebar.minimumWidth(), min(SIDEBAR_WIDTH, self.width() // 5))
+        side = fitting if side > fitting or not self._sidebar_dragged else side
         center = max(0, self.width() - side - (files if self.files_panel.isVisible() else 0))
         self.splitter.setSizes([side, center, files])
         for label in (self.context_label, self.speed_label):
@@ -529,6 +537,9 @@ class MainWindow(QMainWindow):
             self.controllers[conv_id] = controller
         self.current = controller
         self._kernel_busy = False
+        # The last reply's figures belonged to the conversation left behind.
+        self.speed_label.setText("")
+        self.context_label.setText(f"context {self.backend.info.n_ctx}")
         self.chat.show_conversation(controller.conversation)
         self.files_panel.show_conversation(controller.conversation)
         self.tray.show_for(controller.conversation.workspace)
@@ -599,11 +610,17 @@ class MainWindow(QMainWindow):
 
     # dialogs go through these, so tests can answer them
     def confirm(self, title: str, text: str) -> bool:
-        return QMessageBox.question(self, title, text) == QMessageBox.Yes
+        # No is the default: Enter on a question that loses something must not lose it.
+        return QMessageBox.question(self, title, text, QMessageBox.Yes | QMessageBox.No,
+                                    QMessageBox.No) == QMessageBox.Yes
 
     def ask_text(self, title: str, label: str, text: str) -> str | None:
-        value, ok = QInputDialog.getText(self, title, label, QLineEdit.Normal, text)
-        return value if ok else None
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle(title)
+        dialog.setLabelText(label)
+        dialog.setTextValue(text)
+        dialog.resize(480, dialog.sizeHint().height())  # a title and a name fit
+        return dialog.textValue() if dialog.exec() == QInputDialog.Accepted else None
 
     def ask_save_path(self, title: str, suggested: str, filters: str) -> str:
         path, chosen = QFileDialog.getSaveFileName(self, title, suggested, filters)
@@ -656,11 +673,13 @@ class MainWindow(QMainWindow):
             self.chat.add_notice("Load a model first; then files can be attached.", error=True)
             return
         self.tray.add_paths(paths, Path(self.current.conversation.workspace))
+        self.input.setFocus()  # back to typing the message the files go with
 
     def pick_files(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self, "Attach files", str(Path.home()))
         if paths:
             self.attach([Path(p) for p in paths])
+        self.input.setFocus()
 
     def pick_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Attach a folder", str(Path.home()))

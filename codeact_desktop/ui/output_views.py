@@ -113,12 +113,20 @@ class StreamView(PassesWheelAtEnd, QPlainTextEdit):
 
     @property
     def lines(self) -> int:
-        return self.document().blockCount()
+        """Lines of text; the empty one after a final newline is not one."""
+        document = self.document()
+        return document.blockCount() - (1 if document.blockCount() > 1 and not document.lastBlock().text() else 0)
 
     def fit(self) -> None:
-        shown = self.lines if self.expanded else min(self.lines, COLLAPSE_LINES)
-        self.setFixedHeight(int(self.fontMetrics().lineSpacing() * (shown + 1)) + 8)
+        shown = max(1, self.lines if self.expanded else min(self.lines, COLLAPSE_LINES))
+        # Room for a horizontal scroll bar, so a long line does not hide the last one.
+        bar = self.horizontalScrollBar().sizeHint().height() if self._wide() else 0
+        margin = 2 * int(self.document().documentMargin()) + 2 * self.frameWidth()
+        self.setFixedHeight(int(self.fontMetrics().lineSpacing() * shown) + margin + bar + 2)
         self.grew.emit()
+
+    def _wide(self) -> bool:
+        return self.document().idealWidth() > self.viewport().width() > 0
 
     def all_text(self) -> str:
         return strip_ansi(self.full_text) if self.full_text is not None else self.toPlainText()
@@ -204,8 +212,11 @@ class ErrorView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
-        self.exception_label = QLabel(summary.exception or "The code failed.")
-        self.exception_label.setObjectName("errorSummary")
+        interrupted = summary.exception.startswith("KeyboardInterrupt")
+        self.exception_label = QLabel("Interrupted: the code was stopped before it finished." if interrupted
+                                      else summary.exception or "The code failed.")
+        # A Stop the user asked for is not shown as the code's own failure.
+        self.exception_label.setObjectName("notice" if interrupted else "errorSummary")
         self.exception_label.setTextFormat(Qt.PlainText)  # the kernel wrote it
         self.exception_label.setWordWrap(True)
         self.exception_label.setTextInteractionFlags(Qt.TextSelectableByMouse | Qt.TextSelectableByKeyboard)

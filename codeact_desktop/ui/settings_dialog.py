@@ -23,6 +23,7 @@ class SettingsDialog(QDialog):
     def __init__(self, settings: Settings, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Settings")
+        self.setMinimumWidth(600)  # room for the wrapped hints, which a narrower form cuts off
         self.original = settings
         layout = QVBoxLayout(self)
 

@@ -134,7 +134,7 @@ def test_long_output_shows_all_copy_and_full_size_image(qtbot, window):
     stream = card.streams["stdout"]
     block = [b for b in card.findChildren(OutputBlock) if b.view is stream][0]
     collapsed = stream.height()
-    assert block.show_all_button.isVisible() and block.show_all_button.text() == "Show all 101 lines"
+    assert block.show_all_button.isVisible() and block.show_all_button.text() == "Show all 100 lines"
     qtbot.mouseClick(block.show_all_button, Qt.LeftButton)
     assert stream.height() > 3 * collapsed and not block.show_all_button.isVisible()
     qtbot.mouseClick(block.copy_button, Qt.LeftButton)

@@ -2,6 +2,8 @@
 offscreen with the real kernel: layout width, the live theme switch, keyboard use, the
 approval card's Edit, error cards, scrolling, example prompts, the working indicator."""
 
+from pathlib import Path
+
 import pytest
 from PySide6.QtCore import QPoint, QPointF, QRect, Qt
 from PySide6.QtGui import QAction, QColor, QGuiApplication, QWheelEvent
@@ -300,7 +302,7 @@ def test_find_zoom_and_help(qtbot, window):
     text = {name: d.findChildren(QTextBrowser)[0].toPlainText() for name, d in pages.items()}
     assert "Ctrl+F" in text["shortcuts"] and "Find in conversation" in text["shortcuts"]
     assert str(win.paths.history_db) in text["places"]
-    assert "cannot" in text["rules"] and "all restrictions are in force" in text["rules"]
+    assert "cannot" in text["rules"] and "All restrictions are in force here" in text["rules"]
     assert "Enter" in text["start"]
     for dialog in pages.values():
         dialog.close()
@@ -323,3 +325,50 @@ def test_a_failed_download_shows_its_whole_message(qtbot, app_paths):
     assert message.isVisible() and message.text() == text
     assert message.height() >= message.heightForWidth(message.width())  # no line cut off
     assert message.geometry().bottom() < dialog.retry_button.geometry().top()
+
+
+def test_what_a_new_user_tripped_over_next(qtbot, window, tmp_path):
+    """From a new user's session: a removed attachment's copy, focus after attaching, the
+    line count, find's leftover highlight, the status bar after a switch, Settings' hints."""
+    many = "\n".join(f"row {i}" for i in range(200))
+    win, _ = window([f"Rows, as you asked.\n<execute>\nprint('''{many}''')\n</execute>", "The rows, uniquely."])
+    csv = tmp_path / "sales.csv"
+    csv.write_text("a\n1\n")
+    workspace = Path(win.current.conversation.workspace)
+    win.attach([csv])
+    assert win.input.hasFocus()
+    qtbot.waitUntil(lambda: bool(win.tray.files()), timeout=10_000)
+    assert (workspace / "sales.csv").exists()
+    win.tray.remove(win.tray.files()[0])
+    assert not (workspace / "sales.csv").exists()  # taken back: the model cannot read it
+    win.attach([csv])
+    qtbot.waitUntil(lambda: bool(win.tray.files()), timeout=10_000)
+    assert [a.name for a in win.tray.files()] == ["sales.csv"]  # not "sales (1).csv"
+
+    send(qtbot, win, "show the rows")
+    wait_idle(qtbot, win)
+    (card,) = win.chat.findChildren(CodeCard)
+    block = card.streams["stdout"].parentWidget()
+    assert block.show_all_button.text() == "Show all 200 lines"
+
+    win.find_bar.open_bar()
+    qtbot.keyClicks(win.find_bar.field, "u")
+    first = win.find_bar.matches[0].widget
+    assert first.textCursor().selectedText() == "u"  # in "you"
+    qtbot.keyClicks(win.find_bar.field, "niq")
+    assert win.find_bar.count.text() == "1 of 1" and first.textCursor().selectedText() == ""
+    win.find_bar.close_bar()
+    selected = [w.textCursor().selectedText() for w in win.chat.findChildren(Bubble)]
+    assert selected == [""] * len(selected)  # nothing left highlighted
+
+    assert win.speed_label.text() or win.context_label.text().startswith("context ")
+    win.new_conversation()
+    assert win.speed_label.text() == "" and win.context_label.text() == "context 8192"
+
+    from codeact_desktop.ui.settings_dialog import SettingsDialog
+    dialog = SettingsDialog(win.settings, win)
+    dialog.show()
+    qtbot.wait(50)
+    hints = dialog.findChildren(QLabel, "hint")
+    assert hints and all(h.height() >= h.heightForWidth(h.width()) for h in hints if h.isVisible())
+    dialog.close()
