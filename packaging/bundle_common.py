@@ -12,6 +12,14 @@ import llama_libs
 
 ROOT = Path(__file__).resolve().parent.parent
 QT_MODULES_KEPT = ("QtCore", "QtGui", "QtWidgets", "QtNetwork")  # QtNetwork: the single-instance socket
+# Pure Python, published on PyPI as source archives only (docs/kernel-stack.md): built
+# into wheels by pip at install time, with nothing compiled.
+SOURCE_ONLY = ("jieba", "moviepy", "odfpy")
+# The ffmpeg program inside imageio-ffmpeg's wheel is a GPL-3.0 build (run as its own process,
+# never linked: docs/kernel-stack.md, "Licences"); its licence text goes with the bundle.
+FFMPEG_LICENCE = ("ffmpeg, the program inside imageio-ffmpeg (GPL-3.0; source: https://ffmpeg.org/download.html, "
+                  "how imageio-ffmpeg gets its builds: https://github.com/imageio/imageio-ffmpeg)",
+                  ROOT / "packaging" / "licences" / "GPL-3.0.txt")
 QT_PLUGINS_KEPT = ("platforms", "platformthemes", "platforminputcontexts", "imageformats", "iconengines",
                    "styles", "xcbglintegrations", "wayland-decoration-client", "wayland-graphics-integration-client",
                    "wayland-shell-integration", "egldeviceintegrations")
@@ -29,7 +37,9 @@ def install_packages(python: Path, site: Path, lock: Path, libs: Path) -> None:
     run([python, "-m", "ensurepip", "--default-pip"])  # then upgraded to the locked pip
     locked = [line for line in lock.read_text().splitlines() if line and not line.startswith("#")]
     wheels = [line for line in locked if not line.lower().startswith("llama_cpp_python")]
-    run([*pip, "install", "--quiet", "--no-deps", "--only-binary", ":all:", *wheels])
+    # Wheels only, but for the kernel's few pure-Python packages that PyPI has as sources alone.
+    run([*pip, "install", "--quiet", "--no-deps", "--only-binary", ":all:", "--no-binary", ",".join(SOURCE_ONLY),
+         *wheels])
     # Python code only (LLAMA_BUILD=OFF): the libraries are the ones built with every
     # backend as a module. No cache: that wheel must never stand in for a full build.
     env = {**os.environ, "CMAKE_ARGS": "-DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF"}

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import llama_libs
-from bundle_common import ROOT, install_packages, largest, prune, run, size
+from bundle_common import FFMPEG_LICENCE, ROOT, install_packages, largest, prune, run, size
 
 PY = f"python{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -289,7 +289,8 @@ def build(version: str, backends: list[str], work: Path, dist: Path, vulkan_sdk:
     desktop_files(stage)
     source = llama_libs.fetch_source(work)
     licences = {"CPython": Path(sys.base_prefix) / "lib" / PY / "LICENSE.txt",
-                "llama.cpp (vendored by llama-cpp-python)": source / "vendor" / "llama.cpp" / "LICENSE"}
+                "llama.cpp (vendored by llama-cpp-python)": source / "vendor" / "llama.cpp" / "LICENSE",
+                FFMPEG_LICENCE[0]: FFMPEG_LICENCE[1]}
     run([python, "-I", "-m", "codeact_desktop.third_party", stage / "THIRD_PARTY_LICENSES",
          *(f"{k}={v}" for k, v in licences.items())])
     info = {

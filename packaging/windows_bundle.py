@@ -17,7 +17,7 @@ import tarfile
 from pathlib import Path
 
 import llama_libs
-from bundle_common import ROOT, install_packages, prune, run
+from bundle_common import FFMPEG_LICENCE, ROOT, install_packages, prune, run
 from macos_bundle import fetch_python
 
 PBS_FILE = "cpython-3.11.10+20241016-x86_64-pc-windows-msvc-install_only.tar.gz"
@@ -40,7 +40,8 @@ def build(version: str, backends: list[str], work: Path, dist: Path, vulkan_sdk:
     shutil.copy2(ROOT / "resources" / "icons" / "codeact-desktop.ico", stage / "codeact-desktop.ico")
     run([python, "-I", "-m", "codeact_desktop.third_party", stage / "THIRD_PARTY_LICENSES.txt",
          f"CPython={runtime / 'LICENSE.txt'}",
-         f"llama.cpp={llama_libs.fetch_source(work) / 'vendor' / 'llama.cpp' / 'LICENSE'}"])
+         f"llama.cpp={llama_libs.fetch_source(work) / 'vendor' / 'llama.cpp' / 'LICENSE'}",
+         f"{FFMPEG_LICENCE[0]}={FFMPEG_LICENCE[1]}"])
     dist.mkdir(parents=True, exist_ok=True)
     iscc = shutil.which("iscc") or r"C:\Program Files (x86)\Inno Setup 6\ISCC.exe"
     run([iscc, f"/DAppVersion={version}", f"/DStage={stage}", f"/O{dist}",

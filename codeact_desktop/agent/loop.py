@@ -24,6 +24,7 @@ from . import events as ev
 from .actions import ParsedReply, parse_reply
 from .attachments import attachment_lines, copy_into_workspace
 from .context import ContextOverflow, fit_to_context
+from .missing_module import module_note
 from .model_fitness import unfit_sign
 from .timeline import code_edited
 from .workspace import MAX_ENTRIES, changed_files, snapshot
@@ -253,9 +254,12 @@ class CodeActAgent:
             "died": texts["kernel_died"].format(reason=result.detail),
             "cancelled": texts["cancelled"],
         }.get(result.status, "")
-        if not self.kernel.network and _NETWORK_FAILURE.search(body):
+        network_failed = not self.kernel.network and bool(_NETWORK_FAILURE.search(body))
+        if network_failed:
             status_line = "\n".join(part for part in (status_line, texts["network_off"]) if part)
-        body = "\n".join(part for part in (body, status_line) if part) or texts["no_output"]
+        # A module that is not installed: say so, and name what is installed instead.
+        note = module_note(result.items, code, self.kernel.network, network_failed)
+        body = "\n".join(part for part in (body, note, status_line) if part) or texts["no_output"]
         if code_edited(parsed.code, code):
             # The history keeps the model's own code: tell it what ran instead.
             body = texts["edited_by_user"].format(code=code) + body
