@@ -21,6 +21,7 @@ from ..store.history import Conversation
 from ..untrusted_markup import clean_html
 from ..visible_text import visible_name
 from .code_card import CodeCard
+from .output_views import PassesWheelAtEnd
 from .flow_layout import FlowLayout
 from .working_indicator import WorkingIndicator
 
@@ -54,9 +55,10 @@ def open_link(url: str) -> bool:
     return False
 
 
-class Bubble(QTextBrowser):
+class Bubble(PassesWheelAtEnd, QTextBrowser):
     """A message: rich text that wraps anywhere a line must break (a 300-character URL
-    too, so nothing widens the chat), as tall as its text, loading nothing."""
+    too, so nothing widens the chat), as tall as its text (the wheel scrolls the chat),
+    loading nothing."""
 
     def __init__(self, role: str, text: str = "", parent=None):
         super().__init__(parent)
@@ -100,14 +102,6 @@ class Bubble(QTextBrowser):
     def resizeEvent(self, event):  # noqa: N802
         super().resizeEvent(event)
         self._fit_height()
-
-    def wheelEvent(self, event):  # noqa: N802
-        event.ignore()  # never scrolls itself: the chat does
-        outer = self.parentWidget()
-        while outer is not None and not isinstance(outer, QScrollArea):
-            outer = outer.parentWidget()
-        if outer is not None:
-            QApplication.sendEvent(outer.viewport(), event)
 
 
 def file_chips(files: list[dict]) -> QWidget:

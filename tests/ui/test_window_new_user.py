@@ -209,6 +209,9 @@ def test_the_wheel_scrolls_the_chat_unless_the_output_under_it_can_still_scroll(
     before = chat_bar.value()
     wheel(card.code_view.viewport(), 120)
     assert chat_bar.value() < before
+    before = chat_bar.value()  # nor does a message
+    wheel([b for b in win.chat.findChildren(Bubble) if b.role == "assistant"][0].viewport(), -120)
+    assert chat_bar.value() > before
 
 
 def test_every_empty_conversation_shows_clickable_example_prompts(qtbot, window):
