@@ -175,6 +175,8 @@ class CodeActAgent:
         self.on_event(ev.ReplyDone(parsed.history_text, reply.finish_reason, reply.to_json()))
         self._hint_if_model_unfit(reply.finish_reason)
         if parsed.code is None:
+            if reply.finish_reason == "length":  # a sentence stopping mid-word needs a reason
+                self._notice(messages()["reply_cut_off"].format(max_tokens=self.settings.max_new_tokens))
             record.reason = "answered"
             return actions_run, True
         if actions_run >= self.settings.max_actions:

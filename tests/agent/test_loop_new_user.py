@@ -5,8 +5,9 @@ import json
 import threading
 
 from codeact_desktop.agent import events as ev
-from codeact_desktop.agent.loop import Approval, CodeActAgent
+from codeact_desktop.agent.loop import AgentSettings, Approval, CodeActAgent
 from codeact_desktop.agent.timeline import timeline
+from codeact_desktop.llm.scripted import ScriptedBackend
 from codeact_desktop.resources import messages
 
 
@@ -130,3 +131,33 @@ def test_the_same_action_again_after_its_result_gets_the_hint(agent_for):
     # said once, after the reply that repeated, before its code ran
     kinds = [type(e).__name__ for e in events if isinstance(e, (ev.Notice, ev.ActionStarted))]
     assert kinds == ["ActionStarted", "Notice", "ActionStarted"]
+
+
+class LengthLimitedBackend(ScriptedBackend):
+    """Stops each reply after ``limit`` pieces, as a server does at max_tokens."""
+
+    def __init__(self, replies, limit):
+        super().__init__(replies)
+        self.limit = limit
+
+    def generate(self, messages, params, on_piece, cancel=None, **kwargs):
+        result = super().generate(messages, params, on_piece, cancel, **kwargs)
+        if len(result.text) > self.limit * self.piece_chars:
+            result.text = result.text[: self.limit * self.piece_chars]
+            result.finish_reason = "length"
+        return result
+
+
+def test_a_reply_cut_off_at_the_token_limit_says_so(store, make_kernel, tmp_path):
+    conversation = store.create_conversation(tmp_path / "workspaces")
+    events = []
+    agent = CodeActAgent(LengthLimitedBackend(["word " * 400], limit=50), make_kernel(conversation.workspace),
+                         conversation, AgentSettings(action_timeout_s=10), on_event=events.append)
+    agent.send("tell me everything")
+    notices = [e.text for e in events if isinstance(e, ev.Notice)]
+    assert any("cut off" in text and "512" in text for text in notices)
+    # a reply that ended by itself says nothing of the kind
+    events.clear()
+    agent.backend = LengthLimitedBackend(["Short."], limit=50)
+    agent.send("and briefly?")
+    assert not any("cut off" in e.text for e in events if isinstance(e, ev.Notice))
