@@ -102,6 +102,7 @@ def test_switching_to_dark_applies_at_once_to_everything_already_drawn(qtbot, wi
     qtbot.wait(100)
     assert QApplication.palette().window().color().lightness() < 128
     dark = {name: drawn_contrast(win, w) for name, w in parts().items()}
+    print({name: (round(light[name], 1), round(dark[name], 1)) for name in light})  # light, dark
     for name in light:
         assert light[name] >= 4.5, (name, light[name])
         assert dark[name] >= 4.5, (name, dark[name])
