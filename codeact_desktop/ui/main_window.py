@@ -303,7 +303,7 @@ class MainWindow(QMainWindow):
         action(file_menu, "Settings…", self.open_settings, "Ctrl+,")
         action(file_menu, "Quit", self.close, "Ctrl+Q")
         conv_menu = self.menuBar().addMenu("&Conversation")
-        action(conv_menu, "Stop", self.escape, "Esc")
+        action(conv_menu, "Stop", self.escape, "Esc", "stop_action")
         action(conv_menu, "Regenerate answer", self.regenerate, "Ctrl+R")
         action(conv_menu, "Edit last message", self.edit_last, "Ctrl+Shift+E")
         conv_menu.addSeparator()
@@ -350,6 +350,8 @@ class MainWindow(QMainWindow):
         self.send_button.setEnabled(not busy and not self.tray.copying and self.current is not None)
         self.send_button.setToolTip("Wait for the files to finish copying" if self.tray.copying else "")
         self.stop_button.setEnabled(busy)
+        if hasattr(self, "stop_action"):  # Esc, when idle, closes the find bar by itself
+            self.stop_action.setEnabled(busy)
         self.interrupt_button.setEnabled(busy and self._kernel_busy)
         for widget in (self.interrupt_button, self.restart_button, self.kernel_label):
             widget.setVisible(self.current is not None)
