@@ -27,6 +27,9 @@ class AttachmentTray(QWidget):
         self.setObjectName("attachmentTray")
         self.pending: dict[Path, list[Attachment]] = {}  # per workspace (conversation)
         self.workspace: Path | None = None
+        # Copies this tray made and no message has named yet: the only ones it may delete
+        # (an edited message's files are back in the tray too, and stay).
+        self._unsent: set[tuple[Path, str]] = set()
         self._cancel: threading.Event | None = None
         self._layout = FlowLayout(self)  # chips wrap: the tray never widens the window
         self._layout.setContentsMargins(16, 0, 16, 4)
@@ -83,13 +86,20 @@ class AttachmentTray(QWidget):
 
     def take(self) -> list[Attachment]:
         """The files to send now; the tray empties."""
-        return self.pending.pop(self.workspace, [])
+        taken = self.pending.pop(self.workspace, [])
+        self._unsent.difference_update((self.workspace, a.name) for a in taken)
+        return taken
 
-    def remove(self, attachment: Attachment) -> None:
+    def remove(self, attachment: Attachment, workspace: Path | None = None) -> None:
         """Takes a file back before it is sent: its copy leaves the workspace too, or the
         model could still read a file the user took away (and a new copy would be "x (1)")."""
-        self.pending.get(self.workspace, []).remove(attachment)
-        copy = self.workspace / attachment.name
+        workspace = workspace or self.workspace
+        self.pending.get(workspace, []).remove(attachment)
+        if (workspace, attachment.name) not in self._unsent:
+            self._render()
+            return  # a sent message's file: the message still names it
+        self._unsent.discard((workspace, attachment.name))
+        copy = workspace / attachment.name
         # Not through a link the kernel may have put in its place: unlink removes the link itself.
         if copy.is_symlink() or copy.is_file():
             copy.unlink(missing_ok=True)
@@ -97,6 +107,18 @@ class AttachmentTray(QWidget):
             threading.Thread(target=shutil.rmtree, args=(copy,), kwargs={"ignore_errors": True},
                              name="remove-attachment", daemon=True).start()
         self._render()
+
+    def discard(self, workspace: Path) -> None:
+        """Empties a conversation's tray; copies no message named go (the originals are
+        untouched)."""
+        for attachment in list(self.pending.get(workspace, [])):
+            self.remove(attachment, workspace)
+        self.pending.pop(workspace, None)
+
+    def discard_all(self) -> None:
+        """When the window closes: the folder keeps only what a message named."""
+        for workspace in list(self.pending):
+            self.discard(workspace)
 
     def _on_progress(self, done: int, total: int) -> None:
         self.progress.setMaximum(1000)  # per mille: QProgressBar counts in 32-bit ints
@@ -107,6 +129,7 @@ class AttachmentTray(QWidget):
     def _on_done(self, workspace: Path, attached: list, error: str) -> None:
         self._cancel = None
         self.pending.setdefault(workspace, []).extend(attached)
+        self._unsent.update((workspace, a.name) for a in attached)
         if error:
             self.failed.emit(error)
         self._render()

@@ -762,7 +762,7 @@ class MainWindow(QMainWindow):
             self._editing = False
             self.input.clear()
             if self.current is not None:
-                self.tray.pending.pop(Path(self.current.conversation.workspace), None)
+                self.tray.discard(Path(self.current.conversation.workspace))
                 self.tray.show_for(Path(self.current.conversation.workspace))
             self._update_controls()
 
@@ -833,6 +833,7 @@ class MainWindow(QMainWindow):
         self.chat.ensureWidgetVisible(card.approval_bar)
 
     def closeEvent(self, event):  # noqa: N802
+        self.tray.discard_all()
         for controller in self.controllers.values():
             controller.shutdown()
         super().closeEvent(event)

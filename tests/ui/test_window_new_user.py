@@ -351,6 +351,12 @@ def test_what_a_new_user_tripped_over_next(qtbot, window, tmp_path):
 
     send(qtbot, win, "show the rows")
     wait_idle(qtbot, win)
+    # Editing the message puts its file back in the tray; taking it out there keeps the
+    # file, which the message still names until the edit is sent.
+    win.edit_last()
+    win.tray.remove(win.tray.files()[0])
+    win.cancel_edit()
+    assert (workspace / "sales.csv").exists()
     (card,) = win.chat.findChildren(CodeCard)
     block = card.streams["stdout"].parentWidget()
     assert block.show_all_button.text() == "Show all 200 lines"
@@ -376,3 +382,13 @@ def test_what_a_new_user_tripped_over_next(qtbot, window, tmp_path):
     hints = dialog.findChildren(QLabel, "hint")
     assert hints and all(h.height() >= h.heightForWidth(h.width()) for h in hints if h.isVisible())
     dialog.close()
+
+    # Attached, never sent, window closed: the copy goes with it.
+    other = tmp_path / "notes.txt"
+    other.write_text("n")
+    win.attach([other])
+    qtbot.waitUntil(lambda: bool(win.tray.files()), timeout=10_000)
+    new_workspace = Path(win.current.conversation.workspace)
+    assert (new_workspace / "notes.txt").exists()
+    win.close()
+    assert not (new_workspace / "notes.txt").exists()
