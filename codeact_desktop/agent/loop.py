@@ -173,9 +173,10 @@ class CodeActAgent:
             return actions_run, True
         message_id = conv.add_message("assistant", "assistant", parsed.history_text)
         self.on_event(ev.ReplyDone(parsed.history_text, reply.finish_reason, reply.to_json()))
-        self._hint_if_model_unfit(reply.finish_reason)
+        unfit = self._hint_if_model_unfit(reply.finish_reason)
         if parsed.code is None:
-            if reply.finish_reason == "length":  # a sentence stopping mid-word needs a reason
+            # A sentence stopping mid-word needs a reason, unless the model is known not to fit.
+            if reply.finish_reason == "length" and not unfit:
                 self._notice(messages()["reply_cut_off"].format(max_tokens=self.settings.max_new_tokens))
             record.reason = "answered"
             return actions_run, True
@@ -315,16 +316,17 @@ class CodeActAgent:
                 self.conversation.add_message("user", "observation", observation)
                 self.on_event(ev.ActionFinished(action["id"], "error", observation, 0.0))
 
-    def _hint_if_model_unfit(self, finish_reason: str) -> None:
+    def _hint_if_model_unfit(self, finish_reason: str) -> bool:
         """Once per conversation (the notice is stored), a model that cannot act on
-        requests is named as such, with the one made for this app."""
+        requests is named as such, with the one made for this app. True: it was."""
         conv = self.conversation
         stored = conv.messages()
         if any(m["kind"] == "notice" and json.loads(m["meta"] or "{}").get("model_unfit") for m in stored):
-            return
+            return True
         sign = unfit_sign(stored, finish_reason)
         if sign:
             self._notice(messages()["model_cannot_act"], model_unfit=sign)
+        return bool(sign)
 
     def _notice(self, text: str, error: bool = False, **meta) -> None:
         self.conversation.add_message("system", "notice", text, {"error": error, **meta})

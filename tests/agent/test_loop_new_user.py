@@ -151,13 +151,13 @@ class LengthLimitedBackend(ScriptedBackend):
 def test_a_reply_cut_off_at_the_token_limit_says_so(store, make_kernel, tmp_path):
     conversation = store.create_conversation(tmp_path / "workspaces")
     events = []
-    agent = CodeActAgent(LengthLimitedBackend(["word " * 400], limit=50), make_kernel(conversation.workspace),
+    replies = ["<execute>print(1)</execute>", "It is 1.", "word " * 400, "Short."]
+    agent = CodeActAgent(LengthLimitedBackend(replies, limit=50), make_kernel(conversation.workspace),
                          conversation, AgentSettings(action_timeout_s=10), on_event=events.append)
+    agent.send("print one")  # a model that acts: no unfit-model hint stands in for the notice
     agent.send("tell me everything")
     notices = [e.text for e in events if isinstance(e, ev.Notice)]
-    assert any("cut off" in text and "512" in text for text in notices)
-    # a reply that ended by itself says nothing of the kind
+    assert [n for n in notices if "cut off" in n] == [messages()["reply_cut_off"].format(max_tokens=512)]
     events.clear()
-    agent.backend = LengthLimitedBackend(["Short."], limit=50)
-    agent.send("and briefly?")
+    agent.send("and briefly?")  # a reply that ended by itself says nothing of the kind
     assert not any("cut off" in e.text for e in events if isinstance(e, ev.Notice))
