@@ -305,11 +305,10 @@ class ChatView(QScrollArea):
         self.restyle()
 
     def restyle(self) -> None:
-        """After a theme or text-size change: what was drawn for the old one is redrawn."""
+        """After a theme or text-size change: what was drawn for the old one is redrawn.
+        Messages follow by themselves (their HTML names no colour or size)."""
         for card in self.findChildren(CodeCard):
             card.restyle()
-        for bubble in self.findChildren(Bubble):
-            bubble.set_markdown(bubble.markdown)
 
     def searchable(self) -> list[QWidget]:
         """What find-in-conversation looks through, top to bottom: messages, notices, code

@@ -203,8 +203,7 @@ class MainWindow(QMainWindow):
         splitter.addWidget(self.files_panel)
         splitter.setSizes([SIDEBAR_WIDTH, 760, FILES_PANEL_WIDTH])
         splitter.setCollapsible(1, False)
-        splitter.splitterMoved.connect(lambda pos, index: setattr(self, "_sidebar_dragged", index == 1 or
-                                                                  self._sidebar_dragged))
+        splitter.splitterMoved.connect(lambda pos, index: index == 1 and setattr(self, "_sidebar_dragged", True))
         self.pages = QStackedWidget()
         self.pages.addWidget(splitter)
         self.pages.addWidget(self.models.welcome)
@@ -241,8 +240,7 @@ class MainWindow(QMainWindow):
     def show_files_panel(self, shown: bool, by_user: bool = True) -> None:
         self.files_panel.setVisible(shown)
         self.files_action.setChecked(shown)
-        if by_user:
-            self._files_auto_hidden = False
+        self._files_auto_hidden = not shown and not by_user
 
     def resizeEvent(self, event):  # noqa: N802
         super().resizeEvent(event)
@@ -257,7 +255,6 @@ class MainWindow(QMainWindow):
         narrow = self.width() < FILES_PANEL_MIN_WINDOW
         if narrow and self.files_panel.isVisible():
             self.show_files_panel(False, by_user=False)
-            self._files_auto_hidden = True
             self.statusBar().showMessage("The Files panel is folded away to give the chat room: "
                                          "View → Files panel (Ctrl+Shift+F) shows it.", 6000)
         elif not narrow and self._files_auto_hidden:
