@@ -53,6 +53,20 @@ def workspace_files(conversation: Conversation) -> list[dict]:
     return sorted(latest.values(), key=lambda r: r["id"], reverse=True)
 
 
+
+def button_row(layout, specs) -> list[QPushButton]:
+    """A row of buttons, each (text, slot, accessible name), added to ``layout``."""
+    row = QHBoxLayout()
+    buttons = []
+    for text, slot, name in specs:
+        button = QPushButton(text)
+        button.setAccessibleName(name)
+        button.clicked.connect(slot)
+        row.addWidget(button)
+        buttons.append(button)
+    layout.addLayout(row)
+    return buttons
+
 class WorkspacePanel(QWidget):
     save_failed = Signal(str)
     open_refused = Signal(str)
@@ -77,17 +91,10 @@ class WorkspacePanel(QWidget):
         self.empty.setObjectName("notice")
         self.empty.setWordWrap(True)
         layout.addWidget(self.empty)
-        row = QHBoxLayout()
-        self.open_button = QPushButton("Open")
-        self.reveal_button = QPushButton("Show in folder")
-        self.save_button = QPushButton("Save as…")
-        for button, slot, name in ((self.open_button, self.open_selected, "open file"),
-                                   (self.reveal_button, self.reveal_selected, "show file in folder"),
-                                   (self.save_button, self.save_selected, "save file as")):
-            button.setAccessibleName(name)
-            button.clicked.connect(slot)
-            row.addWidget(button)
-        layout.addLayout(row)
+        self.open_button, self.reveal_button, self.save_button = button_row(layout, (
+            ("Open", self.open_selected, "open file"),
+            ("Show in folder", self.reveal_selected, "show file in folder"),
+            ("Save as…", self.save_selected, "save file as")))
         self._build_notice(layout)
         self._update_buttons()
 
@@ -105,17 +112,10 @@ class WorkspacePanel(QWidget):
         self.notice_label.setTextInteractionFlags(Qt.TextSelectableByMouse)  # the path can be selected
         self.notice_label.setAccessibleName("file message")
         box.addWidget(self.notice_label)
-        row = QHBoxLayout()
-        self.notice_reveal = QPushButton("Show in folder")
-        self.notice_copy = QPushButton("Copy path")
-        self.notice_close = QPushButton("Close")
-        for button, slot, name in ((self.notice_reveal, self._reveal_notice_file, "show it in its folder"),
-                                   (self.notice_copy, self._copy_notice_path, "copy the file's path"),
-                                   (self.notice_close, self.notice.hide, "close the message")):
-            button.setAccessibleName(name)
-            button.clicked.connect(slot)
-            row.addWidget(button)
-        box.addLayout(row)
+        self.notice_reveal, self.notice_copy, self.notice_close = button_row(box, (
+            ("Show in folder", self._reveal_notice_file, "show it in its folder"),
+            ("Copy path", self._copy_notice_path, "copy the file's path"),
+            ("Close", self.notice.hide, "close the message")))
         layout.addWidget(self.notice)
         self.notice.hide()
         self._notice_relative: str | None = None
