@@ -53,7 +53,6 @@ def workspace_files(conversation: Conversation) -> list[dict]:
     return sorted(latest.values(), key=lambda r: r["id"], reverse=True)
 
 
-
 def button_row(layout, specs) -> list[QPushButton]:
     """A row of buttons, each (text, slot, accessible name), added to ``layout``."""
     row = QHBoxLayout()
