@@ -1,4 +1,4 @@
-"""Kernel round trips: our KernelSession against raw jupyter_client on the same venv.
+"""Kernel round trips: our ConversationKernel against raw jupyter_client on the same venv.
 
 - round trip of ``1+1`` on a running kernel (median of many);
 - first-action latency: from "new conversation" to the first result;
@@ -25,7 +25,7 @@ from jupyter_client import KernelManager  # noqa: E402
 from jupyter_client.kernelspec import KernelSpec  # noqa: E402
 
 from codeact_desktop.engine import kernel_env  # noqa: E402
-from codeact_desktop.kernel.session import KernelSession  # noqa: E402
+from codeact_desktop.kernel.conversation_kernel import ConversationKernel  # noqa: E402
 from codeact_desktop.kernel.venv import ensure_kernel_venv  # noqa: E402
 from codeact_desktop.paths import AppPaths  # noqa: E402
 
@@ -64,7 +64,7 @@ def main() -> None:
     env = kernel_env(paths, venv, work)
 
     # round trip on a running kernel
-    ours = KernelSession(venv, work, env)
+    ours = ConversationKernel(venv, work, env)
     ours.start()
     ours_rt = timed(lambda: ours.execute("1+1"), N)
     ours.shutdown()
@@ -75,7 +75,7 @@ def main() -> None:
 
     # first action: start + first 1+1
     def ours_first():
-        session = KernelSession(venv, work, env, warm_up=False)
+        session = ConversationKernel(venv, work, env, warm_up=False)
         t0 = time.perf_counter()
         session.start_in_background()
         session.execute("1+1")
@@ -97,7 +97,7 @@ def main() -> None:
 
     # first plot: warm (started while the user types) vs cold
     def warm_plot():
-        session = KernelSession(venv, work, env)
+        session = ConversationKernel(venv, work, env)
         session.start_in_background()
         time.sleep(3.0)  # the user types their request
         t0 = time.perf_counter()

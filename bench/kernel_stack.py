@@ -66,20 +66,20 @@ print('__first_use', time.perf_counter() - __t0, __rss() - __r0)
 
 def _kernel(warm_up: bool = True, case: str = ""):
     from codeact_desktop.engine import kernel_env
-    from codeact_desktop.kernel.session import KernelSession
+    from codeact_desktop.kernel.conversation_kernel import ConversationKernel
     from codeact_desktop.kernel.venv import ensure_kernel_venv
     from codeact_desktop.paths import AppPaths
 
     paths = AppPaths.default()
     venv = ensure_kernel_venv(paths.kernel_venv.with_name(f"kernel-venv{case}"))  # one per base layer
     workspace = Path(tempfile.mkdtemp(prefix="ws-"))
-    return KernelSession(venv, workspace, kernel_env(paths, venv, workspace), warm_up=warm_up)
+    return ConversationKernel(venv, workspace, kernel_env(paths, venv, workspace), warm_up=warm_up)
 
 
 def _kernel_process(session):
     import psutil
 
-    from codeact_desktop.kernel.session import _innermost
+    from codeact_desktop.kernel.conversation_kernel import _innermost
 
     return psutil.Process(_innermost(session.pid))
 

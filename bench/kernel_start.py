@@ -28,7 +28,7 @@ from jupyter_client import KernelManager  # noqa: E402
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager  # noqa: E402
 
 from codeact_desktop.engine import kernel_env  # noqa: E402
-from codeact_desktop.kernel.session import KernelSession  # noqa: E402
+from codeact_desktop.kernel.conversation_kernel import ConversationKernel  # noqa: E402
 from codeact_desktop.kernel.venv import ensure_kernel_venv  # noqa: E402
 from codeact_desktop.paths import AppPaths  # noqa: E402
 
@@ -62,7 +62,7 @@ def raw_start(venv, env, cwd) -> float:
 
 def our_start(venv, env, cwd) -> tuple[float, str]:
     t0 = time.perf_counter()
-    session = KernelSession(venv, cwd, env, warm_up=False)
+    session = ConversationKernel(venv, cwd, env, warm_up=False)
     session.start()
     took = time.perf_counter() - t0
     summary = session.sandbox.summary()

@@ -11,7 +11,7 @@ import time
 from .agent import events as ev
 from .agent.loop import AgentSettings, Approval, CodeActAgent
 from .engine import open_backend, start_kernel
-from .kernel.session import KernelError, remove_abandoned_runtime_folders
+from .kernel.conversation_kernel import KernelError, remove_abandoned_runtime_folders
 from .llm.base import BackendError
 from .paths import AppPaths
 from .store.history import HistoryStore

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .kernel.environment import build_font_cache, kernel_environment
-from .kernel.session import KernelSession
+from .kernel.conversation_kernel import ConversationKernel
 from .kernel.venv import KernelVenv, ensure_kernel_venv
 from .llm.base import BackendError, ChatBackend
 from .paths import AppPaths
@@ -43,13 +43,13 @@ def kernel_env(paths: AppPaths, venv: KernelVenv, workspace: Path) -> dict[str, 
     return kernel_environment(venv, paths.kernel_home_for(workspace), paths.font_cache)
 
 
-def start_kernel(paths: AppPaths, workspace: Path, *, background: bool = True, network: bool = False) -> KernelSession:
+def start_kernel(paths: AppPaths, workspace: Path, *, background: bool = True, network: bool = False) -> ConversationKernel:
     """Provisions the kernel venv and starts a kernel for ``workspace``.
 
     In the background by default, so it is ready by the time the model's first action is.
     """
     venv = ensure_kernel_venv(paths.kernel_venv)
-    session = KernelSession(venv, workspace, kernel_env(paths, venv, workspace), network=network)
+    session = ConversationKernel(venv, workspace, kernel_env(paths, venv, workspace), network=network)
     if background:
         session.start_in_background()
     else:

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from _qt import Heartbeat, pump, wait  # noqa: E402
 from codeact_desktop.engine import kernel_env  # noqa: E402
-from codeact_desktop.kernel.session import KernelSession  # noqa: E402
+from codeact_desktop.kernel.conversation_kernel import ConversationKernel  # noqa: E402
 from codeact_desktop.kernel.venv import ensure_kernel_venv  # noqa: E402
 from codeact_desktop.llm.scripted import ScriptedBackend  # noqa: E402
 from codeact_desktop.paths import AppPaths  # noqa: E402
@@ -63,7 +63,7 @@ def run_probe(name, probe, paths, venv, folder):
 
 def _kernel_with_test_limits(paths, workspace, background=True, network=False):
     venv = ensure_kernel_venv(paths.kernel_venv)
-    session = KernelSession(venv, workspace, kernel_env(paths, venv, workspace), network=network, limits=LIMITS)
+    session = ConversationKernel(venv, workspace, kernel_env(paths, venv, workspace), network=network, limits=LIMITS)
     session.start_in_background()
     return session
 

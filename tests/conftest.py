@@ -21,7 +21,7 @@ os.environ["CODEACT_HOME"] = str(_HOME)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from codeact_desktop.engine import kernel_env  # noqa: E402
-from codeact_desktop.kernel.session import KernelSession  # noqa: E402
+from codeact_desktop.kernel.conversation_kernel import ConversationKernel  # noqa: E402
 from codeact_desktop.kernel.venv import ensure_kernel_venv  # noqa: E402
 from codeact_desktop.paths import AppPaths  # noqa: E402
 
@@ -39,11 +39,11 @@ def kernel_venv(app_paths):
 @pytest.fixture
 def make_kernel(kernel_venv, app_paths, tmp_path):
     """Starts real kernels in the real venv; shuts them all down afterwards."""
-    started: list[KernelSession] = []
+    started: list[ConversationKernel] = []
 
-    def make(workspace: Path | None = None, **kwargs) -> KernelSession:
+    def make(workspace: Path | None = None, **kwargs) -> ConversationKernel:
         workspace = workspace or tmp_path / "ws"
-        session = KernelSession(kernel_venv, workspace, kernel_env(app_paths, kernel_venv, workspace), **kwargs)
+        session = ConversationKernel(kernel_venv, workspace, kernel_env(app_paths, kernel_venv, workspace), **kwargs)
         session.start()
         started.append(session)
         return session
@@ -56,7 +56,7 @@ def make_kernel(kernel_venv, app_paths, tmp_path):
 @pytest.fixture(scope="module")
 def module_kernel(kernel_venv, app_paths, tmp_path_factory):
     workspace = tmp_path_factory.mktemp("ws")
-    session = KernelSession(kernel_venv, workspace, kernel_env(app_paths, kernel_venv, workspace))
+    session = ConversationKernel(kernel_venv, workspace, kernel_env(app_paths, kernel_venv, workspace))
     session.start()
     yield session
     session.shutdown()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..kernel.observation import observation_text
-from ..kernel.session import KernelError, KernelSession
+from ..kernel.conversation_kernel import KernelError, ConversationKernel
 from ..llm.base import BackendError, ChatBackend, GenerationParams, GenerationResult
 from ..resources import messages, prompt_text
 from ..store.history import Conversation
@@ -68,7 +68,7 @@ class CodeActAgent:
     def __init__(
         self,
         backend: ChatBackend,
-        kernel: KernelSession,
+        kernel: ConversationKernel,
         conversation: Conversation,
         settings: AgentSettings | None = None,
         on_event: Callable[[object], None] | None = None,

@@ -1,6 +1,6 @@
 """What a conversation's kernel may touch, and what was actually applied.
 
-``kernel_policy`` says what ``launcher.py`` applies inside the kernel's process before
+``kernel_policy`` says what ``restricted_start.py`` applies inside the kernel's process before
 ipykernel starts, and ``launcher_argv`` puts it on the kernel's command line (inside
 bubblewrap's namespaces on Linux, ``bubblewrap.py``), so it never passes through a file
 the kernel could edit. The launcher's report comes back on a pipe only the app reads;
@@ -23,7 +23,7 @@ from pathlib import Path
 from .bubblewrap import bwrap_argv, bwrap_path
 from .venv import KernelVenv, base_interpreter, base_layer_paths
 
-LAUNCHER = Path(__file__).with_name("launcher.py")  # beside this module, also in a packaged app
+LAUNCHER = Path(__file__).with_name("restricted_start.py")  # beside this module, also in a packaged app
 GB = 1 << 30
 # Read and execute: the OS's programs and libraries. /etc is read-only configuration
 # (locales, certificates, fonts); the user's home is not on any list.
@@ -101,7 +101,7 @@ def kernel_policy(venv: KernelVenv, workspace: Path, runtime: RuntimeDir, writab
                   network: bool, limits: KernelLimits) -> dict:
     """What the launcher applies. Only the read-only layers go on ``sys.path`` at start; the
     conversation's own packages (writable) are added once the kernel is up
-    (``KernelSession._enter_workspace``)."""
+    (``ConversationKernel._enter_workspace``)."""
     layers = [str(p) for p in base_layer_paths()]
     python_read = [Path(sys.base_prefix), base_interpreter().parent.parent, *layers]
     return {

@@ -8,7 +8,7 @@ from ..engine import open_backend
 from ..paths import AppPaths
 from ..settings import Settings
 from ..store.history import HistoryStore
-from ..kernel.session import remove_abandoned_runtime_folders
+from ..kernel.conversation_kernel import remove_abandoned_runtime_folders
 from ..store.recovery import recover_interrupted
 
 

@@ -11,7 +11,7 @@ from typing import Callable
 from PySide6.QtCore import QObject, Signal
 
 from ..agent.loop import AgentSettings, Approval, CodeActAgent
-from ..kernel.session import KernelSession
+from ..kernel.conversation_kernel import ConversationKernel
 from ..llm.base import ChatBackend
 from ..store.history import Conversation
 
@@ -21,7 +21,7 @@ class ConversationController(QObject):
     approval_requested = Signal(str, str)  # action_id, code
     busy_changed = Signal(bool)
 
-    def __init__(self, backend: ChatBackend, kernel: KernelSession, conversation: Conversation,
+    def __init__(self, backend: ChatBackend, kernel: ConversationKernel, conversation: Conversation,
                  settings: AgentSettings, parent=None):
         super().__init__(parent)
         self.conversation = conversation

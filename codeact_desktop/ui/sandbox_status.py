@@ -7,7 +7,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QToolButton
 
-from ..kernel.session import KernelSession
+from ..kernel.conversation_kernel import ConversationKernel
 from .theme import set_tone
 
 
@@ -28,7 +28,7 @@ class SandboxStatus(QToolButton):
         self.setMenu(menu)
         self._shown = None
 
-    def show_kernel(self, kernel: KernelSession | None) -> None:
+    def show_kernel(self, kernel: ConversationKernel | None) -> None:
         if kernel is None or kernel.is_starting or not kernel.is_alive:
             self._shown = None  # the next kernel's state is drawn afresh
             self.setText("")

@@ -21,7 +21,7 @@ import pytest
 from codeact_desktop.agent.loop import AgentSettings, CodeActAgent
 from codeact_desktop.engine import kernel_env
 from codeact_desktop.kernel.sandbox import KernelLimits
-from codeact_desktop.kernel.session import KernelSession
+from codeact_desktop.kernel.conversation_kernel import ConversationKernel
 from codeact_desktop.llm.scripted import ScriptedBackend
 from codeact_desktop.resources import messages
 from codeact_desktop.store.history import HistoryStore
@@ -102,7 +102,7 @@ def _agent(tmp_path, kernel_venv, app_paths, replies, timeout: float = TIMEOUT_S
     store = HistoryStore(tmp_path / "history.sqlite3")
     conversation = store.create_conversation(tmp_path / "workspaces")
     env = kernel_env(app_paths, kernel_venv, conversation.workspace)
-    kernel = KernelSession(kernel_venv, conversation.workspace, env, limits=LIMITS)
+    kernel = ConversationKernel(kernel_venv, conversation.workspace, env, limits=LIMITS)
     kernel.start()
     backend = ScriptedBackend(replies)
     agent = CodeActAgent(backend, kernel, conversation, AgentSettings(action_timeout_s=timeout, max_actions=6))

@@ -20,7 +20,7 @@ import pytest
 
 from codeact_desktop.agent.loop import AgentSettings, CodeActAgent
 from codeact_desktop.engine import kernel_env
-from codeact_desktop.kernel.session import KernelSession
+from codeact_desktop.kernel.conversation_kernel import ConversationKernel
 from codeact_desktop.llm.scripted import ScriptedBackend
 from codeact_desktop.resources import messages
 from codeact_desktop.store.history import HistoryStore
@@ -51,7 +51,7 @@ class Desk:
     """One conversation and its restricted kernel; each ``ask`` is a new user turn whose
     scripted model answers with ``code`` (or with replies that read the observation)."""
 
-    def __init__(self, store: HistoryStore, conversation, kernel: KernelSession, inbox: Path):
+    def __init__(self, store: HistoryStore, conversation, kernel: ConversationKernel, inbox: Path):
         self.store, self.conversation, self.kernel, self.inbox = store, conversation, kernel, inbox
 
     @property
@@ -78,7 +78,7 @@ def desk(kernel_venv, app_paths, tmp_path_factory):
     root = tmp_path_factory.mktemp("file-kinds")
     store = HistoryStore(root / "history.sqlite3")
     conversation = store.create_conversation(root / "workspaces")
-    kernel = KernelSession(kernel_venv, conversation.workspace,
+    kernel = ConversationKernel(kernel_venv, conversation.workspace,
                            kernel_env(app_paths, kernel_venv, conversation.workspace))
     kernel.start()
     assert not kernel.sandbox.missing, kernel.sandbox.why_not()  # the real restrictions, network off

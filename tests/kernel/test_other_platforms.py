@@ -14,7 +14,7 @@ import time
 import psutil
 import pytest
 
-from codeact_desktop.kernel import launcher
+from codeact_desktop.kernel import restricted_start as launcher
 from codeact_desktop.kernel.sandbox import SandboxReport
 from codeact_desktop.kernel.watchdog import kill_tree, tree_members
 

@@ -9,7 +9,7 @@ import pytest
 from codeact_desktop.agent.loop import AgentSettings, CodeActAgent
 from codeact_desktop.engine import kernel_env
 from codeact_desktop.kernel.sandbox import GB, KernelLimits
-from codeact_desktop.kernel.session import KernelSession
+from codeact_desktop.kernel.conversation_kernel import ConversationKernel
 from codeact_desktop.llm.scripted import ScriptedBackend
 from codeact_desktop.store.history import HistoryStore
 
@@ -29,7 +29,7 @@ def conversations(tmp_path, kernel_venv, app_paths):
             self.conversation = store.create_conversation(tmp_path / "workspaces", workspace=workspace)
             self.workspace = self.conversation.workspace
             env = kernel_env(app_paths, kernel_venv, self.workspace)
-            self.kernel = KernelSession(kernel_venv, self.workspace, env, network=network, limits=limits)
+            self.kernel = ConversationKernel(kernel_venv, self.workspace, env, network=network, limits=limits)
             self.backend = ScriptedBackend([])
             self.agent = CodeActAgent(self.backend, self.kernel, self.conversation,
                                       AgentSettings(action_timeout_s=30), approve=approve)

@@ -23,11 +23,11 @@ from codeact_desktop.agent.loop import Approval
 from codeact_desktop.kernel import bubblewrap
 from codeact_desktop.kernel import session as session_module
 from codeact_desktop.kernel.sandbox import GB, KernelLimits
-from codeact_desktop.kernel.session import KernelSession
+from codeact_desktop.kernel.conversation_kernel import ConversationKernel
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the layers tested here are Linux's")
 
-def _kernel_pid(kernel: KernelSession) -> int:
+def _kernel_pid(kernel: ConversationKernel) -> int:
     return session_module._innermost(kernel.pid)
 
 

@@ -120,10 +120,10 @@ def test_huge_output_keeps_head_and_tail(module_kernel):
 
 def test_started_ahead_of_need(kernel_venv, app_paths, tmp_path):
     from codeact_desktop.engine import kernel_env
-    from codeact_desktop.kernel.session import KernelSession
+    from codeact_desktop.kernel.conversation_kernel import ConversationKernel
 
     env = kernel_env(app_paths, kernel_venv, tmp_path)
-    session = KernelSession(kernel_venv, tmp_path, env)
+    session = ConversationKernel(kernel_venv, tmp_path, env)
     session.start_in_background()  # returns at once
     try:
         result = session.execute("import sys; print('pandas' in sys.modules)")  # waits for it

@@ -43,7 +43,7 @@ __codeact_warm_up()
 del __codeact_warm_up
 """
 
-# Run by the app once the kernel is up (KernelSession._enter_workspace).
+# Run by the app once the kernel is up (ConversationKernel._enter_workspace).
 _ENTER_WORKSPACE = """
 def __codeact_enter(workspace, packages, layers, isolated):
     import os, site, sys
@@ -98,7 +98,7 @@ class ExecutionResult:
         return self.status in ("timeout_restarted", "died")
 
 
-class KernelSession:
+class ConversationKernel:
     """A real ipykernel in the kernel venv, cwd = the conversation's workspace."""
 
     def __init__(
@@ -118,7 +118,7 @@ class KernelSession:
         self.workspace = Path(workspace)
         self.env = env
         self.warm_up = warm_up
-        # The launcher restricts the kernel before ipykernel starts (kernel/launcher.py).
+        # The launcher restricts the kernel before ipykernel starts (kernel/restricted_start.py).
         self.restricted = restricted
         self.network = network
         self.limits = limits or KernelLimits.for_this_machine()
@@ -584,7 +584,7 @@ class _Execution:
         )
 
 
-def _death_reason(session: KernelSession) -> str:
+def _death_reason(session: ConversationKernel) -> str:
     watchdog = session._watchdog.take_reason() if session._watchdog is not None else ""
     if watchdog:
         return watchdog

@@ -4,7 +4,7 @@ Run by the kernel's Python in isolated mode, so that nothing the kernel could ev
 write (``.pth`` files, ``sitecustomize``, ``PYTHONPATH``, the user site) is read
 before the restrictions hold; standard library only:
 
-    python -I -S launcher.py POLICY_JSON REPORT_FD -f CONNECTION_FILE
+    python -I -S restricted_start.py POLICY_JSON REPORT_FD -f CONNECTION_FILE
 
 The policy comes on the command line from the app, never from a file the kernel can
 write. Linux: inside bubblewrap's namespaces (built by the app, ``bubblewrap.py``) or
