@@ -137,7 +137,7 @@ def test_started_ahead_of_need(kernel_venv, app_paths, tmp_path):
 
 @pytest.mark.parametrize("wrapper", [["/bin/false"], ["no-such-sandbox-tool"]], ids=["dies", "missing"])
 def test_a_restricted_start_that_fails_falls_back_unrestricted(make_kernel, monkeypatch, wrapper):
-    from codeact_desktop.kernel import session as session_module
+    from codeact_desktop.kernel import conversation_kernel as session_module
 
     real = session_module.launcher_argv
     monkeypatch.setattr(session_module, "launcher_argv", lambda *args: [*wrapper, *real(*args)])

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from codeact_desktop.export import export_conversation
-from codeact_desktop.kernel import session as session_module
+from codeact_desktop.kernel import conversation_kernel as session_module
 from codeact_desktop.kernel.sandbox import GB, KernelLimits
 from tests.scripted_openai import ScriptedOpenAIServer
 

@@ -21,7 +21,7 @@ import pytest
 
 from codeact_desktop.agent.loop import Approval
 from codeact_desktop.kernel import bubblewrap
-from codeact_desktop.kernel import session as session_module
+from codeact_desktop.kernel import conversation_kernel as session_module
 from codeact_desktop.kernel.sandbox import GB, KernelLimits
 from codeact_desktop.kernel.conversation_kernel import ConversationKernel
 

@@ -7,7 +7,7 @@ import socket
 import pytest
 from PySide6.QtCore import Qt
 
-from codeact_desktop.kernel import session as session_module
+from codeact_desktop.kernel import conversation_kernel as session_module
 from codeact_desktop.ui.code_card import CodeCard
 
 from ._helpers import send, wait_idle
