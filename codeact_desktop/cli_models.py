@@ -6,7 +6,7 @@ import shutil
 import sys
 import threading
 
-from .agent.attachments import human_size
+from .sizes import human_size
 from .models.catalogue import find_entry, load_catalogue
 from .models.download import DownloadCancelled, DownloadError, Progress, VerifiedFiles, download_model, find_downloaded
 from .paths import AppPaths

@@ -10,8 +10,12 @@ import json
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .agent.loop import AgentSettings
+from . import defaults
+
+if TYPE_CHECKING:  # settings are plain data: the agent's own settings only by type
+    from .agent.loop import AgentSettings
 
 THEMES = ("system", "light", "dark")
 
@@ -22,13 +26,13 @@ class Settings:
     model_path: str = ""  # the GGUF the window loads at start ("" = none chosen)
     base_url: str = ""  # or an OpenAI-compatible server
     model_name: str = ""
-    n_ctx: int = 8192
+    n_ctx: int = defaults.N_CTX
     n_gpu_layers: int = -1  # -1: automatic (all layers where the build can offload)
     n_threads: int = 0  # 0: automatic
-    temperature: float = 0.0
+    temperature: float = defaults.TEMPERATURE
     # execution: take effect at the next action
-    action_timeout_s: float = 60.0
-    max_actions: int = 6
+    action_timeout_s: float = defaults.ACTION_TIMEOUT_S
+    max_actions: int = defaults.MAX_ACTIONS
     require_approval: bool = False
     # appearance
     theme: str = "system"

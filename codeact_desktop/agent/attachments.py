@@ -21,6 +21,7 @@ from typing import Callable
 
 from ..no_follow import Folder
 from ..resources import messages
+from ..sizes import human_size
 from ..visible_text import visible_name, well_formed
 
 CHUNK = 1 << 20
@@ -39,15 +40,6 @@ class Attachment:
 
 class CopyCancelled(Exception):
     pass
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} bytes"
 
 
 def describe_kind(path: Path) -> str:

@@ -55,7 +55,7 @@ class GGUFInfo:
 
     def describe(self) -> list[tuple[str, str]]:
         """What a person choosing this file wants to know, as (label, value) rows."""
-        from ..agent.attachments import human_size
+        from ..sizes import human_size
 
         ctx = f"{self.context_length:,} tokens" if self.context_length else "not stated"
         return [

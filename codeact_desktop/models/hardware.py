@@ -13,7 +13,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from ..agent.attachments import human_size
+from ..sizes import human_size
 from .gguf_file import GGUFInfo
 
 MIN_CTX = 2048

@@ -1,0 +1,9 @@
+"""The defaults a user can change, in one place: the settings file, the agent, the
+backends, the CLI's options and their help texts all read them from here."""
+
+N_CTX = 8192  # tokens of context, capped by what the model was trained with
+MAX_NEW_TOKENS = 512  # per reply, as the seed's chat demo
+TEMPERATURE = 0.0  # greedy, as the seed's demo
+MAX_ACTIONS = 6  # code runs per user message; the seed used 3, self-debugging often needs a few more
+ACTION_TIMEOUT_S = 60.0  # seconds one code run may take before it is interrupted
+OBSERVATION_CHARS = 4000  # of an action's output the model reads back
