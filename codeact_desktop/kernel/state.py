@@ -7,11 +7,15 @@ the watchdog's); a window hops to its UI thread itself.
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass
 from enum import Enum
 from typing import Callable
 
 from .sandbox import SandboxReport
+
+_log = logging.getLogger(__name__)
 
 
 class KernelStatus(str, Enum):  # StrEnum, from Python 3.11 on
@@ -39,3 +43,45 @@ class KernelState:
 
 
 KernelListener = Callable[[KernelState], None]
+
+
+class KernelStateListeners:
+    """The listeners of one kernel's lifecycle and the last state sent to them.
+
+    ``send`` calls every listener on the calling thread, in the order they subscribed,
+    holding a lock so that states sent from two threads (an action's and the watchdog's)
+    reach every listener in one order. A listener that raises is logged and skipped: the
+    kernel goes on. A listener may read ``state`` but should hand any longer work to its
+    own thread (a window posts to its UI thread).
+    """
+
+    def __init__(self, initial: KernelState) -> None:
+        self._listeners: list[KernelListener] = []
+        self._state = initial
+        # Reentrant: a listener may subscribe, unsubscribe or read while being called.
+        self.lock = threading.RLock()
+
+    @property
+    def state(self) -> KernelState:
+        return self._state
+
+    def subscribe(self, listener: KernelListener) -> Callable[[], None]:
+        """Adds ``listener``; returns the function that removes it (safe to call twice)."""
+        with self.lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self.lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def send(self, state: KernelState) -> None:
+        with self.lock:
+            self._state = state
+            for listener in list(self._listeners):
+                try:
+                    listener(state)
+                except Exception:  # noqa: BLE001 - one broken view must not break the kernel
+                    _log.exception("a kernel state listener failed on %s", state.status)

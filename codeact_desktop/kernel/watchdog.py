@@ -5,10 +5,14 @@ its whole process tree however the processes detach (new sessions, double forks:
 bubblewrap's PID namespace orphans go to the namespace's init, still in the tree),
 reading /proc directly (fast even with hundreds of processes), and kills the tree at
 once when a line is crossed. Without /proc it asks psutil.
+
+Following the kernel's pid anyway, it is also the one to notice that the kernel ended
+(killed, crashed, exited) while no code was running, and says so through ``on_exit``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -29,6 +33,7 @@ INODES_RECOUNT = 100_000  # ... or this many free file entries
 MAX_ENTRIES = 1_000_000  # files and folders one conversation may hold
 MIN_FREE_INODES = 100_000  # the code may not take the disk's last file entries (every file needs one)
 INODES_FILLING = 50_000  # ... judged by what it took since the kernel started
+_log = logging.getLogger(__name__)
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -155,6 +160,20 @@ def kill_process_tree(pid: int, timeout: float = 5.0) -> None:
             return
 
 
+def process_ended(pid: int) -> bool:
+    """The process is gone or a zombie nobody has reaped yet: it runs no more."""
+    if os.path.isdir("/proc/self"):
+        return _is_zombie(pid)
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False
+
+
 def _is_zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -165,12 +184,15 @@ def _is_zombie(pid: int) -> bool:
 
 
 class KernelWatchdog:
-    """One thread per kernel; ``reason`` says why it killed the kernel, if it did."""
+    """One thread per conversation's kernel, following its pid across restarts;
+    ``reason`` says why it killed the kernel, if it did. ``on_exit(pid)`` is called on
+    this thread, once per process, when the process it follows has ended."""
 
     def __init__(self, pid_of: Callable[[], int | None], memory_limit: int, max_processes: int = MAX_PROCESSES,
                  min_available: int | None = None, max_threads: int = MAX_THREADS, disk_path: Path | None = None,
                  min_free_disk: int = MIN_FREE_DISK, folders: Callable[[], tuple[Path, ...]] = tuple,
-                 disk_budget: int = 0, max_entries: int = MAX_ENTRIES, min_free_inodes: int = MIN_FREE_INODES):
+                 disk_budget: int = 0, max_entries: int = MAX_ENTRIES, min_free_inodes: int = MIN_FREE_INODES,
+                 on_exit: Callable[[int], None] | None = None):
         self.pid_of = pid_of
         self.memory_limit = memory_limit
         self.max_processes = max_processes
@@ -184,6 +206,8 @@ class KernelWatchdog:
         self.disk_budget = disk_budget
         self.max_entries = max_entries
         self.min_free_inodes = min_free_inodes
+        self.on_exit = on_exit
+        self._exit_told: int | None = None  # the last pid whose end went to on_exit
         self.reason = ""
         self._pss_reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel-watchdog-pss")
         self._pss_job: Future | None = None
@@ -214,6 +238,9 @@ class KernelWatchdog:
             ticks += 1
             pid = self.pid_of()
             if pid is None:
+                continue
+            if process_ended(pid):
+                self._tell_exit(pid)
                 continue
             members = process_tree(pid)
             if len(members) > self.max_processes:
@@ -266,6 +293,15 @@ class KernelWatchdog:
                                 f"{self.memory_limit / (1 << 30):.1f} GB limit")
             elif rss > 256 << 20 and psutil.virtual_memory().available < min_available:
                 self._kill(pid, f"the computer was running out of memory ({rss / (1 << 30):.1f} GB used by the code)")
+
+    def _tell_exit(self, pid: int) -> None:
+        if self.on_exit is None or pid == self._exit_told:
+            return
+        self._exit_told = pid
+        try:
+            self.on_exit(pid)
+        except Exception:  # noqa: BLE001 - the watchdog must keep watching whatever the listener does
+            _log.exception("the kernel-exit callback failed")
 
     def _large_tree_pss(self, pid: int, pairs: list[tuple[int, int]]) -> int | None:
         """The last finished PSS reading of this kernel's tree (None while there is none),

@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from codeact_desktop.action_status import ActionStatus
+
 
 def texts(result):
     return "".join(i.text for i in result.items if i.kind in ("stdout", "stderr", "text"))
@@ -14,7 +16,7 @@ def texts(result):
 
 def test_expression_result_and_stdout(module_kernel):
     result = module_kernel.execute("print('hello')\n1 + 1")
-    assert result.status == "ok"
+    assert result.status is ActionStatus.OK
     assert [(i.kind, i.text) for i in result.items] == [("stdout", "hello\n"), ("text", "2")]
 
 
@@ -59,7 +61,7 @@ def test_cwd_is_the_workspace_and_secrets_are_not_passed(make_kernel, tmp_path, 
 def test_transport_is_ipc_on_posix(module_kernel):
     if os.name == "nt":
         pytest.skip("Windows has no Unix sockets: TCP on 127.0.0.1")
-    info = json.loads(open(module_kernel._km.connection_file).read())
+    info = json.loads(open(module_kernel.connection_file).read())
     assert info["transport"] == "ipc"
 
 
@@ -156,3 +158,24 @@ def test_one_huge_write_arrives_in_pieces(module_kernel):
     assert result.status == "ok" and sum(pieces) == 20_000_001
     assert max(pieces) <= 1 << 20 and len(pieces) >= 20
     assert module_kernel.sandbox.raw["output_pieces"] is True
+
+
+def test_names_other_modules_import_from_here_stay_reachable():
+    from codeact_desktop.kernel import conversation_kernel as module
+    from codeact_desktop.kernel.execution import ExecutionResult
+
+    for name in ("ConversationKernel", "KernelError", "ExecutionResult", "remove_abandoned_runtime_folders",
+                 "launcher_argv", "_innermost", "MAX_DISPLAYS_PER_RUN", "MAX_KEPT_PER_RUN", "START_TIMEOUT_S"):
+        assert hasattr(module, name), name
+    assert module.ExecutionResult is ExecutionResult
+    assert ExecutionResult("timeout_restarted").status is ActionStatus.TIMEOUT_RESTARTED  # stored strings still load
+
+
+def test_the_execution_loop_reads_no_private_field_of_the_kernel():
+    import inspect
+
+    from codeact_desktop.kernel import execution
+
+    source = inspect.getsource(execution)
+    for private in ("._kc", "._km", "._watchdog", "._policy", "session."):
+        assert private not in source, private

@@ -124,7 +124,8 @@ def loaded() -> Backends | None:
 def _load() -> Backends:
     folder = library_folder()
     if folder is None:
-        return Backends(folder=None, loaded_from_folder=False, not_loaded={"llama.cpp": "llama-cpp-python is not installed"})
+        return Backends(folder=None, loaded_from_folder=False,
+                        not_loaded={"llama.cpp": "llama-cpp-python is not installed"})
     from . import llama_log
 
     lib = _ggml(folder)

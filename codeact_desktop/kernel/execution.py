@@ -1,0 +1,255 @@
+"""One ``execute`` call on a running kernel: sends the code, collects what comes back on
+IOPub within bounds, and watches the deadline, the Stop button and the kernel's death.
+
+The client half of the kernel, as jupyter_client's ``client.py`` is to its ``manager.py``:
+it knows the kernel only through the small public surface in ``RunningKernel`` (the
+lifecycle lives in ``conversation_kernel.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from ..action_status import ActionStatus
+from ..resources import messages
+from ..visible_text import well_formed
+from .outputs import OutputItem, StreamBuffer, item_from_message
+
+_log = logging.getLogger(__name__)
+
+INTERRUPT_GRACE_S = 5.0
+# A loop that displays ten thousand images would fill the history and the window; the
+# first ones tell the story, the rest are counted.
+MAX_DISPLAYS_PER_RUN = 100
+# What one run may leave in the app's memory and history in all (text and image bytes):
+# a stream is kept as head and tail, but code that switches between stdout and stderr, or
+# displays huge texts, would otherwise start a new item each time (1.5 GB seen).
+MAX_KEPT_PER_RUN = 64 << 20
+_DISPLAY_KINDS = ("image", "html", "text")
+
+
+@dataclass
+class ExecutionResult:
+    """What one run of code gave: how it ended, its outputs, how long it took and, where
+    it did not end by itself, why (the death's reason, the interrupt that did not take)."""
+
+    status: ActionStatus
+    items: list[OutputItem] = field(default_factory=list)
+    seconds: float = 0.0
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        self.status = ActionStatus(self.status)
+
+    @property
+    def kernel_state_lost(self) -> bool:
+        return self.status.kernel_state_lost
+
+
+class RunningKernel(Protocol):
+    """What a run needs of its kernel (``ConversationKernel`` provides it)."""
+
+    @property
+    def client(self): ...  # jupyter_client's BlockingKernelClient, channels started
+
+    @property
+    def is_alive(self) -> bool: ...
+
+    def interrupt(self) -> None: ...
+
+    def restart(self) -> None: ...
+
+    def death_reason(self) -> str: ...
+
+
+def well_formed_message(msg) -> dict | None:
+    """The message if its envelope has the shape the code below relies on, else None."""
+    if not isinstance(msg, dict) or not all(isinstance(msg.get(k), dict) for k in ("header", "parent_header",
+                                                                                 "content")):
+        return None
+    return msg if isinstance(msg["header"].get("msg_type"), str) else None
+
+
+def is_idle_for(msg: dict, msg_id: str) -> bool:
+    return (
+        msg.get("parent_header", {}).get("msg_id") == msg_id
+        and msg["header"]["msg_type"] == "status"
+        and msg["content"].get("execution_state") == "idle"
+    )
+
+
+def run_quietly(client, code: str, timeout: float) -> None:
+    """Runs the app's own code (no output kept, nothing in the history) and waits until
+    the kernel is idle again or ``timeout`` passes."""
+    msg_id = client.execute(code, silent=True, store_history=False)
+    deadline = time.monotonic() + timeout
+    mangled = 0
+    while time.monotonic() < deadline:
+        try:
+            msg = well_formed_message(client.get_iopub_msg(timeout=0.5))
+        except queue.Empty:
+            continue
+        except Exception:  # noqa: BLE001 - a mangled message: skipped
+            msg = None
+        if msg is None:
+            mangled += 1
+        elif is_idle_for(msg, msg_id):
+            break
+    if mangled:
+        _log.debug("skipped %d IOPub messages that were not well formed while setting up", mangled)
+
+
+def _is_display(item: OutputItem) -> bool:
+    flag = getattr(item, "is_display", None)  # outputs.py's own answer, where it has one
+    return flag if isinstance(flag, bool) else item.kind in _DISPLAY_KINDS
+
+
+def _kept_size(item: OutputItem) -> int:
+    size = getattr(item, "kept_size", None)
+    return size if isinstance(size, int) else len(item.data or b"") + len(item.text) + len(item.plain)
+
+
+class Execution:
+    """The state of one ``execute`` call: collects items, watches deadline and death."""
+
+    def __init__(self, kernel: RunningKernel, code: str, timeout: float, cancel: threading.Event | None,
+                 on_item: Callable[[OutputItem], None] | None, on_stream: Callable[[str, str], None] | None):
+        self.kernel = kernel
+        self.code = code
+        self.timeout = timeout
+        self.cancel = cancel
+        self.on_item = on_item or (lambda item: None)
+        self.on_stream = on_stream or (lambda name, text: None)
+        self.items: list[OutputItem] = []
+        self.stream: StreamBuffer | None = None
+        self.displays = 0
+        self.displays_dropped = 0
+        self.output_dropped = 0  # characters and bytes beyond MAX_KEPT_PER_RUN
+        self.mangled = 0  # IOPub messages that could not be read: skipped, logged once
+        self._kept_items = 0
+
+    def _flush_stream(self) -> None:
+        if self.stream is not None:
+            item = self.stream.item()
+            self.stream = None
+            self.items.append(item)
+            self._kept_items += len(item.text)
+            self.on_item(item)
+
+    def _add(self, item: OutputItem, size: int) -> None:
+        self._flush_stream()
+        self.items.append(item)
+        self._kept_items += size
+        self.on_item(item)
+
+    def _handle(self, msg: dict) -> None:
+        kind, content = msg["header"]["msg_type"], msg["content"]
+        if kind == "stream":
+            name = "stderr" if content.get("name") == "stderr" else "stdout"
+            text = well_formed(content["text"]) if isinstance(content.get("text"), str) else ""
+            if self.stream is None or self.stream.name != name:
+                self._flush_stream()
+                if self.kept >= MAX_KEPT_PER_RUN:
+                    self.output_dropped += len(text)
+                    return
+                self.stream = StreamBuffer(name)
+            self.stream.add(text)
+            self.on_stream(name, text)
+        elif kind == "clear_output":
+            self._flush_stream()
+        else:
+            item = item_from_message(msg)
+            if item is None:
+                return
+            if _is_display(item):
+                self.displays += 1
+                if self.displays > MAX_DISPLAYS_PER_RUN:
+                    self.displays_dropped += 1
+                    return
+            size = _kept_size(item)
+            if self.kept + size > MAX_KEPT_PER_RUN:
+                self.output_dropped += size
+                return
+            self._add(item, size)
+
+    @property
+    def kept(self) -> int:
+        """Characters and bytes this run holds: finished items and the stream under way."""
+        current = self.stream.head_len + len(self.stream.tail) if self.stream is not None else 0
+        return self._kept_items + current
+
+    def run(self) -> ExecutionResult:
+        kernel = self.kernel
+        kc = kernel.client
+        started = time.monotonic()
+        msg_id = kc.execute(self.code, store_history=True, allow_stdin=False)
+        deadline = started + self.timeout
+        stopping: ActionStatus | None = None  # TIMEOUT or CANCELLED once we have interrupted
+        grace_until = 0.0
+        while True:
+            now = time.monotonic()
+            if stopping is None:
+                if self.cancel is not None and self.cancel.is_set():
+                    stopping = ActionStatus.CANCELLED
+                elif now >= deadline:
+                    stopping = ActionStatus.TIMEOUT
+                if stopping:
+                    kernel.interrupt()
+                    grace_until = now + INTERRUPT_GRACE_S
+            elif now >= grace_until:
+                # The interrupt did not take (C code, signal masked): start afresh.
+                self._flush_stream()
+                kernel.restart()
+                status = ActionStatus.TIMEOUT_RESTARTED if stopping == ActionStatus.TIMEOUT else stopping
+                return self._result(status, started, "the interrupt did not stop it")
+            try:
+                msg = well_formed_message(kc.get_iopub_msg(timeout=0.1))
+            except queue.Empty:
+                if not kernel.is_alive:
+                    self._flush_stream()
+                    detail = kernel.death_reason()
+                    kernel.restart()
+                    return self._result(ActionStatus.DIED, started, detail)
+                continue
+            except Exception:  # noqa: BLE001 - a message the kernel mangled (it may send anything): skipped
+                self.mangled += 1
+                continue
+            if msg is None:
+                self.mangled += 1
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if is_idle_for(msg, msg_id):
+                self._flush_stream()
+                if stopping:
+                    # The KeyboardInterrupt traceback says nothing the status does not.
+                    self.items = [
+                        i for i in self.items
+                        if not (i.kind == "error" and i.ename == "KeyboardInterrupt")
+                    ]
+                    return self._result(stopping, started)
+                failed = any(i.kind == "error" for i in self.items)
+                return self._result(ActionStatus.ERROR if failed else ActionStatus.OK, started)
+            self._handle(msg)
+
+    def _result(self, status: ActionStatus, started: float, detail: str = "") -> ExecutionResult:
+        if self.mangled:
+            _log.warning("skipped %d IOPub messages that were not well formed", self.mangled)
+        notes = []
+        if self.displays_dropped:
+            notes.append(messages()["displays_dropped"].format(dropped=self.displays_dropped,
+                                                               kept=MAX_DISPLAYS_PER_RUN))
+        if self.output_dropped:
+            notes.append(messages()["output_dropped"].format(dropped=self.output_dropped, kept=MAX_KEPT_PER_RUN >> 20))
+        if notes:
+            self._flush_stream()
+            self.items.append(item := OutputItem(kind="stderr", text="\n".join(notes) + "\n"))
+            self.on_item(item)
+        return ExecutionResult(
+            status=status, items=self.items, seconds=time.monotonic() - started, detail=detail
+        )
