@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, defaults
 
 
 def _file_argument(text: str) -> Path:
@@ -36,8 +36,22 @@ def window_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _start_log(command: str) -> None:
+    """The app's log file, for every entry point (the window's ui/app.py calls it too)."""
+    import logging
+    import platform
+
+    from . import app_log
+    from .paths import AppPaths
+
+    if app_log.setup(AppPaths.default()) is not None:
+        logging.getLogger(__name__).info("codeact-desktop %s started: %s (Python %s, %s)", __version__, command,
+                                         platform.python_version(), platform.platform())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    _start_log(argv[0] if argv and argv[0] in COMMANDS else "window")  # never the arguments: file names, prompts
     if not argv or argv[0] not in COMMANDS:
         args = window_parser().parse_args(argv)
         if args.self_test:
@@ -63,13 +77,18 @@ def main(argv: list[str] | None = None) -> int:
                      "(default: the OPENAI_API_KEY environment variable)")
     run.add_argument("--api-key", help=argparse.SUPPRESS)
     run.add_argument("--workdir", type=Path, help="workspace folder (default: a new one under the data folder)")
-    run.add_argument("--max-actions", type=int, default=6, help="code runs per message (default 6)")
-    run.add_argument("--timeout", type=float, default=60.0, help="seconds per code run (default 60)")
-    run.add_argument("--max-tokens", type=int, default=512, help="new tokens per reply (default 512)")
-    run.add_argument("--ctx", type=int, default=None, help="context size (default 8192, capped by the model)")
+    run.add_argument("--max-actions", type=int, default=defaults.MAX_ACTIONS,
+                     help=f"code runs per message (default {defaults.MAX_ACTIONS})")
+    run.add_argument("--timeout", type=float, default=defaults.ACTION_TIMEOUT_S,
+                     help=f"seconds per code run (default {defaults.ACTION_TIMEOUT_S:g})")
+    run.add_argument("--max-tokens", type=int, default=defaults.MAX_NEW_TOKENS,
+                     help=f"new tokens per reply (default {defaults.MAX_NEW_TOKENS})")
+    run.add_argument("--ctx", type=int, default=None,
+                     help=f"context size (default {defaults.N_CTX}, capped by the model)")
     run.add_argument("--json", type=Path, help="write the transcript as JSON here")
     run.add_argument("--yes", action="store_true", help="run code without asking")
-    run.add_argument("--network", action="store_true", help="let the code reach the network, e.g. for pip (off by default)")
+    run.add_argument("--network", action="store_true",
+                     help="let the code reach the network, e.g. for pip (off by default)")
 
     models = sub.add_parser("models", help="the model catalogue: list, download")
     models_sub = models.add_subparsers(dest="models_command", required=True)

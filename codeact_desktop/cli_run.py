@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import sys
 import threading
@@ -10,20 +12,21 @@ import time
 
 from .agent import events as ev
 from .agent.loop import AgentSettings, Approval, CodeActAgent
-from .engine import open_backend, start_kernel
-from .kernel.conversation_kernel import KernelError, remove_abandoned_runtime_folders
+from .engine import open_backend, recover_after_stop, start_kernel
+from .kernel.conversation_kernel import KernelError
 from .llm.base import BackendError
 from .paths import AppPaths
 from .store.history import HistoryStore
-from .store.recovery import recover_interrupted
 from .visible_text import for_terminal, visible_name, well_formed
+
+log = logging.getLogger(__name__)
 
 
 class TerminalView:
     """Prints the agent's events as they come."""
 
-    def __init__(self, out=sys.stdout):
-        self.out = out
+    def __init__(self, out=None):
+        self.out = out or sys.stdout  # at construction, not at import: a test's capture, a redirect
         self._at_line_start = True
 
     def write(self, text: str) -> None:
@@ -103,10 +106,20 @@ def run_command(args) -> int:
     if args.workdir and well_formed(str(args.workdir)) != str(args.workdir):
         _say("error: the --workdir name is not valid UTF-8; choose a folder whose name is")
         return 2
+    try:
+        # Everything opened is closed by one stack, on every way out (an error, Ctrl-C).
+        with contextlib.ExitStack() as stack:
+            return _run(args, stack)
+    except KeyboardInterrupt:
+        _say("\n[stopped]")
+        return 130
+
+
+def _run(args, stack: contextlib.ExitStack) -> int:
     paths = AppPaths.default()
     store = HistoryStore(paths.history_db)
-    remove_abandoned_runtime_folders()
-    if recovered := recover_interrupted(store):
+    stack.callback(store.close)
+    if recovered := recover_after_stop(store):
         _say(f"[recovered {recovered} conversation(s) whose answer was cut off when the app stopped]")
     conversation = store.create_conversation(paths.workspaces, title=args.prompt[:60], workspace=args.workdir)
     t0 = time.monotonic()
@@ -116,8 +129,10 @@ def run_command(args) -> int:
             conversation.set_network_allowed(True)
         kernel = start_kernel(paths, conversation.workspace, network=args.network)
     except Exception as exc:
+        log.error("the kernel could not be prepared", exc_info=True)
         _say(f"error: the Python kernel could not be prepared: {exc}")
         return 1
+    stack.callback(kernel.shutdown)
     try:
         backend = open_backend(
             model_path=args.model, base_url=args.base_url, model_name=args.model_name,
@@ -125,8 +140,8 @@ def run_command(args) -> int:
         )
     except BackendError as exc:
         _say(f"error: {exc}")
-        kernel.shutdown()
         return 1
+    stack.callback(backend.close)
     load_s = time.monotonic() - t0
     info = backend.info
     _say(f"[{info.kind}: {info.model}, {info.device}, context {info.n_ctx}]"
@@ -135,39 +150,47 @@ def run_command(args) -> int:
         kernel.wait_ready()
     except KernelError as exc:
         _say(f"error: {exc}")
-        backend.close()
         return 1
     _say(f"[restrictions] {kernel.sandbox.summary()}")
-    if kernel.sandbox.missing:  # the engine asks before each action then, --yes or not
-        if not sys.stdin.isatty():
-            _say(f"error: the code would run {kernel.sandbox.why_not()}, so each action "
-                 "must be confirmed, and standard input is not a terminal")
-            kernel.shutdown()
-            backend.close()
-            return 2
-    settings = AgentSettings(max_actions=args.max_actions, action_timeout_s=args.timeout, max_new_tokens=args.max_tokens)
-    view = TerminalView()
-    agent = CodeActAgent(backend, kernel, conversation, settings, on_event=view,
+    if kernel.sandbox.missing and not sys.stdin.isatty():  # the engine asks before each action then, --yes or not
+        _say(f"error: the code would run {kernel.sandbox.why_not()}, so each action "
+             "must be confirmed, and standard input is not a terminal")
+        return 2
+    settings = AgentSettings(max_actions=args.max_actions, action_timeout_s=args.timeout,
+                             max_new_tokens=args.max_tokens)
+    agent = CodeActAgent(backend, kernel, conversation, settings, on_event=TerminalView(),
                          approve=lambda action_id, code, required: (
                              ask_in_terminal(action_id, code) if required or not args.yes else Approval(run=True)))
+    stack.callback(agent.close)
     outcome: dict = {}
-    worker = threading.Thread(
-        target=lambda: outcome.update(record=agent.send(args.prompt, args.file)), daemon=True
-    )
-    worker.start()
+    # Waited on as an Event, not with Thread.join: a Ctrl-C that lands inside join() can
+    # leave the thread looking finished while it still runs (seen here on CPython 3.11).
+    finished = threading.Event()
+
+    def answer() -> None:
+        try:
+            outcome["record"] = agent.send(args.prompt, args.file)
+        except Exception:  # noqa: BLE001 - send ends its own failures; this is a listener's
+            log.error("the turn's worker failed", exc_info=True)
+        finally:
+            finished.set()
+
+    threading.Thread(target=answer, name="turn", daemon=True).start()
     try:
-        while worker.is_alive():
-            worker.join(0.2)
+        while not finished.wait(0.2):
+            pass
     except KeyboardInterrupt:
         _say("\n[stopping…]")
         agent.cancel()
-        worker.join()
+        finished.wait()
     record = outcome.get("record")
     total_s = time.monotonic() - t0
     if args.json and record is not None:
-        write_transcript(args.json, args, info, settings, conversation, record, load_s, total_s)
-    kernel.shutdown()
-    backend.close()
+        try:
+            write_transcript(args.json, args, info, settings, conversation, record, load_s, total_s)
+        except OSError as exc:
+            _say(f"error: the transcript could not be written to {args.json}: {exc.strerror or exc}")
+            return 1
     if record is None:
         return 1
     return {"answered": 0, "action_limit": 0, "cancelled": 130}.get(record.reason, 1)

@@ -7,12 +7,14 @@ import platform
 import subprocess
 import sys
 
-from .agent.attachments import human_size
+from .sizes import human_size
+from .kernel.state import KernelListener, KernelState, KernelStatus
 from .kernel.venv import KernelVenv, base_interpreter, base_layer_paths
 from .models.hardware import detect_hardware
 from .paths import AppPaths
 
-_KERNEL_STACK = ("ipykernel", "numpy", "pandas", "scipy", "sympy", "matplotlib", "seaborn", "sklearn", "PIL", "openpyxl")
+_KERNEL_STACK = ("ipykernel", "numpy", "pandas", "scipy", "sympy", "matplotlib", "seaborn", "sklearn", "PIL",
+                 "openpyxl")
 
 
 def llama_report() -> list[tuple[str, str]]:
@@ -20,7 +22,7 @@ def llama_report() -> list[tuple[str, str]]:
         import llama_cpp
     except ImportError as exc:
         return [("llama.cpp", f"not installed ({exc})")]
-    from .llm import ggml_backends
+    from .native import ggml_backends
 
     found = ggml_backends.load()
     hw = detect_hardware()
@@ -28,12 +30,14 @@ def llama_report() -> list[tuple[str, str]]:
     rows = [
         ("llama-cpp-python", llama_cpp.__version__),
         ("backends", f"{', '.join(found.backends) or 'none'} "
-                     + ("(modules loaded from the bundle)" if found.loaded_from_folder else "(linked into this build)")),
+                     + ("(modules loaded from the bundle)" if found.loaded_from_folder
+                        else "(linked into this build)")),
     ]
     if found.cpu_variant:
         rows.append(("CPU variant", f"{found.cpu_variant} (the best of the build's variants for this CPU)"))
     for device in found.devices:
-        memory = f", {human_size(device.memory_free)} of {human_size(device.memory_total)} free" if device.is_gpu else ""
+        memory = (f", {human_size(device.memory_free)} of {human_size(device.memory_total)} free" if device.is_gpu
+                  else "")
         rows.append(("device", f"{device.name}: {device.description} [{device.kind}]{memory}"))
     for module, reason in found.not_loaded.items():
         rows.append(("not used", f"{module}: {reason}"))
@@ -55,15 +59,25 @@ def kernel_report(paths: AppPaths) -> list[tuple[str, str]]:
         rows.append(("kernel venv", f"not created yet ({venv.root}); made on first use in about a second"))
         return rows
     rows.append(("kernel venv", str(venv.root)))
-    probe = "import importlib, sys\nmissing=[m for m in sys.argv[1:] if importlib.util.find_spec(m) is None]\nprint(','.join(missing))"
+    probe = ("import importlib, sys\nmissing=[m for m in sys.argv[1:] if importlib.util.find_spec(m) is None]\n"
+             "print(','.join(missing))")
     done = subprocess.run([str(venv.python), "-c", probe, *_KERNEL_STACK], capture_output=True, text=True)
     missing = done.stdout.strip()
     rows.append(("kernel packages", f"missing: {missing}" if missing else "all present: " + ", ".join(_KERNEL_STACK)))
     return rows
 
 
-def sandbox_report(paths: AppPaths) -> list[tuple[str, str]]:
-    """Starts a real kernel in a throwaway folder and reports what its launcher applied."""
+def describe_state(state: KernelState) -> str:
+    """One kernel state as doctor prints it."""
+    words = str(state.status)
+    if state.status == KernelStatus.READY and state.sandbox is not None:
+        words += f" ({', '.join(state.sandbox.layers) or 'no restriction layer'})"
+    return f"{words}: {state.detail}" if state.detail else words
+
+
+def sandbox_report(paths: AppPaths, on_state: KernelListener | None = None) -> list[tuple[str, str]]:
+    """Starts a real kernel in a throwaway folder and reports what its launcher applied;
+    ``on_state`` hears the kernel's states as they come."""
     import tempfile
     from pathlib import Path
 
@@ -72,7 +86,7 @@ def sandbox_report(paths: AppPaths) -> list[tuple[str, str]]:
     rows = [("secrets", "kernel starts with an allow-listed environment (no tokens, keys or credentials)")]
     with tempfile.TemporaryDirectory(prefix="codeact-doctor-") as folder:
         try:
-            kernel = start_kernel(paths, Path(folder), background=False)
+            kernel = start_kernel(paths, Path(folder), background=False, on_state=on_state)
         except Exception as exc:  # the report says so rather than failing
             return rows + [("kernel", f"could not start: {exc}")]
         report = kernel.sandbox
@@ -87,17 +101,23 @@ def sandbox_report(paths: AppPaths) -> list[tuple[str, str]]:
     return rows
 
 
+def _print_row(key: str, value: str) -> None:
+    print(f"  {key:<22} {value}", flush=True)
+
+
 def print_report() -> int:
     paths = AppPaths.default()
+    # Each section is printed as soon as it is known: the kernel's states show while it starts.
     sections = {
-        "Machine": [("platform", platform.platform()), ("python", sys.version.split()[0]),
-                    ("CPU cores", str(os.cpu_count())), ("data folder", str(paths.data))],
-        "Model runtime": llama_report(),
-        "Python kernel": kernel_report(paths),
-        "Restriction layers": sandbox_report(paths),
+        "Machine": lambda: [("platform", platform.platform()), ("python", sys.version.split()[0]),
+                            ("CPU cores", str(os.cpu_count())), ("data folder", str(paths.data))],
+        "Model runtime": llama_report,
+        "Python kernel": lambda: kernel_report(paths),
+        "Restriction layers": lambda: sandbox_report(
+            paths, on_state=lambda state: _print_row("kernel state", describe_state(state))),
     }
     for title, rows in sections.items():
-        print(title)
-        for key, value in rows:
-            print(f"  {key:<22} {value}")
+        print(title, flush=True)
+        for key, value in rows():
+            _print_row(key, value)
     return 0

@@ -10,6 +10,7 @@ conversations are never touched.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from .paths import AppPaths
 
+log = logging.getLogger(__name__)
 _PLOT = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [1, 4, 9])\nplt.show()"
 
 
@@ -28,14 +30,15 @@ def _kernel_checks(paths: AppPaths, folder: Path) -> list[tuple[str, bool, str]]
     started = time.monotonic()
     try:
         kernel = start_kernel(paths, folder, background=False)
-    except Exception as exc:  # every failure is a line of the verdict, not a traceback
+    except Exception as exc:  # every failure is a line of the verdict, not a traceback (that goes to the log)
+        log.error("self-test: the kernel did not start", exc_info=True)
         return [("kernel", False, f"did not start: {exc}")]
     try:
         report = kernel.sandbox
         layers = report.layers
         restricted = not report.missing
-        checks.append(("kernel", restricted, f"ready in {time.monotonic() - started:.1f} s, "
-                       + (f"{len(layers)} restriction layers" if restricted else f"NOT restricted: {report.why_not()}")))
+        how = f"{len(layers)} restriction layers" if restricted else f"NOT restricted: {report.why_not()}"
+        checks.append(("kernel", restricted, f"ready in {time.monotonic() - started:.1f} s, {how}"))
         done = kernel.execute("print(1)", timeout=60)
         printed = "".join(i.text for i in done.items if i.kind == "stdout").strip()
         checks.append(("print(1)", done.status == "ok" and printed == "1", printed or done.status))
@@ -50,11 +53,12 @@ def _kernel_checks(paths: AppPaths, folder: Path) -> list[tuple[str, bool, str]]
 def _model_checks(model: str) -> list[tuple[str, bool, str]]:
     from .engine import open_backend
     from .llm.base import GenerationParams
-    from .llm import ggml_backends
+    from .native import ggml_backends
 
     try:
         backend = open_backend(model_path=model, n_ctx=2048)
     except Exception as exc:
+        log.error("self-test: the model did not load", exc_info=True)
         return [("model", False, f"did not load: {exc}")]
     try:
         result = backend.generate([{"role": "user", "content": "Say hello."}],
@@ -66,6 +70,7 @@ def _model_checks(model: str) -> list[tuple[str, bool, str]]:
         ok = result.completion_tokens > 0
         return [("model", ok, f"{result.completion_tokens} tokens at {result.tokens_per_second:.1f}/s on {where}")]
     except Exception as exc:
+        log.error("self-test: the model did not generate", exc_info=True)
         return [("model", False, f"did not generate: {exc}")]
     finally:
         backend.close()
@@ -90,6 +95,7 @@ def _window_checks(folder: Path) -> list[tuple[str, bool, str]]:
         app.processEvents()
         return [("window", shown, "opened and closed offscreen" if shown else "did not show")]
     except Exception as exc:
+        log.error("self-test: the window did not open", exc_info=True)
         return [("window", False, f"{type(exc).__name__}: {exc}")]
 
 
@@ -109,6 +115,7 @@ def self_test(model: str | None) -> int:
     for name, ok, detail in checks:
         print(f"  {'ok  ' if ok else 'FAIL'} {name}: {detail}", flush=True)
     passed = all(ok for _, ok, _ in checks)
+    log.info("self-test: %s", ", ".join(f"{name} {'ok' if ok else 'FAILED'}" for name, ok, _ in checks))
     failed = [name for name, ok, _ in checks if not ok]
     print(f"self-test: {'PASS' if passed else 'FAIL (' + ', '.join(failed) + ')'} — "
           + "; ".join(f"{n}: {d}" for n, ok, d in checks if n in ("kernel", "model"))

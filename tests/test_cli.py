@@ -76,3 +76,98 @@ def test_no_arguments_opens_the_window(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# -- run_command closes what it opened on every way out (in-process, a real kernel) ------
+
+@pytest.fixture
+def started_kernels(monkeypatch):
+    """The kernels `run` starts (the real start_kernel), to check they were shut down."""
+    from codeact_desktop import cli_run
+
+    started = []
+    real = cli_run.start_kernel
+
+    def spy(*args, **kwargs):
+        started.append(real(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(cli_run, "start_kernel", spy)
+    return started
+
+
+def run_in_process(monkeypatch, backend_or_error, tmp_path, *extra):
+    from codeact_desktop import cli, cli_run
+
+    def open_backend(**kwargs):
+        if isinstance(backend_or_error, BaseException):
+            raise backend_or_error
+        return backend_or_error
+
+    monkeypatch.setattr(cli_run, "open_backend", open_backend)
+    return cli.main(["run", "hi", "--yes", "--workdir", str(tmp_path / "ws"), "--timeout", "20", *extra])
+
+
+def shut_down(kernel) -> bool:
+    from codeact_desktop.kernel.state import KernelStatus
+
+    return not kernel.is_alive and kernel.state.status == KernelStatus.STOPPED
+
+
+def test_run_shuts_the_kernel_down_when_the_backend_fails_to_open(monkeypatch, tmp_path, started_kernels, capsys):
+    from codeact_desktop.llm.base import BackendError
+
+    assert run_in_process(monkeypatch, BackendError("No such model."), tmp_path) == 1
+    assert "error: No such model." in capsys.readouterr().err
+    [kernel] = started_kernels
+    assert shut_down(kernel)
+
+
+def test_run_shuts_the_kernel_down_after_a_failed_turn(monkeypatch, tmp_path, started_kernels, capsys):
+    from codeact_desktop.llm.scripted import ScriptedBackend
+
+    def broken(messages):
+        raise RuntimeError("llama_decode returned -3")
+
+    assert run_in_process(monkeypatch, ScriptedBackend(["<execute>\nprint(1)\n</execute>", broken]), tmp_path) == 1
+    out = capsys.readouterr().out
+    assert "[error] Something went wrong in this answer (RuntimeError: llama_decode returned -3)" in out
+    assert "Traceback" not in out
+    [kernel] = started_kernels
+    assert shut_down(kernel)
+
+
+def test_run_shuts_the_kernel_down_when_something_unexpected_escapes(monkeypatch, tmp_path, started_kernels):
+    from codeact_desktop import cli_run
+    from codeact_desktop.llm.scripted import ScriptedBackend
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("the transcript writer broke")
+
+    monkeypatch.setattr(cli_run, "write_transcript", fails)
+    with pytest.raises(RuntimeError, match="transcript writer broke"):
+        run_in_process(monkeypatch, ScriptedBackend(["Hello."]), tmp_path, "--json", str(tmp_path / "t.json"))
+    [kernel] = started_kernels
+    assert shut_down(kernel)
+
+
+def test_run_shuts_the_kernel_down_on_ctrl_c_while_loading(monkeypatch, tmp_path, started_kernels, capsys):
+    assert run_in_process(monkeypatch, KeyboardInterrupt(), tmp_path) == 130
+    assert "[stopped]" in capsys.readouterr().err
+    [kernel] = started_kernels
+    assert shut_down(kernel)
+
+
+def test_run_shuts_the_kernel_down_on_ctrl_c_mid_turn(monkeypatch, tmp_path, started_kernels):
+    import signal
+
+    from codeact_desktop.llm.scripted import ScriptedBackend
+
+    def interrupt(messages):  # on the turn's worker; the main thread, waiting on it, gets the Ctrl-C
+        os.kill(os.getpid(), signal.SIGINT)
+        return "A long answer, streamed slowly. " * 20
+
+    backend = ScriptedBackend([interrupt], piece_delay=0.05)
+    assert run_in_process(monkeypatch, backend, tmp_path) == 130
+    [kernel] = started_kernels
+    assert shut_down(kernel)

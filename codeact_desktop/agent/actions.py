@@ -12,12 +12,18 @@ import re
 import textwrap
 from dataclasses import dataclass
 
-OPEN, CLOSE = "<execute>", "</execute>"
+from ..resources import messages
+
+# The action tag, as the system prompt teaches it: spelt once, in the texts the model reads
+# (llm/base.py's stop sequences read the same entry). Code uses these names.
+OPEN, CLOSE = messages()["action_open"], messages()["action_close"]
 _FENCE = re.compile(r"^\s*```[\w+-]*[ \t]*\n(.*?)\n?\s*```\s*$", re.DOTALL)
 
 
 @dataclass
 class ParsedReply:
+    """A model reply split into its thought and its first action."""
+
     thought: str  # text before the action (or the whole reply)
     code: str | None  # None: no action
     runnable: bool  # False when the action was cut off mid-code

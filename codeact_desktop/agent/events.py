@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..action_status import ActionStatus
 from ..kernel.outputs import OutputItem
+from ..kernel.state import KernelState
 
 
 @dataclass
@@ -24,6 +26,8 @@ class ModelWorking:
 
 @dataclass
 class TextPiece:
+    """A piece of the model's reply as it streams."""
+
     text: str
 
 
@@ -38,12 +42,16 @@ class ReplyDone:
 
 @dataclass
 class ActionProposed:
+    """The reply holds code; it waits for the approval rule (or is not run at all)."""
+
     action_id: str
     code: str
 
 
 @dataclass
 class ActionStarted:
+    """The code went to the kernel."""
+
     action_id: str
     code: str  # as run: the user may have edited it
 
@@ -59,14 +67,18 @@ class OutputStream:
 
 @dataclass
 class OutputAdded:
+    """One output the code produced (an image, a table, a result), as stored."""
+
     action_id: str
     item: OutputItem
 
 
 @dataclass
 class ActionFinished:
+    """An action ended, run or not; ``observation`` is what the model reads about it."""
+
     action_id: str
-    status: str  # ok | error | timeout | timeout_restarted | died | cancelled | skipped | cut_off | over_limit
+    status: ActionStatus
     observation: str
     seconds: float
     files: list[str] = field(default_factory=list)
@@ -81,6 +93,8 @@ class Notice:
 
 @dataclass
 class TurnDone:
+    """The last event of every turn, whatever happened in it."""
+
     reason: str  # answered | action_limit | cancelled | error
     actions: int
 
@@ -94,5 +108,6 @@ class ErrorEvent:
 
 Event = (
     ModelWorking | TextPiece | ReplyDone | ActionProposed | ActionStarted | OutputStream | OutputAdded
-    | ActionFinished | Notice | TurnDone | ErrorEvent
+    | ActionFinished | Notice | TurnDone | ErrorEvent | KernelState
 )
+"""KernelState comes from the conversation's kernel (kernel/state.py), forwarded by the agent."""

@@ -8,23 +8,28 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+from .. import defaults
+from ..resources import messages
+
 Message = dict[str, str]  # {"role": ..., "content": ...}
 # (prompt tokens evaluated so far, prompt tokens to evaluate)
 ProgressHook = Callable[[int, int], None]
 
-# CodeAct's two stop sequences: the end of a ChatML turn, and the end of an action
-# (the app runs the code and answers with the observation).
-CODEACT_STOPS = ("<|im_end|>", "</execute>")
+# CodeAct's two stop sequences: the end of a ChatML turn, and the end of an action (the
+# app runs the code and answers with the observation). The tag's spelling is data, with
+# the other texts the model reads (agent/actions.py reads it from the same place).
+CODEACT_STOPS = ("<|im_end|>", messages()["action_close"])
 
 
 class BackendError(RuntimeError):
-    """A message meant for the user: what went wrong and what to do about it."""
+    """A message meant for the user: what went wrong and what to do about it, in plain
+    words. It may quote a server, so the log records only its type."""
 
 
 @dataclass
 class GenerationParams:
-    max_tokens: int = 512  # the seed's demo: 512 new tokens per turn
-    temperature: float = 0.0  # greedy, as the seed's demo
+    max_tokens: int = defaults.MAX_NEW_TOKENS
+    temperature: float = defaults.TEMPERATURE
     top_p: float = 1.0
     stop: tuple[str, ...] = CODEACT_STOPS
 
@@ -54,6 +59,8 @@ class GenerationResult:
 
 @dataclass
 class BackendInfo:
+    """What a backend runs and where: for the status bar, transcripts and diagnostics."""
+
     kind: str  # "llama.cpp" | "openai"
     model: str
     n_ctx: int
@@ -61,9 +68,15 @@ class BackendInfo:
     device: str = "cpu"  # "cpu" | "gpu" | "remote"
     device_name: str = ""  # the GPU llama.cpp put layers on ("Vulkan0")
     notes: list[str] = field(default_factory=list)
+    model_file: str = ""  # the GGUF's file name (not its folder); "" for a server
+    model_bytes: int = 0
+    quantisation: str = ""  # "Q4_K_M", from the GGUF's header
+    gpu_layers: int = 0  # layers llama.cpp put on the GPU
 
 
 class ChatBackend(ABC):
+    """A model the agent talks to; one request at a time, from one thread."""
+
     info: BackendInfo
 
     @abstractmethod

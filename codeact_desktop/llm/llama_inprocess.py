@@ -8,6 +8,7 @@ checks between tokens, and between batches while it reads a long prompt.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -16,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, NamedTuple
 
+from .. import defaults
+from ..app_log import safe_description
 from ..models.gguf_file import GGUFError, inspect_gguf
 from ..models.hardware import Hardware, choose_plan, detect_hardware
 from .base import (
@@ -29,9 +32,10 @@ from .base import (
 )
 from .chatml import IM_END, chatml_prompt
 
-DEFAULT_N_CTX = 8192
+DEFAULT_N_CTX = defaults.N_CTX
 DEFAULT_N_BATCH = 512
 _DONE = object()
+log = logging.getLogger(__name__)
 
 
 class _Progress(NamedTuple):
@@ -41,12 +45,24 @@ class _Progress(NamedTuple):
     total: int
 
 
+class _Either:
+    """Set when either event is (the worker checks only ``is_set``)."""
+
+    def __init__(self, *events: threading.Event):
+        self._events = events
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self._events)
+
+
 def default_threads() -> int:
     # llama.cpp is fastest on physical cores; leave one for the UI and the kernel.
     return max(1, (os.cpu_count() or 2) - 1) if (os.cpu_count() or 1) > 2 else (os.cpu_count() or 1)
 
 
 class LlamaCppBackend(ChatBackend):
+    """A GGUF run by llama.cpp in this process, on its own worker thread."""
+
     def __init__(
         self,
         model_path: str | os.PathLike,
@@ -62,6 +78,7 @@ class LlamaCppBackend(ChatBackend):
         try:
             gguf = inspect_gguf(model_path)
         except GGUFError as exc:
+            log.warning("not a usable GGUF: %s", safe_description(exc))
             raise BackendError(str(exc)) from exc
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
         self._path = Path(model_path)
@@ -77,13 +94,16 @@ class LlamaCppBackend(ChatBackend):
             self._llm, self.placement = self._worker.submit(load, n_gpu_layers).result()
         except Exception as exc:
             if n_gpu_layers == 0:
+                log.error("llama.cpp could not load the model on the CPU", exc_info=True)
                 self._worker.shutdown()
                 raise BackendError(f"llama.cpp could not load {self._path.name}: {exc}") from exc
             # GPU load failed (out of VRAM, driver): the CPU still works; say why.
+            log.warning("llama.cpp could not load %d layers on the GPU; trying the CPU", n_gpu_layers, exc_info=True)
             notes.append(f"GPU offload failed, running on the CPU: {exc}")
             try:
                 self._llm, self.placement = self._worker.submit(load, 0).result()
             except Exception as exc2:
+                log.error("llama.cpp could not load the model on the CPU either", exc_info=True)
                 self._worker.shutdown()
                 raise BackendError(f"llama.cpp could not load {self._path.name}: {exc2}") from exc2
             n_gpu_layers = 0
@@ -103,13 +123,19 @@ class LlamaCppBackend(ChatBackend):
             device=device,
             device_name=", ".join(self.placement.gpu_devices) if device == "gpu" else "",
             notes=notes,
+            model_file=self._path.name,
+            model_bytes=gguf.size,
+            quantisation=gguf.quantisation,
+            gpu_layers=self.placement.layers_on_gpu or 0,
         )
         self.n_gpu_layers = self.placement.layers_on_gpu or 0
+        log.info("loaded a %s model (%d bytes, %s): context %d, %d layers on the GPU, %d threads",
+                 gguf.architecture, gguf.size, gguf.quantisation, self.info.n_ctx, self.n_gpu_layers, self.n_threads)
 
     def _load(self, n_ctx: int, n_gpu_layers: int, seed: int):
         from llama_cpp import Llama
 
-        from . import ggml_backends, llama_log
+        from ..native import ggml_backends, llama_log
 
         gpus = ggml_backends.load().gpus  # a bundle's backend modules, before llama.cpp looks elsewhere
         with llama_log.watched() as lines:
@@ -193,21 +219,35 @@ class LlamaCppBackend(ChatBackend):
     ) -> GenerationResult:
         cancel = cancel or threading.Event()
         pieces: queue.Queue = queue.Queue()
-        future = self._worker.submit(self._generate_on_worker, messages, params, pieces, cancel)
+        abandoned = threading.Event()  # the caller's side failed (a listener raised): stop the worker too
+        future = self._worker.submit(self._generate_on_worker, messages, params, pieces, _Either(cancel, abandoned))
         started = time.monotonic()
         first = None
-        while True:
-            piece = pieces.get()
-            if piece is _DONE:
-                break
-            if isinstance(piece, _Progress):
-                if on_progress is not None:
-                    on_progress(piece.done, piece.total)
-                continue
-            if first is None:
-                first = time.monotonic() - started
-            on_piece(piece)
-        result: GenerationResult = future.result()
+        try:
+            while True:
+                piece = pieces.get()
+                if piece is _DONE:
+                    break
+                if isinstance(piece, _Progress):
+                    if on_progress is not None:
+                        on_progress(piece.done, piece.total)
+                    continue
+                if first is None:
+                    first = time.monotonic() - started
+                on_piece(piece)
+        except BaseException:
+            abandoned.set()
+            raise
+        try:
+            result: GenerationResult = future.result()
+        except BackendError:
+            raise
+        except Exception as exc:  # llama.cpp failing mid-reply (a decode error, memory): say so plainly
+            log.error("llama.cpp failed while generating", exc_info=True)
+            raise BackendError(
+                f"llama.cpp stopped while writing the reply ({type(exc).__name__}: {exc}). "
+                "What came before is kept; send the message again, or load the model with a smaller context."
+            ) from exc
         result.seconds = time.monotonic() - started
         result.first_piece_seconds = first
         return result

@@ -4,12 +4,15 @@ server, Ollama, LM Studio. The server applies the chat template; we send message
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from typing import Callable
 
 import httpx
 
+from .. import defaults
+from ..app_log import safe_description
 from .base import (
     BackendError,
     BackendInfo,
@@ -20,12 +23,19 @@ from .base import (
     ProgressHook,
 )
 
-DEFAULT_N_CTX = 8192
+DEFAULT_N_CTX = defaults.N_CTX
 # Without the server's tokenizer, a cautious estimate for fitting the context.
 CHARS_PER_TOKEN = 3.2
+log = logging.getLogger(__name__)
+
+
+class MalformedStream(ValueError):
+    """A streamed chunk this client cannot read; the text says what, never the chunk."""
 
 
 class OpenAIBackend(ChatBackend):
+    """A model behind an OpenAI-compatible server, streamed over HTTP."""
+
     def __init__(
         self,
         base_url: str,
@@ -59,6 +69,7 @@ class OpenAIBackend(ChatBackend):
         try:
             response = self._http.get("/models")
         except httpx.HTTPError as exc:
+            log.warning("cannot reach the server: %s", safe_description(exc))
             raise BackendError(f"Cannot reach the server at {self.base_url}: {_reason(exc)}") from exc
         if response.status_code >= 400:
             raise BackendError(
@@ -114,19 +125,26 @@ class OpenAIBackend(ChatBackend):
                     data = line[5:].strip()
                     if data == "[DONE]":
                         break
-                    chunk = json.loads(data)
-                    usage = chunk.get("usage") or usage
-                    for choice in chunk.get("choices", []):
-                        piece = (choice.get("delta") or {}).get("content") or ""
+                    chunk = _chunk(data)
+                    usage = chunk.get("usage") if isinstance(chunk.get("usage"), dict) else usage
+                    for piece, finish_reason in _choices(chunk):
                         if piece:
                             if first is None:
                                 first = time.monotonic() - started
                             parts.append(piece)
                             on_piece(piece)
-                        if choice.get("finish_reason"):
-                            finish = choice["finish_reason"]
+                        if finish_reason:
+                            finish = finish_reason
         except httpx.HTTPError as exc:
+            log.warning("lost the server mid-reply: %s", safe_description(exc))
             raise BackendError(f"Lost the server at {self.base_url}: {_reason(exc)}") from exc
+        except MalformedStream as exc:
+            log.warning("the server's stream could not be read after %d pieces", len(parts))
+            raise BackendError(
+                f"The server at {self.base_url} sent a reply this app cannot read ({exc}). "
+                "The answer stopped there; send the message again, or check that the server speaks "
+                "OpenAI's streaming format."
+            ) from exc
         text = "".join(parts)
         return GenerationResult(
             text=text,
@@ -140,6 +158,44 @@ class OpenAIBackend(ChatBackend):
 
     def close(self) -> None:
         self._http.close()
+
+
+def _chunk(data: str) -> dict:
+    """One ``data:`` line's JSON object. Raises MalformedStream (naming what was wrong,
+    not quoting it: it may hold the model's words)."""
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        raise MalformedStream("a streamed line that is not JSON") from None
+    if not isinstance(chunk, dict):
+        raise MalformedStream(f"a streamed chunk that is a JSON {type(chunk).__name__}, not an object")
+    error = chunk.get("error")
+    if error is not None:  # vLLM and others report a failure mid-stream this way
+        detail = error.get("message") if isinstance(error, dict) else error
+        raise MalformedStream(f"the server reported an error: {str(detail)[:200]}")
+    if "choices" not in chunk and "usage" not in chunk:
+        raise MalformedStream("a streamed chunk without choices")
+    return chunk
+
+
+def _choices(chunk: dict) -> list[tuple[str, str | None]]:
+    """(text piece, finish reason) of each choice, every field type-checked."""
+    choices = chunk.get("choices") or []
+    if not isinstance(choices, list):
+        raise MalformedStream("a streamed chunk whose choices are not a list")
+    found = []
+    for choice in choices:
+        if not isinstance(choice, dict):
+            raise MalformedStream("a streamed choice that is not an object")
+        delta = choice.get("delta") or {}
+        if not isinstance(delta, dict):
+            raise MalformedStream("a streamed delta that is not an object")
+        piece = delta.get("content") or ""
+        if not isinstance(piece, str):
+            raise MalformedStream(f"a streamed text that is a {type(piece).__name__}, not a string")
+        reason = choice.get("finish_reason")
+        found.append((piece, reason if isinstance(reason, str) else None))
+    return found
 
 
 def _reason(exc: Exception) -> str:

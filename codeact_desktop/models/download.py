@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
 import threading
@@ -31,15 +32,16 @@ from huggingface_hub.file_download import http_get
 from huggingface_hub.utils import build_hf_headers
 from huggingface_hub.utils import tqdm as hf_tqdm
 
-from ..agent.attachments import human_size
+from ..sizes import human_size
 from .catalogue import CatalogueEntry
 
 METADATA_TIMEOUT_S = 10.0  # no network must be a message within seconds, never a hang
 DISK_MARGIN_BYTES = 200 << 20  # leave room for the app's own writes
+log = logging.getLogger(__name__)
 
 
 class DownloadError(Exception):
-    pass
+    """Why a download did not give a usable file, in words for the user."""
 
 
 class DownloadCancelled(DownloadError):
@@ -186,6 +188,7 @@ def _download_locked(entry, models_dir, verified, progress, cancel) -> Path:
         meta = get_hf_file_metadata(hf_hub_url(entry.repo, entry.file, revision=entry.revision, endpoint=endpoint),
                                     timeout=METADATA_TIMEOUT_S, endpoint=endpoint)
     except Exception as exc:
+        log.warning("the metadata of %s could not be fetched", entry.id, exc_info=True)
         raise DownloadError(_clear_message(exc, entry)) from exc
     commit, expected_sha, size = meta.commit_hash, (meta.etag or "").lower(), meta.size or entry.size_bytes
     if not commit:
@@ -215,11 +218,14 @@ def _download_locked(entry, models_dir, verified, progress, cancel) -> Path:
     except DownloadCancelled:
         raise
     except Exception as exc:
+        log.warning("the download of %s stopped after %d bytes of %d", entry.id,
+                    part.stat().st_size if part.exists() else 0, size, exc_info=True)
         if isinstance(exc, OSError) and getattr(exc, "errno", None) == errno.ENOSPC:
             raise DownloadError(f"The disk filled up while downloading {entry.name}; free some space and "
                                 "try again, and it resumes where it stopped.") from exc
         raise DownloadError(_clear_message(exc, entry) + " It resumes where it stopped next time.") from exc
     _check_sha(part, expected_sha, entry, progress, cancel)
+    log.info("downloaded and checked %s (%d bytes)", entry.id, size)
     os.replace(part, target)  # only a verified file gets the name that is loaded
     verified.mark(target, expected_sha)
     return target
@@ -241,6 +247,7 @@ def _check_sha(path: Path, expected_sha: str, entry, progress, cancel) -> None:
         blob = path.resolve()
         path.unlink(missing_ok=True)
         blob.unlink(missing_ok=True)  # never left where it could be loaded, nor resumed
+        log.warning("%s arrived damaged (SHA-256 mismatch); deleted", entry.id)
         raise DownloadError(
             f"{entry.file} arrived damaged (SHA-256 {actual[:12]}… instead of {expected_sha[:12]}…). "
             "It was deleted; try the download again.")

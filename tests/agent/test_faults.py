@@ -26,7 +26,8 @@ from codeact_desktop.llm.scripted import ScriptedBackend
 from codeact_desktop.resources import messages
 from codeact_desktop.store.history import HistoryStore
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the restriction layers tested here are Linux's")
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="the restriction layers tested here are Linux's")
 
 MB = 1 << 20
 # Small limits so the probes are quick; the mechanism is the one the app uses with its defaults.
@@ -60,7 +61,8 @@ PROBES = {
     "print 100 MB": Probe("print('x' * 100_000_000)", "ok", ("characters", "cut here")),
     "10,000 images": Probe(
         "import io\nfrom PIL import Image as P\nfrom IPython.display import Image, display\n"
-        "b = io.BytesIO(); P.new('RGB', (8, 8)).save(b, 'PNG')\nfor i in range(10_000):\n    display(Image(b.getvalue()))",
+        "b = io.BytesIO(); P.new('RGB', (8, 8)).save(b, 'PNG')\n"
+        "for i in range(10_000):\n    display(Image(b.getvalue()))",
         "ok", ("9900 more displayed outputs", "<image: 8x8 PNG"), timeout_s=60, bound_s=60),
     "input()": Probe("name = input('Your name? ')", "error", ("StdinNotImplementedError",)),
     "write a 5 GB file": Probe(
@@ -74,7 +76,8 @@ PROBES = {
                                   ("PermissionError",)),
     "open a socket": Probe("import socket\nsocket.create_connection(('127.0.0.1', PORT), timeout=3)", "error",
                            ("Error", "no network access")),
-    "name lookup": Probe("import socket\nsocket.getaddrinfo('pypi.org', 443)", "error", ("gaierror", "no network access")),
+    "name lookup": Probe("import socket\nsocket.getaddrinfo('pypi.org', 443)", "error",
+                         ("gaierror", "no network access")),
 }
 
 
@@ -154,7 +157,8 @@ def test_fault(name, tmp_path, kernel_venv, app_paths, host_server, secret):
 def test_network_switch_lets_code_reach_the_network(tmp_path, kernel_venv, app_paths, host_server):
     agent, backend, kernel, store, _ = _agent(tmp_path, kernel_venv, app_paths, [])
     try:
-        probe = f"import socket\nsocket.create_connection(('127.0.0.1', {host_server[0]}), timeout=3).close()\nprint('reached')"
+        probe = (f"import socket\nsocket.create_connection(('127.0.0.1', {host_server[0]}), timeout=3).close()\n"
+                 "print('reached')")
         assert kernel.execute(probe, timeout=10).status == "error"
         kernel.set_network(True)
         result = kernel.execute(probe, timeout=10)
@@ -176,7 +180,8 @@ def _wheel(folder: Path, name: str, version: str, module_text: str) -> Path:
     info = f"{name}-{version}.dist-info"
     files = {f"{name}/__init__.py": module_text,
              f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: {version}\n",
-             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: codeact-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+             f"{info}/WHEEL": ("Wheel-Version: 1.0\nGenerator: codeact-tests\nRoot-Is-Purelib: true\n"
+                               "Tag: py3-none-any\n")}
     record = [f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b'=').decode()},"
               f"{len(text.encode())}" for path, text in files.items()] + [f"{info}/RECORD,,"]
     path = folder / f"{name}-{version}-py3-none-any.whl"
@@ -211,7 +216,8 @@ def package_index(tmp_path):
 
 def test_pip_install_works_once_the_network_is_on(tmp_path, kernel_venv, app_paths, package_index):
     index, requests = package_index
-    install = f"!pip install --no-cache-dir --index-url {index} codeact-probe\nimport codeact_probe\nprint('answer', codeact_probe.ANSWER)"
+    install = (f"!pip install --no-cache-dir --index-url {index} codeact-probe\n"
+               "import codeact_probe\nprint('answer', codeact_probe.ANSWER)")
     agent, backend, kernel, store, _ = _agent(tmp_path, kernel_venv, app_paths, [
         f"<execute>\n{install}\n</execute>", "No network.",
         f"<execute>\n{install}\n</execute>", "Installed."], timeout=120)

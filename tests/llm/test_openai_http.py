@@ -1,8 +1,11 @@
-"""The HTTP backend against a real OpenAI-compatible server: llama.cpp's own, serving
-the test GGUF on 127.0.0.1."""
+"""The HTTP backend against real OpenAI-compatible servers: llama.cpp's own, serving
+the test GGUF on 127.0.0.1, and a raw one that streams exactly the lines a test gives
+(malformed chunks)."""
 
+import json
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -11,19 +14,124 @@ from codeact_desktop.llm.openai_http import OpenAIBackend
 
 from ..conftest import free_port
 
-pytestmark = pytest.mark.model
+model = pytest.mark.model
 
 
+class RawStreamServer:
+    """A real HTTP server speaking just enough of OpenAI's API: each POST streams the next
+    list of ``data:`` payloads given to ``streams`` (as they are, JSON or not), then a
+    well-formed reply ``good``."""
+
+    def __init__(self, good: str = "All good."):
+        self.streams: list[list[str]] = []
+        self.good = good
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):  # noqa: N802
+                body = json.dumps({"data": [{"id": "raw", "context_length": 8192}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):  # noqa: N802
+                self.rfile.read(int(self.headers["Content-Length"]))
+                payloads = server.streams.pop(0) if server.streams else server.good_stream()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for payload in payloads:
+                    self.wfile.write(f"data: {payload}\n\n".encode())
+                    self.wfile.flush()
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def good_stream(self) -> list[str]:
+        pieces = [json.dumps({"choices": [{"delta": {"content": self.good[i:i + 4]}, "finish_reason": None}]})
+                  for i in range(0, len(self.good), 4)]
+        return [*pieces, json.dumps({"choices": [{"delta": {}, "finish_reason": "stop"}]}), "[DONE]"]
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def piece(content) -> str:
+    return json.dumps({"choices": [{"delta": {"content": content}, "finish_reason": None}]})
+
+
+# Each streams a good piece first, then the fault; the words the error must use.
+MALFORMED = {
+    "not JSON": ([piece("Hello "), '{"choices": [{"delta": {"content": "SECRET-REPLY'], "not JSON"),
+    "no choices": ([piece("Hello "), json.dumps({"id": "chunk-1", "object": "SECRET-REPLY"})], "without choices"),
+    "content a number": ([piece("Hello "), piece(42)], "is a int, not a string"),
+    "delta a string": ([piece("Hello "), json.dumps({"choices": [{"delta": "SECRET-REPLY"}]})],
+                       "delta that is not an object"),
+    "a JSON list": ([piece("Hello "), json.dumps(["SECRET-REPLY"])], "a JSON list"),
+}
+
+
+@pytest.fixture
+def raw_server():
+    server = RawStreamServer()
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("fault", MALFORMED)
+def test_a_malformed_chunk_is_a_plain_backend_error_and_the_next_reply_works(raw_server, fault):
+    stream, words = MALFORMED[fault]
+    raw_server.streams.append(stream)
+    backend = OpenAIBackend(raw_server.url)
+    pieces = []
+    with pytest.raises(BackendError) as raised:
+        backend.generate([{"role": "user", "content": "hi"}], GenerationParams(), pieces.append)
+    message = str(raised.value)
+    assert words in message and "sent a reply this app cannot read" in message
+    assert "SECRET-REPLY" not in message and "Traceback" not in message  # says what was wrong, quotes nothing
+    assert pieces == ["Hello "]  # what came before the fault was streamed
+    result = backend.generate([{"role": "user", "content": "hi"}], GenerationParams(), lambda p: None)
+    assert result.text == "All good." and result.finish_reason == "stop"
+    backend.close()
+
+
+def test_an_error_reported_mid_stream_is_the_servers_words(raw_server):
+    raw_server.streams.append([piece("Hel"), json.dumps({"error": {"message": "out of memory on the GPU"}})])
+    backend = OpenAIBackend(raw_server.url)
+    with pytest.raises(BackendError, match="the server reported an error: out of memory on the GPU"):
+        backend.generate([{"role": "user", "content": "hi"}], GenerationParams(), lambda p: None)
+    backend.close()
+
+
+def test_a_usage_chunk_without_choices_is_fine(raw_server):
+    usage = json.dumps({"usage": {"prompt_tokens": 7, "completion_tokens": 2}})
+    raw_server.streams.append([piece("Hi"), piece(" there"), usage, "[DONE]"])
+    backend = OpenAIBackend(raw_server.url)
+    result = backend.generate([{"role": "user", "content": "hi"}], GenerationParams(), lambda p: None)
+    assert result.text == "Hi there" and result.prompt_tokens == 7 and result.completion_tokens == 2
+    backend.close()
+
+
+@model
 def test_lists_the_model_and_streams(server_url):
     backend = OpenAIBackend(server_url)
     assert backend.info.model == "gemma-test" and backend.info.device == "remote"
     pieces = []
-    result = backend.generate([{"role": "user", "content": "Say hello."}], GenerationParams(max_tokens=24), pieces.append)
+    result = backend.generate([{"role": "user", "content": "Say hello."}], GenerationParams(max_tokens=24),
+                              pieces.append)
     assert len(pieces) > 2 and "".join(pieces) == result.text
     assert result.finish_reason in ("stop", "length") and result.completion_tokens > 0
     backend.close()
 
 
+@model
 def test_stop_sequence_is_honoured_and_stripped(server_url):
     backend = OpenAIBackend(server_url, "gemma-test")
     messages = [{"role": "user", "content": "Repeat exactly: alpha beta gamma delta"}]
@@ -33,6 +141,7 @@ def test_stop_sequence_is_honoured_and_stripped(server_url):
     backend.close()
 
 
+@model
 def test_cancel_closes_the_stream(server_url):
     backend = OpenAIBackend(server_url)
     cancel = threading.Event()
