@@ -1,10 +1,12 @@
 """A conversation as a Jupyter notebook, Markdown or a self-contained HTML page.
 
-Notebook: markdown cells for the talk, code cells with their outputs (images included),
-written by nbformat. HTML: the Markdown rendered by Python-Markdown with images inlined,
-so one file can be mailed. What the model and the code wrote is untrusted: raw HTML in
-the talk is escaped, HTML outputs and the whole page are sanitized
-(``untrusted_markup``), and the page forbids itself every script and remote load.
+Notebook: markdown cells for the talk, code cells with their outputs as the history keeps
+them (every type the kernel sent), written by nbformat. Markdown and HTML: each output by
+the window's display priority (``DISPLAY_PRIORITY``); the HTML page is rendered by
+Python-Markdown with images inlined (LaTeX drawn as one), so one file can be mailed.
+What the model and the code wrote is untrusted: raw HTML in the talk is escaped, HTML
+outputs and the whole page are sanitized (``untrusted_markup``), and the page forbids
+itself every script and remote load.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ import markdown
 import nbformat
 from nbformat import v4
 
+from .action_status import ActionStatus
 from .agent.timeline import Entry, StoredOutput, timeline
+from .kernel.latex_image import latex_png, math_source
 from .kernel.observation import strip_ansi
+from .kernel.outputs import OutputItem, image_type, item_from_stored
 from .store.history import Conversation
 from .untrusted_markup import CONTENT_SECURITY_POLICY, clean_html, neutral_markdown
 from .visible_text import visible_name
@@ -75,10 +80,11 @@ def to_notebook(title: str, entries: list[Entry]) -> nbformat.NotebookNode:
         elif entry.type == "notice":
             cells.append(v4.new_markdown_cell(f"> *{neutral_markdown(entry.text)}*"))
         elif entry.type == "action":
-            ran = entry.status not in ("skipped", "cut_off", "over_limit", "proposed")
+            status = _status(entry)
+            ran = status is not None and status.ran
             count += ran
             cell = v4.new_code_cell(entry.text, execution_count=count if ran else None)
-            cell.outputs = [_nb_output(o, count) for o in entry.outputs]
+            cell.outputs = [output for output in (_nb_output(o, count) for o in entry.outputs) if output]
             cell.metadata["codeact"] = {"status": entry.status}
             cells.append(cell)
     nb = v4.new_notebook(cells=cells)
@@ -87,19 +93,30 @@ def to_notebook(title: str, entries: list[Entry]) -> nbformat.NotebookNode:
     return nb
 
 
+def _status(entry: Entry) -> ActionStatus | None:
+    try:
+        return ActionStatus(entry.status)
+    except ValueError:
+        return None
+
+
+def _item(out: StoredOutput) -> OutputItem | None:
+    return item_from_stored(out.kind, out.text, out.image, out.meta)
+
+
 def _nb_output(out: StoredOutput, count: int):
-    if out.kind in ("stdout", "stderr"):
-        return v4.new_output("stream", name=out.kind, text=out.text)
-    if out.kind == "image" and out.image:
-        return v4.new_output("display_data", data={
-            "image/png": base64.b64encode(out.image).decode("ascii"), "text/plain": out.text or "<image>"})
-    if out.kind == "error":
-        return v4.new_output("error", ename=out.meta.get("ename", "Error"), evalue=out.meta.get("evalue", ""),
-                             traceback=out.meta.get("traceback") or out.text.splitlines())
-    data = {"text/plain": out.meta.get("plain") or out.text}
-    if out.kind == "html":
-        data["text/html"] = clean_html(out.text)
-    return v4.new_output("execute_result", data=data, execution_count=count)
+    """The output as it was stored, renumbered; its HTML sanitized (a notebook viewer may trust it)."""
+    item = _item(out)
+    if item is None:
+        return None
+    if not item.output_type and item.kind in ("html", "text"):
+        item.output_type = "execute_result"  # as older versions exported a history's rows
+    output = item.to_output()
+    if output.output_type == "execute_result":
+        output.execution_count = count
+    if "text/html" in output.get("data", {}):
+        output.data["text/html"] = clean_html(output.data["text/html"])
+    return output
 
 
 # -- markdown and html ----------------------------------------------------------------
@@ -120,25 +137,54 @@ def to_markdown(title: str, entries: list[Entry], image_prefix: str = "", inline
             parts.append(f"> *{neutral_markdown(entry.text)}*")
         elif entry.type == "action":
             parts.append(_fenced(entry.text, "python"))
-            if entry.status not in ("ok", ""):
+            if entry.status not in (ActionStatus.OK, ""):
                 parts.append(f"*({entry.status.replace('_', ' ')})*")
             for out in entry.outputs:
-                if out.kind == "image" and out.image:
-                    name = f"image-{len(images) + 1}.png"
-                    images[name] = out.image
-                    src = ("data:image/png;base64," + base64.b64encode(out.image).decode("ascii")
-                           if inline_images else image_prefix + name)
-                    parts.append(f"![output]({src})")
-                elif out.kind == "html" and html_as_text:
-                    parts.append(_fenced(out.meta.get("plain") or strip_ansi(out.text).strip(), "text"))
-                elif out.kind == "html":
-                    parts.append(clean_html(out.text).strip())
-                elif out.text.strip() and text_as_pre:
-                    parts.append(f"<pre>{html.escape(strip_ansi(out.text).rstrip())}</pre>")
-                elif out.text.strip():
-                    # "text": tracebacks and printed text are not highlighted as if they were code
-                    parts.append(_fenced(strip_ansi(out.text).rstrip(), "text"))
+                item = _item(out)
+                if item is not None:
+                    parts += _markdown_output(item, images, image_prefix, inline_images, html_as_text, text_as_pre)
     return "\n\n".join(parts) + "\n", images
+
+
+_IMAGE_MIME = {"png": "image/png", "jpeg": "image/jpeg", "svg": "image/svg+xml"}
+
+
+def _markdown_output(item: OutputItem, images: dict[str, bytes], image_prefix: str, inline_images: bool,
+                     html_as_text: bool, text_as_pre: bool) -> list[str]:
+    """One output as Markdown, by what the window shows of it."""
+    if item.kind == "image" and item.data:
+        return [_image_md(item.data, images, image_prefix, inline_images)]
+    if item.kind == "html" and html_as_text:
+        return [_fenced(item.plain or strip_ansi(item.text).strip(), "text")]
+    if item.kind == "html":
+        return [clean_html(item.text).strip()]
+    if item.mime == "text/latex":
+        drawn = latex_png(item.text, dpi=150) if inline_images else None
+        if drawn is not None:
+            return [_image_md(drawn, images, image_prefix, inline_images, alt="formula")]
+        source = math_source(item.text)
+        if source is not None and not text_as_pre:
+            return [_fenced(source.strip("$"), "math")]  # GitHub and others draw a math fence
+    if item.mime == "text/markdown":
+        return [neutral_markdown(item.text)]
+    text = item.plain if item.mime == "text/latex" and item.plain else item.text
+    if item.kind == "error":
+        text = "\n".join(item.traceback) or item.text
+    if text.strip() and text_as_pre:
+        return [f"<pre>{html.escape(strip_ansi(text).rstrip())}</pre>"]
+    if text.strip():
+        # "text": tracebacks and printed text are not highlighted as if they were code
+        return [_fenced(strip_ansi(text).rstrip(), "text")]
+    return []
+
+
+def _image_md(data: bytes, images: dict[str, bytes], image_prefix: str, inline: bool, alt: str = "output") -> str:
+    kind = image_type(data)
+    name = f"image-{len(images) + 1}.{kind}"
+    images[name] = data
+    src = (f"data:{_IMAGE_MIME[kind]};base64," + base64.b64encode(data).decode("ascii")
+           if inline else image_prefix + name)
+    return f"![{alt}]({src})"
 
 
 def _fenced(text: str, language: str) -> str:
@@ -171,7 +217,9 @@ def to_html(title: str, entries: list[Entry]) -> str:
     # plain; a guessed lexer boxes every quote it cannot parse in red.
     body = markdown.markdown(text, extensions=["fenced_code", "tables", "codehilite"],
                              extension_configs={"codehilite": {"noclasses": True, "guess_lang": False}})
-    return PAGE.format(title=html.escape(title), body=clean_html(body), csp=CONTENT_SECURITY_POLICY)
+    # SVG images stay: a browser draws an <img>'s SVG inert (no script, no load), and the
+    # page's own policy forbids both again.
+    return PAGE.format(title=html.escape(title), body=clean_html(body, svg_images=True), csp=CONTENT_SECURITY_POLICY)
 
 
 def _files_md(entry: Entry) -> str:

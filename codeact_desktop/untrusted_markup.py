@@ -7,12 +7,16 @@ through nh3 (the Rust ammonia sanitizer) with an allow-list fit for tables and
 formatted text; images only as inline ``data:image/...``, links only to http(s) and
 mailto. Markdown keeps its formatting, but raw HTML in it is escaped so it shows as text
 (``&lt;``, which CommonMark and Python-Markdown both read as a plain "<"), images become
-links (nothing loads until a person clicks), and links use no other scheme.
+links (nothing loads until a person clicks), and links use no other scheme. SVG from the
+kernel keeps its drawing and loses whatever could run or read: scripts, foreign objects,
+animations, handlers, and every reference that is not to the image itself or to inline
+image data (``<image href="file:...">`` would have the window read a file).
 """
 
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ElementTree
 
 import nh3
 
@@ -36,19 +40,82 @@ _LINK = re.compile(r"(https?:|mailto:|#)", re.IGNORECASE)
 CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'none'"
 
 
-def _keep(tag: str, attribute: str, value: str) -> str | None:
+def _keep(tag: str, attribute: str, value: str, svg_images: bool = False) -> str | None:
     if tag == "img" and attribute == "src":
-        return value if _IMAGE.match(value) else None
+        return value if _IMAGE.match(value) or (svg_images and _SVG_IMAGE.match(value)) else None
     if tag == "a" and attribute == "href":
         return value if _LINK.match(value.strip()) else None
     return value
 
 
-def clean_html(html: str) -> str:
-    """The HTML with only formatting left: no scripts, handlers, frames, forms or remote loads."""
+def clean_html(html: str, svg_images: bool = False) -> str:
+    """The HTML with only formatting left: no scripts, handlers, frames, forms or remote loads.
+    ``svg_images``: inline SVG images kept (a browser draws them inert, as images; the window's
+    rich text would not)."""
+    keep = (lambda tag, attribute, value: _keep(tag, attribute, value, True)) if svg_images else _keep
     return nh3.clean(html, tags=_TAGS, clean_content_tags={"script", "style", "template", "noscript"},
-                     attributes=_ATTRIBUTES, attribute_filter=_keep, url_schemes={"http", "https", "mailto", "data"},
+                     attributes=_ATTRIBUTES, attribute_filter=keep, url_schemes={"http", "https", "mailto", "data"},
                      filter_style_properties=_STYLE, link_rel="noopener noreferrer")
+
+
+# -- SVG ------------------------------------------------------------------------------
+
+MAX_SVG_CHARS = 8 << 20
+_SVG_NS = "http://www.w3.org/2000/svg"
+_XLINK_NS = "http://www.w3.org/1999/xlink"
+# Elements that run, embed another document, or change the drawing (and its references) over time
+_SVG_DROPPED = {"script", "foreignObject", "iframe", "object", "embed", "audio", "video", "handler", "listener",
+                "animate", "animateColor", "animateMotion", "animateTransform", "set", "discard", "prefetch"}
+_SVG_IMAGE = re.compile(r"data:image/svg\+xml;base64,[A-Za-z0-9+/=\s]*\Z")
+_INLINE_IMAGE = re.compile(r"\s*data:image/(png|jpeg|gif);base64,[A-Za-z0-9+/=\s]*\Z")
+_URL = re.compile(r"url\s*\(\s*['\"]?\s*([^)'\"\s]*)", re.IGNORECASE)
+# Written back with the usual prefixes: Qt's SVG reader looks for "xlink:href" by that name.
+ElementTree.register_namespace("", _SVG_NS)
+ElementTree.register_namespace("xlink", _XLINK_NS)
+
+
+def clean_svg(svg: str) -> str | None:
+    """The SVG with only its drawing left, or None when it is not one this can vouch for
+    (too long, not XML, entity declarations, not an ``<svg>`` at the top)."""
+    if len(svg) > MAX_SVG_CHARS or "<!ENTITY" in svg.upper():
+        return None
+    try:
+        root = ElementTree.fromstring(svg.encode("utf-8"))  # the parser fetches no DTD, keeps no PI
+    except (ElementTree.ParseError, ValueError):
+        return None
+    if root.tag != f"{{{_SVG_NS}}}svg":
+        return None
+    try:
+        _clean_svg_element(root)
+        return ElementTree.tostring(root, encoding="unicode")
+    except (ValueError, RecursionError):  # a million nested groups
+        return None
+
+
+def _clean_svg_element(element: ElementTree.Element) -> None:
+    for child in list(element):
+        namespace, _, name = child.tag.rpartition("}")
+        style_loads = name == "style" and _loads_anything(child.text or "", style_sheet=True)
+        if namespace != f"{{{_SVG_NS}" or name in _SVG_DROPPED or style_loads:
+            element.remove(child)  # a foreign namespace too: XHTML, XInclude
+        else:
+            _clean_svg_element(child)
+    image = element.tag.rpartition("}")[2] in ("image", "feImage")
+    for attribute, value in list(element.attrib.items()):
+        name = attribute.rpartition("}")[2].lower()
+        if name.startswith("on") or name == "base":  # xml:base would move where "#..." points
+            del element.attrib[attribute]
+        elif name == "href" and not (value.strip().startswith("#") or (image and _INLINE_IMAGE.match(value))):
+            del element.attrib[attribute]
+        elif _loads_anything(value):
+            del element.attrib[attribute]
+
+
+def _loads_anything(value: str, style_sheet: bool = False) -> bool:
+    """A style or attribute that names a resource outside the image (``url(file:...)``, ``@import``)."""
+    if style_sheet and "@import" in value.lower():
+        return True
+    return any(not target.startswith("#") for target in _URL.findall(value))
 
 
 # Code is left as written only where every Markdown reader agrees it is code: a fence at
@@ -63,7 +130,8 @@ _CLOSE_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*$")
 _RAW_HTML = re.compile(r"<(?=[A-Za-z/!?])")
 # A link's destination, inline or in a reference definition, unless it is http(s), mailto
 # or a fragment: written as a fragment, so it goes nowhere.
-_UNSAFE_LINK = re.compile(r"(\]\(\s*<?\s*|^ {0,3}\[[^\]\n]+\]:[ \t]*<?)(?!https?://|mailto:|#)", re.IGNORECASE | re.MULTILINE)
+_UNSAFE_LINK = re.compile(r"(\]\(\s*<?\s*|^ {0,3}\[[^\]\n]+\]:[ \t]*<?)(?!https?://|mailto:|#)",
+                          re.IGNORECASE | re.MULTILINE)
 
 
 def neutral_markdown(text: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ..resources import messages
-from .outputs import OutputItem, png_size
+from .outputs import OutputItem, image_type, png_size
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
 
@@ -24,12 +24,17 @@ def item_text(item: OutputItem) -> str:
         size = png_size(item.data or b"")
         if size:
             return texts["image_placeholder"].format(width=size[0], height=size[1])
-        return texts["image_placeholder_unknown"]
+        if not item.data or image_type(item.data) == "png":
+            return texts["image_placeholder_unknown"]
+        # Until resources/prompts/messages.json has the key (its owner adds it)
+        template = texts.get("image_placeholder_kind", "<image: {kind}, shown to the user>")
+        return template.format(kind=image_type(item.data).upper())
     if item.kind == "error":
         return strip_ansi("\n".join(item.traceback))
-    if item.kind == "html":
-        # The model reads the text/plain twin (a DataFrame's repr), not the markup.
-        return item.plain or strip_ansi(item.text)
+    if item.kind in ("html", "text") and item.plain:
+        # The model reads the text/plain twin (a DataFrame's repr, sympy's sqrt(x)), not the
+        # markup; LaTeX, Markdown or JSON without one as written (the model reads them well).
+        return item.plain
     return strip_ansi(item.text)
 
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import no_follow
-from ..kernel.outputs import OutputItem
+from ..action_status import ActionStatus
+from ..kernel.outputs import OutputItem, item_from_output
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -61,7 +62,7 @@ CREATE TABLE IF NOT EXISTS outputs (
     text TEXT,
     path TEXT,                   -- images of histories before 'data': relative to the workspace
     meta TEXT NOT NULL DEFAULT '{}',
-    data BLOB                    -- images: kept here, where the kernel cannot swap them for a link
+    data BLOB                    -- images of histories before meta's 'output' (the whole nbformat output)
 );
 CREATE TABLE IF NOT EXISTS files (
     id INTEGER PRIMARY KEY,
@@ -79,6 +80,9 @@ MAX_IMAGE_BYTES = 64 << 20  # an older history's image file read back, at most
 
 
 class HistoryStore:
+    """The app's one SQLite database of conversations: each message, action, output and
+    produced file, committed as it completes; safe to share between threads."""
+
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,9 +163,20 @@ class HistoryStore:
         with self._lock:
             self._db.close()
 
+    def search_conversations(self, needle: str, limit: int = 200) -> list[dict]:
+        """Conversations whose title or one of whose user or assistant messages holds
+        ``needle`` (ASCII case ignored), newest first: one query, for the sidebar's search."""
+        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return self.query(
+            "SELECT * FROM conversations AS c WHERE c.title LIKE ?1 ESCAPE '\\' OR EXISTS ("
+            " SELECT 1 FROM messages AS m WHERE m.conversation_id = c.id AND m.kind IN ('user', 'assistant')"
+            " AND m.content LIKE ?1 ESCAPE '\\') ORDER BY c.updated DESC LIMIT ?2", (pattern, limit))
+
 
 @dataclass
 class Conversation:
+    """One conversation in the store: what is written to it and read back, by id."""
+
     store: HistoryStore
     id: str
     workspace: Path
@@ -225,37 +240,49 @@ class Conversation:
         action_id = uuid.uuid4().hex[:12]
         self.store.execute(
             "INSERT INTO actions (id, conversation_id, message_id, code, status, owner)"
-            " VALUES (?, ?, ?, ?, 'proposed', ?)",
-            (action_id, self.id, message_id, code, os.getpid()),
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (action_id, self.id, message_id, code, ActionStatus.PROPOSED.value, os.getpid()),
         )
         return action_id
 
     def start_action(self, action_id: str, code: str) -> None:
         self.store.execute(
-            "UPDATE actions SET status = 'running', code = ?, started = ? WHERE id = ?",
-            (code, time.time(), action_id),
+            "UPDATE actions SET status = ?, code = ?, started = ? WHERE id = ?",
+            (ActionStatus.RUNNING.value, code, time.time(), action_id),
         )
 
-    def finish_action(self, action_id: str, status: str, observation: str, seconds: float, detail: str = "") -> None:
+    def finish_action(self, action_id: str, status: ActionStatus | str, observation: str, seconds: float,
+                      detail: str = "") -> None:
         self.store.execute(
             "UPDATE actions SET status = ?, observation = ?, detail = ?, finished = ?, seconds = ? WHERE id = ?",
-            (status, observation, detail, time.time(), seconds, action_id),
+            (ActionStatus(status).value, observation, detail, time.time(), seconds, action_id),
         )
 
     def add_output(self, action_id: str, item: OutputItem) -> None:
-        """Stores one completed output item, an image's bytes included."""
+        """Stores one completed output item whole: its nbformat output (every type the
+        kernel sent) in ``meta["output"]``, beside the shown text older readers use. An
+        image's bytes live only in that output, not again in ``data``."""
         meta = {k: v for k, v in item.to_json().items() if k not in ("kind", "mime", "text")}
+        meta["output"] = item.to_output()
         self.store.execute(
             "INSERT INTO outputs (action_id, kind, mime, text, meta, data) VALUES (?, ?, ?, ?, ?, ?)",
             (action_id, item.kind, item.mime, item.text if item.kind != "image" else item.plain, json.dumps(meta),
-             item.data if item.kind == "image" else None),
+             None),
         )
 
     def output_image(self, row: dict) -> bytes | None:
-        """An image output's bytes; older histories kept them as files in the workspace,
-        read back only as a plain file there, never through a link."""
+        """An image output's bytes: from its stored output; rows of older versions kept them
+        in ``data``, and older still as files in the workspace, read back only as a plain
+        file there, never through a link."""
         if row.get("data") is not None:
             return bytes(row["data"])
+        try:
+            output = json.loads(row.get("meta") or "{}").get("output")
+        except (ValueError, AttributeError):
+            output = None
+        if output is not None:
+            item = item_from_output(output)
+            return item.data if item is not None and item.kind == "image" else None
         if not row.get("path"):
             return None
         try:

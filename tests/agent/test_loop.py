@@ -5,6 +5,8 @@ import time
 
 from codeact_desktop.agent import events as ev
 from codeact_desktop.agent.loop import AgentSettings, Approval
+from codeact_desktop.kernel.state import KernelState, KernelStatus
+from codeact_desktop.llm.scripted import ScriptedBackend
 from codeact_desktop.resources import prompt_text
 
 
@@ -21,10 +23,35 @@ def test_one_action_then_an_answer(agent_for):
     assert second[1] == {"role": "user", "content": "What is 2**100?"}
     assert second[2] == {"role": "assistant", "content": "I'll compute it.\n<execute>\nprint(2**100)\n</execute>"}
     assert second[3] == {"role": "user", "content": "Execution Output:\n1267650600228229401496703205376\n"}
-    kinds = [type(e).__name__ for e in events if not isinstance(e, (ev.TextPiece, ev.OutputStream))]
+    kinds = [type(e).__name__ for e in events if not isinstance(e, (ev.TextPiece, ev.OutputStream, KernelState))]
     assert kinds == ["ModelWorking", "ReplyDone", "ActionProposed", "ActionStarted", "OutputAdded",
                      "ActionFinished", "ModelWorking", "ReplyDone", "TurnDone"]
     assert "".join(e.text for e in events if isinstance(e, ev.TextPiece)).startswith("I'll compute it.")
+    # the kernel's lifecycle arrives on the same stream: busy while the code ran, ready after
+    around = events[next(i for i, e in enumerate(events) if isinstance(e, ev.ActionStarted)):]
+    states = [e.status for e in around if isinstance(e, KernelState)]
+    assert states[:2] == [KernelStatus.BUSY, KernelStatus.READY]
+
+
+def test_close_stops_the_kernel_events(agent_for):
+    agent, _, events = agent_for(["<execute>\nprint(1)\n</execute>", "done", "<execute>\nprint(2)\n</execute>", "ok"])
+    agent.send("one")
+    assert any(isinstance(e, KernelState) for e in events)
+    agent.close()
+    events.clear()
+    agent.send("two")  # the agent still works; the window that closed it just hears nothing of the kernel
+    assert events[-1] == ev.TurnDone("answered", 1)
+    assert not any(isinstance(e, KernelState) for e in events)
+
+
+def test_set_backend_answers_with_the_new_model(agent_for):
+    agent, first, _ = agent_for(["from the first"])
+    agent.send("hi")
+    second = ScriptedBackend(["from the second"])
+    agent.set_backend(second)
+    agent.send("again")
+    assert len(first.calls) == 1 and len(second.calls) == 1
+    assert agent.conversation.messages()[-1]["content"] == "from the second"
 
 
 def test_no_output_and_error_observations_self_debug(agent_for):
@@ -93,7 +120,8 @@ def test_files_are_copied_and_named_and_products_recorded(agent_for, tmp_path):
     source = tmp_path / "my data é.csv"
     source.write_text("a,b\n1,2\n3,4\n")
     agent, backend, _ = agent_for([
-        "<execute>import pandas as pd\ndf = pd.read_csv('my data é.csv')\ndf.to_csv('out.csv')\nprint(df.b.sum())</execute>",
+        "<execute>import pandas as pd\ndf = pd.read_csv('my data é.csv')\ndf.to_csv('out.csv')\n"
+        "print(df.b.sum())</execute>",
         "The sum is 6."])
     record = agent.send("sum column b", files=[source])
     user_turn = backend.calls[0][1]["content"]
@@ -109,10 +137,11 @@ def test_plot_is_stored_in_the_history_and_a_placeholder_for_the_model(agent_for
     agent, backend, _ = agent_for([
         "<execute>import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()</execute>", "Plotted."])
     record = agent.send("plot")
-    assert "<image: " in backend.calls[1][-1]["content"] and "PNG, shown to the user>" in backend.calls[1][-1]["content"]
+    observation = backend.calls[1][-1]["content"]
+    assert "<image: " in observation and "PNG, shown to the user>" in observation
     outputs = agent.conversation.outputs(record.actions[0]["id"])
     assert outputs[0]["kind"] == "image"
-    assert outputs[0]["data"].startswith(b"\x89PNG") and outputs[0]["path"] is None
+    assert agent.conversation.output_image(outputs[0]).startswith(b"\x89PNG") and outputs[0]["path"] is None
     assert record.files == [] and list(agent.conversation.workspace.iterdir()) == []  # nothing in the workspace
 
 

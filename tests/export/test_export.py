@@ -6,10 +6,9 @@ import base64
 import nbformat
 import pytest
 
-from codeact_desktop.agent.loop import AgentSettings, CodeActAgent
 from codeact_desktop.export import export_conversation
-from codeact_desktop.llm.scripted import ScriptedBackend
-from codeact_desktop.store.history import HistoryStore
+
+from ._recorded import recorded_conversation
 
 REPLIES = [
     "Plotting.\n<execute>\nimport matplotlib.pyplot as plt\nimport pandas as pd\nprint('hello')\n"
@@ -21,18 +20,10 @@ REPLIES = [
 
 @pytest.fixture(scope="module")
 def conversation(tmp_path_factory, kernel_venv, app_paths):
-    from codeact_desktop.engine import start_kernel
-
     root = tmp_path_factory.mktemp("export")
-    store = HistoryStore(root / "h.sqlite3")
-    conv = store.create_conversation(root / "ws", title="Plot it")
-    kernel = start_kernel(app_paths, conv.workspace, background=False)
     data = root / "data.csv"
     data.write_text("x\n1\n")
-    CodeActAgent(ScriptedBackend(REPLIES), kernel, conv, AgentSettings(action_timeout_s=20)).send("plot", [data])
-    kernel.shutdown()
-    yield conv
-    store.close()
+    yield from recorded_conversation(root, app_paths, REPLIES, "Plot it", "plot", [data])
 
 
 def test_notebook_validates_and_holds_outputs(conversation, tmp_path):

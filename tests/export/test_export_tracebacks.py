@@ -7,11 +7,10 @@ import re
 import nbformat
 import pytest
 
-from codeact_desktop.agent.loop import AgentSettings, CodeActAgent
 from codeact_desktop.export import export_conversation
 from codeact_desktop.kernel.observation import strip_ansi
-from codeact_desktop.llm.scripted import ScriptedBackend
-from codeact_desktop.store.history import HistoryStore
+
+from ._recorded import recorded_conversation
 
 # as IPython prints it, colours stripped
 QUOTED = """\
@@ -37,16 +36,8 @@ REPLIES = [
 
 @pytest.fixture(scope="module")
 def conversation(tmp_path_factory, app_paths):
-    from codeact_desktop.engine import start_kernel
-
-    root = tmp_path_factory.mktemp("export-errors")
-    store = HistoryStore(root / "h.sqlite3")
-    conv = store.create_conversation(root / "ws", title="Errors")
-    kernel = start_kernel(app_paths, conv.workspace, background=False)
-    CodeActAgent(ScriptedBackend(REPLIES), kernel, conv, AgentSettings(action_timeout_s=20)).send("sum sales")
-    kernel.shutdown()
-    yield conv
-    store.close()
+    yield from recorded_conversation(tmp_path_factory.mktemp("export-errors"), app_paths, REPLIES, "Errors",
+                                     "sum sales")
 
 
 def test_html_traceback_is_plain_escaped_preformatted_text(conversation, tmp_path):
