@@ -113,7 +113,7 @@ def main() -> int:
     win.apply_settings(Settings(**{**win.settings.__dict__, "theme": "light"}))
     pump(app, 0.3)
 
-    win.current.require_approval = True
+    win.current.set_require_approval(True)
     win.input.setPlainText("Save the table as CSV")
     win.send_current()
     wait(app, lambda: any(c.approval_bar.isVisible() for c in win.chat.findChildren(CodeCard)))
@@ -138,7 +138,7 @@ def main() -> int:
     win.grab().save(str(OUT / "error-card.png"))
 
     # A file dropped in, and the files the code made, in the workspace panel.
-    win.current.require_approval = False
+    win.current.set_require_approval(False)
     win.new_conversation()
     wait(app, lambda: win.current.kernel.is_alive)
     csv = Path(os.environ["CODEACT_HOME"]) / "sales.csv"

@@ -10,7 +10,7 @@ from PySide6 import __version__ as pyside_version
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QVBoxLayout
 
 from .. import __version__, third_party
-from ..llm import ggml_backends
+from ..native import ggml_backends
 from ..paths import AppPaths
 from .output_views import TextDialog
 

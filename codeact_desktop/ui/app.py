@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..engine import open_backend
+from .. import app_log
+from ..engine import open_backend, recover_after_stop
 from ..paths import AppPaths
 from ..settings import Settings
 from ..store.history import HistoryStore
-from ..kernel.conversation_kernel import remove_abandoned_runtime_folders
-from ..store.recovery import recover_interrupted
 
 
 def main(model: str | None = None, base_url: str | None = None, model_name: str | None = None,
@@ -33,13 +32,13 @@ def main(model: str | None = None, base_url: str | None = None, model_name: str 
         icon.addFile(str(resource_path("icons", f"codeact-desktop-{size}.png")))
     app.setWindowIcon(icon)
     paths = AppPaths.default()
+    app_log.setup(paths)  # first, so a failure from here on is in the file
     if not (model or base_url) and hand_over(paths, files):
         print("CodeAct Desktop is already running: it took the files." if files
               else "CodeAct Desktop is already running.")
         return 0
     store = HistoryStore(paths.history_db)
-    recovered = recover_interrupted(store)  # turns cut off when the app was last killed
-    remove_abandoned_runtime_folders()
+    recovered = recover_after_stop(store)  # turns cut off when the app was last killed
     settings, problem = Settings.load(paths.settings_file)
     # The command line wins for this run; otherwise the model the user chose last time.
     if not (model or base_url):

@@ -10,12 +10,16 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
-from ..agent.attachments import Attachment, CopyCancelled, copy_into_workspace, human_size
+from ..agent.attachments import Attachment, CopyCancelled, copy_into_workspace
+from ..sizes import human_size
 from ..visible_text import visible_name
 from .flow_layout import FlowLayout
 
 
 class AttachmentTray(QWidget):
+    """The files that go with the next message, per conversation: copies them in, shows
+    them, and takes back the ones the user removes."""
+
     changed = Signal()
     failed = Signal(str)
     # From the copy worker, queued to the UI thread; objects, as byte counts pass 2**31.
@@ -57,6 +61,15 @@ class AttachmentTray(QWidget):
     def show_for(self, workspace: Path) -> None:
         self.workspace = workspace
         self._render()
+
+    def has_files(self, workspace: Path) -> bool:
+        return bool(self.pending.get(Path(workspace)))
+
+    def put_back(self, workspace: Path, attachments: list[Attachment]) -> None:
+        """An edited message's files, already in the folder, wait in the tray again (and
+        stay there if the edit is cancelled: that message names them)."""
+        self.pending[Path(workspace)] = list(attachments)
+        self.show_for(Path(workspace))
 
     def add_paths(self, paths: list[Path], workspace: Path) -> bool:
         """Starts copying; False (and a message) while another copy runs."""

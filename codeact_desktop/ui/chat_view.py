@@ -6,23 +6,25 @@ relayouts, not 200; code output is drawn at most DRAW_CHARS_PER_TICK characters 
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, QUrl
-from PySide6.QtGui import QDesktopServices, QTextDocument, QTextOption
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QTextOption
 from PySide6.QtWidgets import (
     QApplication, QFrame, QLabel, QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy, QTextBrowser, QTextEdit,
     QVBoxLayout, QWidget,
 )
 
+from ..action_status import ActionStatus
 from ..agent import events as ev
 from ..agent.actions import OPEN, parse_reply
-from ..agent.attachments import human_size
 from ..agent.timeline import timeline
+from ..kernel.outputs import item_from_stored
+from ..sizes import human_size
 from ..store.history import Conversation
-from ..untrusted_markup import clean_html
 from ..visible_text import visible_name
 from .code_card import CodeCard
-from .output_views import PassesWheelAtEnd
 from .flow_layout import FlowLayout
+from .math_view import MathView
+from .output_views import PassesWheelAtEnd, safe_markdown_html
 from .working_indicator import WorkingIndicator
 
 FLUSH_MS = 50
@@ -35,15 +37,6 @@ EXAMPLE_PROMPTS = (
     "Make a CSV of 20 random people with name, age and city, then show the average age per city",
     "Which day of the week was 1 January 2000?",
 )
-
-
-def safe_markdown_html(text: str) -> str:
-    """A reply's Markdown as rich text: raw HTML in it stays text (Qt's own Markdown reader
-    without HTML), and what remains is sanitized, so no local file is shown as an image."""
-    document = QTextDocument()
-    document.setMarkdown(text, QTextDocument.MarkdownFeatures(
-        QTextDocument.MarkdownDialectGitHub | QTextDocument.MarkdownNoHTML))
-    return clean_html(document.toHtml())
 
 
 def open_link(url: str) -> bool:
@@ -119,6 +112,11 @@ def file_chips(files: list[dict]) -> QWidget:
 
 
 class ChatView(QScrollArea):
+    """The conversation as the user reads it: messages, code cards and their outputs, and
+    notices, drawn from the engine's events as they come or from the history at once."""
+
+    example_chosen = Signal(str)  # an example prompt of the empty conversation was clicked
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setWidgetResizable(True)
@@ -130,7 +128,6 @@ class ChatView(QScrollArea):
         self._column.setContentsMargins(16, 12, 16, 12)
         self._column.setSpacing(10)
         self._column.addStretch(1)
-        self.on_example = lambda text: None  # set by the window: an example prompt was chosen
         self.empty_hint = self._examples()
         self._column.insertWidget(0, self.empty_hint)
         self.working = WorkingIndicator()
@@ -174,7 +171,7 @@ class ChatView(QScrollArea):
             button.setCursor(Qt.PointingHandCursor)
             button.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
             button.setMinimumWidth(0)
-            button.clicked.connect(lambda checked=False, t=text: self.on_example(t))
+            button.clicked.connect(lambda checked=False, t=text: self.example_chosen.emit(t))
             layout.addWidget(button, 0, Qt.AlignHCenter)
         return box
 
@@ -239,7 +236,7 @@ class ChatView(QScrollArea):
             if event.code != card.code:
                 card.mark_edited()
             card.set_code(event.code)
-            card.set_status("running")
+            card.set_status(ActionStatus.RUNNING)
         elif isinstance(event, ev.OutputAdded):
             self._draw_pending()
             self.cards[event.action_id].add_item(event.item)
@@ -309,6 +306,8 @@ class ChatView(QScrollArea):
         Messages follow by themselves (their HTML names no colour or size)."""
         for card in self.findChildren(CodeCard):
             card.restyle()
+        for formula in self.findChildren(MathView):
+            formula.restyle()
 
     def searchable(self) -> list[QWidget]:
         """What find-in-conversation looks through, top to bottom: messages, notices, code
@@ -346,5 +345,8 @@ class ChatView(QScrollArea):
                 card.action_id = entry.action["id"]
                 self.cards[card.action_id] = card
                 for out in entry.outputs:
-                    card.add_stored_output(out.kind, out.text, out.image)
+                    if out.kind in ("stdout", "stderr"):
+                        card.add_stored_output(out.kind, out.text, None)
+                    elif (item := item_from_stored(out.kind, out.text, out.image, out.meta)) is not None:
+                        card.add_item(item)  # whole, as it arrived: the same view as live
                 card.set_status(entry.status, entry.action["seconds"])

@@ -13,17 +13,28 @@ from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget,
 )
 
+from ..action_status import ActionStatus
 from ..kernel.outputs import OutputItem
-from .output_views import ChatTextBrowser, ErrorView, ImageView, OutputBlock, StreamView, flash_done, mono_font, table_view
+from .output_views import ChatTextBrowser, ErrorView, OutputBlock, StreamView, flash_done, mono_font, output_view
 from .theme import is_dark, set_tone
 
-FAILED = ("error", "timeout", "timeout_restarted", "died", "over_limit", "cut_off")
+# The card's own two states before the engine's (action_status.py) begin.
+WRITING, WAITING = "writing", "waiting"
 STATUS_TEXT = {
-    "writing": "writing…", "waiting": "waiting for approval", "running": "running",
-    "ok": "done", "error": "error", "timeout": "timed out", "timeout_restarted": "timed out, kernel restarted",
-    "died": "kernel died, restarted", "cancelled": "interrupted", "skipped": "skipped",
-    "cut_off": "cut off, not run", "over_limit": "not run (limit)",
+    WRITING: "writing…", WAITING: "waiting for approval", ActionStatus.PROPOSED: "proposed",
+    ActionStatus.RUNNING: "running", ActionStatus.OK: "done", ActionStatus.ERROR: "error",
+    ActionStatus.TIMEOUT: "timed out", ActionStatus.TIMEOUT_RESTARTED: "timed out, kernel restarted",
+    ActionStatus.DIED: "kernel died, restarted", ActionStatus.CANCELLED: "interrupted",
+    ActionStatus.SKIPPED: "skipped", ActionStatus.CUT_OFF: "cut off, not run",
+    ActionStatus.OVER_LIMIT: "not run (limit)", ActionStatus.INTERRUPTED: "stopped when the app closed",
 }
+
+
+def _failed(status: str) -> bool:
+    try:
+        return ActionStatus(status).failed
+    except ValueError:  # writing, waiting
+        return False
 
 
 def highlighted_html(code: str) -> str:
@@ -52,15 +63,18 @@ class CodeEditor(QPlainTextEdit):
 
 
 class CodeCard(QFrame):
+    """One code action in the chat: its code, highlighted; its status and time; the Run,
+    Edit and Skip buttons while it waits for approval; and its outputs as they arrive."""
+
+    decided = Signal(str, bool, object)  # action id, run?, the user's edited code or None
+
     def __init__(self, code: str = "", parent=None):
         super().__init__(parent)
-        # on_decide(action_id, run, edited_code_or_None): set by the window; one listener.
-        self.on_decide = lambda action_id, run, edited: None
         self.choice = ""
         self.setObjectName("codeCard")
         self.setFrameShape(QFrame.StyledPanel)
         self.action_id = ""
-        self.status = "writing"
+        self.status: str = WRITING
         self._started: float | None = None
         self.streams: dict[str, StreamView] = {}
         self._last_stream: StreamView | None = None
@@ -74,7 +88,7 @@ class CodeCard(QFrame):
         self.edited_label.setAccessibleName("edited by you")
         set_tone(self.edited_label, "muted")
         self.edited_label.hide()
-        self.status_label = QLabel(STATUS_TEXT["writing"])
+        self.status_label = QLabel(STATUS_TEXT[WRITING])
         self.status_label.setObjectName("status")
         self.status_label.setAccessibleName("action status")
         copy = QPushButton("Copy code")
@@ -103,7 +117,8 @@ class CodeCard(QFrame):
         self.run_button = QPushButton("&Run")
         self.edit_button = QPushButton("&Edit")
         self.skip_button = QPushButton("&Skip")
-        for button, tip in ((self.run_button, "Run this code (Alt+R)"), (self.edit_button, "Change the code before it runs (Alt+E)"),
+        for button, tip in ((self.run_button, "Run this code (Alt+R)"),
+                            (self.edit_button, "Change the code before it runs (Alt+E)"),
                             (self.skip_button, "Do not run it; the model is told (Alt+S)")):
             button.setAccessibleName(f"{button.text().strip('&').lower()} action")
             button.setToolTip(tip)
@@ -138,7 +153,7 @@ class CodeCard(QFrame):
     def set_status(self, status: str, seconds: float | None = None) -> None:
         self.status = status
         text = STATUS_TEXT.get(status, status)
-        if status == "running":
+        if status == ActionStatus.RUNNING:
             self._started = time.monotonic()
             self._tick.start()
         else:
@@ -146,7 +161,7 @@ class CodeCard(QFrame):
             if seconds:
                 text += f" · {seconds:.1f} s"
         self.status_label.setText(text)
-        set_tone(self.status_label, "error" if status in FAILED else "")
+        set_tone(self.status_label, "error" if _failed(status) else "")
 
     def _show_elapsed(self) -> None:
         if self._started is not None:
@@ -155,7 +170,7 @@ class CodeCard(QFrame):
     # -- approval ---------------------------------------------------------------------
 
     def ask_approval(self, take_focus: bool = True) -> None:
-        self.set_status("waiting")
+        self.set_status(WAITING)
         self.approval_bar.show()
         if take_focus:
             self.run_button.setFocus(Qt.OtherFocusReason)
@@ -190,7 +205,7 @@ class CodeCard(QFrame):
     def _decide(self, run: bool, edited: str | None) -> None:
         self.approval_bar.hide()
         self.choice = "run (edited)" if edited is not None else ("run" if run else "skipped")
-        self.on_decide(self.action_id, run, edited)
+        self.decided.emit(self.action_id, run, edited)
 
     # -- outputs ----------------------------------------------------------------------
 
@@ -215,16 +230,7 @@ class CodeCard(QFrame):
                 view.full_text = item.text
             return
         self._last_stream = None
-        if item.kind == "image" and item.data:
-            self._add_output(ImageView(item.data))
-        elif item.kind == "html":
-            self._add_output(table_view(item.text))
-        elif item.kind == "error":
-            self._add_error("\n".join(item.traceback) or f"{item.ename}: {item.evalue}")
-        else:
-            view = StreamView("result")
-            view.add(item.text)
-            self._add_output(view)
+        self._add_output(output_view(item))  # the view for the type the bundle shows
 
     def add_stored_output(self, kind: str, text: str, image: bytes | None) -> None:
         """Rebuilds an output from the history."""
@@ -235,10 +241,8 @@ class CodeCard(QFrame):
             self.add_item(OutputItem(kind="image", data=image))
         elif kind == "error":
             self._add_error(text)  # the history keeps the joined traceback
-        elif kind == "html":
-            self.add_item(OutputItem(kind="html", text=text))
         else:
-            self.add_item(OutputItem(kind="text", text=text))
+            self.add_item(OutputItem(kind="html" if kind == "html" else "text", text=text))
 
     def _add_output(self, view: QWidget) -> OutputBlock:
         block = OutputBlock(view)

@@ -4,6 +4,7 @@ the UI thread). Approval requests block the worker, never the UI."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Callable
@@ -15,22 +16,35 @@ from ..kernel.conversation_kernel import ConversationKernel
 from ..llm.base import ChatBackend
 from ..store.history import Conversation
 
+log = logging.getLogger(__name__)
+
 
 class ConversationController(QObject):
+    """One open conversation in the window: its agent, its kernel, its turn's worker, and
+    the approvals waiting for the user."""
+
     engine_event = Signal(object)  # any event from agent/events.py
     approval_requested = Signal(str, str)  # action_id, code
     busy_changed = Signal(bool)
 
     def __init__(self, backend: ChatBackend, kernel: ConversationKernel, conversation: Conversation,
-                 settings: AgentSettings, parent=None):
+                 settings: AgentSettings, require_approval: bool = False, parent=None):
         super().__init__(parent)
         self.conversation = conversation
         self.kernel = kernel
-        self.require_approval = False  # the user's setting; the engine also asks when the kernel is not restricted
+        self.require_approval = require_approval  # the user's; the engine also asks when the kernel is not restricted
         self._decisions: dict[str, tuple[threading.Event, list[Approval]]] = {}
         self._worker: threading.Thread | None = None
         self.agent = CodeActAgent(backend, kernel, conversation, settings,
                                   on_event=self.engine_event.emit, approve=self._approve)
+
+    def set_require_approval(self, on: bool) -> None:
+        """The user's setting changed; the next action follows it."""
+        self.require_approval = on
+
+    def set_backend(self, backend: ChatBackend) -> None:
+        """A new model: the next reply comes from it."""
+        self.agent.set_backend(backend)
 
     @property
     def busy(self) -> bool:
@@ -49,6 +63,8 @@ class ConversationController(QObject):
         def run():
             try:
                 turn()
+            except Exception:  # the agent ends its turns itself; this is the record of one that did not
+                log.exception("a turn of conversation %s ended with an error", self.conversation.id)
             finally:
                 self.busy_changed.emit(False)
 
@@ -84,6 +100,9 @@ class ConversationController(QObject):
             self._worker.join(timeout)
 
     def shutdown(self) -> None:
+        """Stops the turn, then the kernel; safe to call from any thread, and twice."""
         self.stop()
         self.wait_idle(30)
+        if hasattr(self.agent, "close"):
+            self.agent.close()
         self.kernel.shutdown()

@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout
 
-from ..agent.attachments import human_size
+from ..sizes import human_size
 from ..models.catalogue import CatalogueEntry
 from ..models.download import Progress, VerifiedFiles, download_model, partial_download
 from .theme import set_tone

@@ -5,13 +5,12 @@ one has loaded."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
 
-from ..agent.attachments import human_size
+from ..sizes import human_size
 from ..engine import open_backend
 from ..kernel.environment import build_font_cache
 from ..kernel.venv import ensure_kernel_venv
@@ -22,6 +21,7 @@ from ..models.gguf_file import GGUFError, GGUFInfo, inspect_gguf
 from ..models.hardware import detect_hardware, memory_needed
 from ..paths import AppPaths
 from ..settings import Settings
+from .background import BackgroundWork
 from .download_dialog import DownloadDialog
 from .welcome import WelcomePage
 
@@ -30,14 +30,15 @@ Remember = dict
 
 
 class ModelSetup(QObject):
+    """Gets a model for the window (welcome page, downloads, a chosen GGUF, a server) and
+    loads it on the window's background pool."""
+
     ready = Signal(object, object)  # backend, Remember
     failed = Signal(str)
-    _inspected = Signal(object, object, object)  # path, GGUFInfo or None, error text or None
-    _hardware = Signal(object)
 
-    def __init__(self, paths: AppPaths, settings: Callable[[], Settings], window):
+    def __init__(self, paths: AppPaths, settings: Callable[[], Settings], window, background: BackgroundWork):
         super().__init__(window)
-        self.paths, self.settings, self.window = paths, settings, window
+        self.paths, self.settings, self.window, self.background = paths, settings, window, background
         self.verified = VerifiedFiles(paths.verified_models)
         self.loading = False
         self.download_dialog: DownloadDialog | None = None
@@ -47,11 +48,8 @@ class ModelSetup(QObject):
         self.welcome.use_file_requested.connect(window.load_model_file)
         self.welcome.pick_file_requested.connect(window.pick_model)
         self.welcome.connect_requested.connect(self.connect_server)
-        self._inspected.connect(self._offer)
-        self._hardware.connect(self.welcome.set_hardware)
         # nvidia-smi may take a second: never on the UI thread.
-        threading.Thread(target=lambda: self._hardware.emit(detect_hardware()), name="hardware",
-                         daemon=True).start()
+        background.run("detect hardware", detect_hardware, self.welcome.set_hardware)
 
     # -- loading ----------------------------------------------------------------------
 
@@ -63,14 +61,15 @@ class ModelSetup(QObject):
         self.welcome.show_problem("")
 
         def work():
-            try:
-                ensure_kernel_venv(self.paths.kernel_venv)  # first run: about a second
-                build_font_cache(self.paths.font_cache)  # first run: a second or more
-                self.ready.emit(load_backend(), remember)
-            except Exception as exc:  # shown to the user, not raised into Qt
-                self.failed.emit(str(exc))
+            ensure_kernel_venv(self.paths.kernel_venv)  # first run: about a second
+            build_font_cache(self.paths.font_cache)  # first run: a second or more
+            return load_backend()
 
-        threading.Thread(target=work, name="load-model", daemon=True).start()
+        # A failure is shown to the user (and logged by the pool), not raised into Qt.
+        if not self.background.run("load model", work, lambda backend: self.ready.emit(backend, remember),
+                                   self.failed.emit):
+            self.loading = False  # the window is closing
+            return False
         return True
 
     def finished(self, problem: str = "") -> None:
@@ -97,13 +96,13 @@ class ModelSetup(QObject):
 
         def work():
             try:
-                self._inspected.emit(path, inspect_gguf(path), None)
+                return inspect_gguf(path), None
             except GGUFError as exc:
-                self._inspected.emit(path, None, str(exc))
+                return None, str(exc)
             except OSError as exc:
-                self._inspected.emit(path, None, f"{path.name} could not be read: {exc}")
+                return None, f"{path.name} could not be read: {exc}"
 
-        threading.Thread(target=work, name="inspect-gguf", daemon=True).start()
+        self.background.run("inspect model file", work, lambda found: self._offer(path, *found))
 
     def _offer(self, path: Path, info: GGUFInfo | None, error: str | None) -> None:
         attach = self._attach_instead

@@ -1,32 +1,33 @@
-"""The views of one action's outputs: streams, images, tables, errors, each in a block
-with a small tool row (copy; show all; view full size and save)."""
+"""The views of one action's outputs: streams, images (PNG, JPEG, SVG), formulas, tables,
+Markdown, JSON, errors, each in a block with a small tool row (copy; show all; view full
+size and save). ``output_view`` picks the view for an item by the type it shows
+(``kernel.outputs.DISPLAY_PRIORITY``); whatever cannot be drawn shows as its text."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QMimeData, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QFont, QFontDatabase, QGuiApplication, QPainter, QPixmap
+from PySide6.QtGui import QGuiApplication, QPainter, QPixmap, QTextDocument
 from PySide6.QtWidgets import (
-    QAbstractScrollArea, QApplication, QDialog, QDialogButtonBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton,
-    QScrollArea, QSizePolicy, QTextBrowser, QVBoxLayout, QWidget,
+    QAbstractScrollArea, QApplication, QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSizePolicy,
+    QTextBrowser, QVBoxLayout, QWidget,
 )
 
 from ..kernel.observation import strip_ansi
+from ..kernel.outputs import OutputItem
 from ..kernel.tracebacks import summarize_error
 from ..untrusted_markup import clean_html
+from .fonts import mono_font
+from .math_view import MathView
+from .output_dialogs import ImageDialog, TextDialog, save_image
+from .svg_image import image_pixmap
+
+__all__ = ["ImageDialog", "TextDialog", "mono_font", "save_image"]  # their home before they moved
 
 COLLAPSE_LINES = 30
 SHOWN_CHARS = 200_000  # drawn in the card; the whole stored text opens in a viewer
 TABLE_CSS = "table { border-collapse: collapse; } th, td { padding: 3px 10px; } th { font-weight: 600; }"
 MAX_IMAGE_WIDTH = 720  # a plot wider than this is scaled down even in a wide window
 MIN_IMAGE_WIDTH = 120
-
-
-def mono_font() -> QFont:
-    """The system's fixed-width family, size left unset: it follows the chat's text size."""
-    font = QFont()
-    font.setFamilies([QFontDatabase.systemFont(QFontDatabase.FixedFont).family()])
-    font.setStyleHint(QFont.TypeWriter)
-    return font
 
 
 def scrolls_further(area: QAbstractScrollArea, event) -> bool:
@@ -133,14 +134,14 @@ class StreamView(PassesWheelAtEnd, QPlainTextEdit):
 
 
 class ImageView(QWidget):
-    """A plot drawn at its own size, or scaled down to the column's width (never wider,
-    so the chat never scrolls sideways); a click opens it at full size."""
+    """A plot (PNG, JPEG or SVG) drawn at its own size, or scaled down to the column's width
+    (never wider, so the chat never scrolls sideways); a click opens it at full size."""
 
-    def __init__(self, data: bytes, parent=None):
+    def __init__(self, data: bytes, parent=None, cleaned: bool = False):
         super().__init__(parent)
         self.data = data
-        self.pixmap_full = QPixmap()
-        self.pixmap_full.loadFromData(data)
+        screen = QGuiApplication.primaryScreen()
+        self.pixmap_full = image_pixmap(data, screen.devicePixelRatio() if screen is not None else 1.0, cleaned)
         self._scaled = QPixmap()
         self.setAccessibleName("image output")
         self.setToolTip("Click to view at full size")
@@ -189,13 +190,16 @@ class ImageView(QWidget):
             painter.setPen(self.palette().highlight().color())
             painter.drawRect(0, 0, width - 1, self.heightForWidth(width) - 1)
 
+    def open_full_size(self) -> None:
+        ImageDialog(self.data, self.window(), self.pixmap_full).open()
+
     def mousePressEvent(self, event):  # noqa: N802
         if event.button() == Qt.LeftButton:
-            ImageDialog(self.data, self.window()).open()
+            self.open_full_size()
 
     def keyPressEvent(self, event):  # noqa: N802
         if event.key() in (Qt.Key_Return, Qt.Key_Enter, Qt.Key_Space):
-            ImageDialog(self.data, self.window()).open()
+            self.open_full_size()
         else:
             super().keyPressEvent(event)
 
@@ -250,79 +254,63 @@ class ErrorView(QWidget):
         return self.traceback.all_text()
 
 
-def save_image(data: bytes, parent) -> str:
-    path, _ = QFileDialog.getSaveFileName(parent, "Save image", "plot.png", "PNG image (*.png)")
-    if path:
-        with open(path, "wb") as out:
-            out.write(data)
-    return path
-
-
-class ImageDialog(QDialog):
-    """The image at 100 %, scrollable, with Save as and Copy."""
-
-    def __init__(self, data: bytes, parent=None):
-        super().__init__(parent)
-        self.setWindowTitle("Image")
-        self.setAttribute(Qt.WA_DeleteOnClose)
-        pixmap = QPixmap()
-        pixmap.loadFromData(data)
-        label = QLabel()
-        label.setPixmap(pixmap)
-        label.setAccessibleName("full-size image")
-        scroll = QScrollArea()
-        scroll.setWidget(label)
-        buttons = QDialogButtonBox(QDialogButtonBox.Close)
-        save = buttons.addButton("Save as…", QDialogButtonBox.ActionRole)
-        copy = buttons.addButton("Copy", QDialogButtonBox.ActionRole)
-        save.clicked.connect(lambda: save_image(data, self))
-        copy.clicked.connect(lambda: QGuiApplication.clipboard().setPixmap(pixmap))
-        buttons.rejected.connect(self.close)
-        layout = QVBoxLayout(self)
-        layout.addWidget(scroll)
-        layout.addWidget(buttons)
-        screen = QGuiApplication.primaryScreen().availableSize()
-        self.resize(min(pixmap.width() + 40, int(screen.width() * 0.9)),
-                    min(pixmap.height() + 80, int(screen.height() * 0.9)))
-
-
-class TextDialog(QDialog):
-    """All of a long output, in a viewer that copes with a megabyte of text."""
-
-    def __init__(self, title: str, text: str, parent=None):
-        super().__init__(parent)
-        self.setWindowTitle(title)
-        self.setAttribute(Qt.WA_DeleteOnClose)
-        view = QPlainTextEdit(text)
-        view.setReadOnly(True)
-        view.setFont(mono_font())
-        view.setLineWrapMode(QPlainTextEdit.NoWrap)
-        view.setAccessibleName("full output")
-        buttons = QDialogButtonBox(QDialogButtonBox.Close)
-        buttons.rejected.connect(self.close)
-        layout = QVBoxLayout(self)
-        layout.addWidget(view)
-        layout.addWidget(buttons)
-        self.resize(900, 640)
-
-
 class ChatTextBrowser(PassesWheelAtEnd, QTextBrowser):
     """Rich text inside the chat (code, tables)."""
 
 
 def table_view(html: str) -> QTextBrowser:
-    """An HTML output (a DataFrame's table), sanitized: the kernel wrote it. Links are not
-    followed inside the view (that would load a local file into it)."""
-    table = ChatTextBrowser()
-    table.setObjectName("htmlOutput")
-    table.setAccessibleName("table output")
-    table.setOpenLinks(False)
-    table.document().setDefaultStyleSheet(TABLE_CSS)
-    table.setHtml(clean_html(html))
-    table.setFrameShape(QFrame.NoFrame)
-    table.document().adjustSize()
-    table.setFixedHeight(int(min(400, table.document().size().height() + 8)))
-    return table
+    """An HTML output (a DataFrame's table), sanitized: the kernel wrote it."""
+    return _rich_text_view(clean_html(html), "htmlOutput", "table output", TABLE_CSS)
+
+
+def markdown_view(text: str) -> QTextBrowser:
+    """A ``text/markdown`` output as rich text: its raw HTML shows as text, the rest is sanitized."""
+    return _rich_text_view(safe_markdown_html(text), "markdownOutput", "markdown output")
+
+
+def _rich_text_view(clean: str, name: str, accessible: str, css: str = "") -> QTextBrowser:
+    """Sanitized rich text, as tall as it is (up to 400 px). Links are not followed inside
+    the view (that would load a local file into it)."""
+    view = ChatTextBrowser()
+    view.setObjectName(name)
+    view.setAccessibleName(accessible)
+    view.setOpenLinks(False)
+    view.document().setDefaultStyleSheet(css)
+    view.setHtml(clean)
+    view.setFrameShape(QFrame.NoFrame)
+    view.document().adjustSize()
+    view.setFixedHeight(int(min(400, view.document().size().height() + 8)))
+    return view
+
+
+def safe_markdown_html(text: str) -> str:
+    """Markdown as rich text: raw HTML in it stays text (Qt's own Markdown reader without
+    HTML), and what remains is sanitized, so no local file is shown as an image."""
+    document = QTextDocument()
+    document.setMarkdown(text, QTextDocument.MarkdownFeatures(
+        QTextDocument.MarkdownDialectGitHub | QTextDocument.MarkdownNoHTML))
+    return clean_html(document.toHtml())
+
+
+def output_view(item: OutputItem) -> QWidget:
+    """The view of a finished display or error, by the type it shows."""
+    if item.kind == "error":
+        return ErrorView("\n".join(item.traceback) or item.text or f"{item.ename}: {item.evalue}")
+    if item.kind == "image" and item.data:
+        # An SVG of a kernel's bundle was cleaned as it arrived; one made by hand is cleaned here.
+        view = ImageView(item.data, cleaned=item.mime == "image/svg+xml" and bool(item.bundle))
+        if not view.pixmap_full.isNull():
+            return view
+        view.deleteLater()  # a broken image: its text instead
+    elif item.kind == "html":
+        return table_view(item.text)
+    elif item.mime == "text/latex":
+        return MathView(item.text, item.plain)
+    elif item.mime == "text/markdown":
+        return markdown_view(item.text)
+    view = StreamView("result")
+    view.add(item.plain if item.kind == "image" else item.text)
+    return view
 
 
 class OutputBlock(QWidget):
@@ -350,7 +338,7 @@ class OutputBlock(QWidget):
             self.show_all_button = self._tool(f"Show traceback ({view.lines} lines)", "show traceback",
                                               self.toggle_traceback)
         elif isinstance(view, ImageView):
-            self._tool("View", "view image full size", lambda: ImageDialog(view.data, self.window()).open())
+            self._tool("View", "view image full size", view.open_full_size)
             self._tool("Save as…", "save image", lambda: save_image(view.data, self))
 
     def _tool(self, text: str, accessible: str, slot) -> QPushButton:
@@ -388,6 +376,8 @@ class OutputBlock(QWidget):
             clipboard.setText(view.all_text())
         elif isinstance(view, ImageView):
             clipboard.setPixmap(view.pixmap_full)
+        elif isinstance(view, MathView):
+            clipboard.setText(view.latex)  # the source: it pastes into a paper or a notebook
         elif isinstance(view, QTextBrowser):
             mime = QMimeData()
             mime.setHtml(view.toHtml())

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
     QComboBox, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea, QVBoxLayout, QWidget,
 )
 
-from ..agent.attachments import human_size
+from ..sizes import human_size
 from ..models.catalogue import CatalogueEntry
 from ..models.download import DISK_MARGIN_BYTES, VerifiedFiles, existing_parent, find_downloaded, partial_download
 from ..models.hardware import Hardware

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from .. import no_follow
-from ..agent.attachments import human_size
+from ..sizes import human_size
 from ..agent.workspace import why_not_open
 from ..store.history import Conversation
 from ..visible_text import visible_name

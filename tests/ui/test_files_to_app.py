@@ -20,9 +20,9 @@ from codeact_desktop.ui.about import about_text, show_about
 from codeact_desktop.ui.main_window import MainWindow
 from codeact_desktop.ui.single_instance import FileOpenFilter, InstanceServer, hand_over
 
-ROOT = Path(__file__).resolve().parents[2]
-
 from ._helpers import send, wait_idle
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_open_files_starts_a_new_conversation_with_them_attached(qtbot, window, tmp_path):

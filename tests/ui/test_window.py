@@ -72,7 +72,7 @@ def test_reopened_conversation_shows_everything_it_held(qtbot, window, app_paths
 
 def test_approval_card_run_edit_skip(qtbot, window):
     win, backend = window(["<execute>print('one')</execute>", "<execute>print('two')</execute>", "done"])
-    win.current.require_approval = True
+    win.current.set_require_approval(True)
     send(qtbot, win, "two things")
     qtbot.waitUntil(lambda: any(c.approval_bar.isVisible() for c in win.chat.findChildren(CodeCard)), timeout=10_000)
     first = win.chat.findChildren(CodeCard)[0]

@@ -114,7 +114,7 @@ def test_switching_to_dark_applies_at_once_to_everything_already_drawn(qtbot, wi
 
 def test_tab_leaves_the_message_box_and_reaches_the_approval_buttons(qtbot, window):
     win, backend = window(["Plan.\n<execute>\nprint('hi')\n</execute>", "ok"])
-    win.current.require_approval = True
+    win.current.set_require_approval(True)
     qtbot.keyClicks(win.input, "a")
     qtbot.keyClick(win.input, Qt.Key_Tab)
     assert win.input.toPlainText() == "a" and not win.input.hasFocus()  # no tab typed, focus moved on
@@ -141,7 +141,7 @@ def test_tab_leaves_the_message_box_and_reaches_the_approval_buttons(qtbot, wind
 
 def test_edit_puts_focus_in_the_editor_and_the_model_sees_the_edited_code(qtbot, window):
     win, backend = window(["I'll print.\n<execute>\nprint('original')\n</execute>", "Fine."])
-    win.current.require_approval = True
+    win.current.set_require_approval(True)
     send(qtbot, win, "print something")
     qtbot.waitUntil(lambda: any(c.approval_bar.isVisible() for c in win.chat.findChildren(CodeCard)), timeout=30_000)
     (card,) = win.chat.findChildren(CodeCard)

@@ -1,0 +1,149 @@
+"""The conversations' lives in the window: a new one, opening one (its controller and its
+kernel, made on first open), renaming, exporting, and deleting, which frees the
+conversation's controller and kernel and removes its folder in the background."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ..action_status import ActionStatus
+from ..engine import start_kernel
+from ..export import export_conversation
+from ..resources import messages
+from .controller import ConversationController
+
+EXPORT_FILTERS = {"Jupyter notebook (*.ipynb)": ".ipynb", "Markdown (*.md)": ".md", "HTML page (*.html)": ".html"}
+
+
+def _ran(status: str) -> bool:
+    try:
+        return ActionStatus(status).ran
+    except ValueError:  # a status this version does not know: nothing to say about it
+        return False
+
+
+class WindowConversations:
+    """The main window's part that opens, renames, exports and deletes conversations
+    (mixed into ``MainWindow``, which owns ``store``, ``controllers`` and ``current``)."""
+
+    def new_conversation(self) -> None:
+        # An empty conversation is already open: that one, not a row of identical empty ones.
+        if self.current is not None and self._is_empty(self.current.conversation):
+            self.input.setFocus()
+            return
+        conversation = self.store.create_conversation(self.paths.workspaces)
+        self.sidebar.refresh()
+        self._open(conversation.id)
+
+    def _is_empty(self, conversation) -> bool:
+        return conversation.last_user_message() is None and not self.tray.has_files(Path(conversation.workspace))
+
+    def _open(self, conv_id: str) -> None:
+        if self.current is not None and self.current.conversation.id == conv_id:
+            return
+        if self.backend is None:
+            return
+        self.cancel_edit()
+        controller = self.controllers.get(conv_id) or self._make_controller(conv_id)
+        self.current = controller
+        # The last reply's figures belonged to the conversation left behind.
+        self.status.set_speed(None)
+        self.status.set_context(self.backend.info.n_ctx)
+        self.chat.show_conversation(controller.conversation)
+        self.files_panel.show_conversation(controller.conversation)
+        self.tray.show_for(controller.conversation.workspace)
+        # Its kernel's last word; its events follow from here on.
+        self.status.show_kernel(getattr(controller.kernel, "state", None), controller.kernel.network)
+        self._update_controls()
+        self.sidebar.mark_current(conv_id)
+
+    def _make_controller(self, conv_id: str) -> ConversationController:
+        conversation = self.store.open_conversation(conv_id)
+        if any(_ran(a["status"]) for a in conversation.actions()):
+            self._note_kernel_state_lost(conversation)
+        kernel = start_kernel(self.paths, conversation.workspace,  # in the background
+                              network=conversation.network_allowed())
+        controller = ConversationController(self.backend, kernel, conversation, self.agent_settings,
+                                            require_approval=self.settings.require_approval, parent=self)
+        controller.engine_event.connect(lambda e, c=controller: self._on_event(c, e))
+        controller.busy_changed.connect(lambda busy, c=controller: self._on_busy(c, busy))
+        controller.approval_requested.connect(lambda a, code, c=controller: self._on_approval(c, a))
+        self.controllers[conv_id] = controller
+        return controller
+
+    def _note_kernel_state_lost(self, conversation) -> None:
+        """Code ran here in an earlier session; its variables died with that kernel."""
+        text = messages()["kernel_state_lost"]
+        last = conversation.messages()[-1]
+        if last["kind"] != "notice" or last["content"] != text:
+            conversation.add_message("system", "notice", text)
+
+    def rename_conversation(self) -> None:
+        if self.current is None:
+            return
+        conversation = self.current.conversation
+        title = self.ask_text("Rename conversation", "Name:", conversation.title())
+        if title and title.strip():
+            conversation.set_title(title.strip())
+            self.sidebar.refresh()
+
+    def delete_conversation(self) -> None:
+        if self.current is None:
+            return
+        controller = self.current
+        conversation = controller.conversation
+        if not self.confirm("Delete conversation",
+                            f"Delete “{conversation.title()}”? Its messages and outputs, and the files in its "
+                            "folder, are removed. This cannot be undone."):
+            return
+        self.store.delete_conversation(conversation.id)
+        self.controllers.pop(conversation.id, None)
+        self.current = None
+        self._disconnect(controller)  # nothing it still says reaches the window
+        workspace = Path(conversation.workspace)
+        ours = self.paths.workspaces.resolve() in workspace.resolve().parents
+        kernel_home = self.paths.kernel_home_for(workspace)
+
+        def work():  # the kernel's shutdown and the folder's removal may take seconds
+            controller.shutdown()
+            shutil.rmtree(kernel_home, ignore_errors=True)
+            if ours:  # never remove a folder the user chose for a CLI run
+                shutil.rmtree(workspace, ignore_errors=True)
+
+        def finished(message: str) -> None:
+            self.statusBar().showMessage(message, 8000)
+            self._free(controller)
+
+        self.background.run("delete conversation", work, lambda _: finished("Conversation deleted."),
+                            lambda text: finished(f"The conversation is deleted, but its folder was not "
+                                                  f"fully removed: {text}"))
+        self.sidebar.refresh()
+        if not self.sidebar.choose_first():
+            self.new_conversation()
+
+    @staticmethod
+    def _disconnect(controller: ConversationController) -> None:
+        for signal in (controller.engine_event, controller.busy_changed, controller.approval_requested):
+            try:
+                signal.disconnect()
+            except (RuntimeError, TypeError):  # nothing was connected
+                pass
+
+    def _free(self, controller: ConversationController) -> None:
+        """Its kernel has stopped: the controller (and its agent) go too."""
+        controller.setParent(None)
+        controller.deleteLater()
+
+    def export_current(self) -> None:
+        if self.current is None:
+            return
+        conversation = self.current.conversation
+        safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in conversation.title()).strip() or "conversation"
+        target = self.ask_save_path("Export conversation", str(Path.home() / f"{safe}.ipynb"),
+                                    ";;".join(EXPORT_FILTERS))
+        if not target:
+            return
+        self.background.run("export", lambda: export_conversation(conversation, Path(target)),
+                            lambda path: self.statusBar().showMessage(f"Exported to {path}", 8000),
+                            lambda text: self.statusBar().showMessage(f"Export failed: {text}", 8000))

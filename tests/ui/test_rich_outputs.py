@@ -1,0 +1,139 @@
+"""Rich outputs in the real window (offscreen, real kernel, scripted model): a sympy result as
+a drawn formula, SVG through QtSvg, JPEG, sanitized HTML, JSON as text; each falls back to
+its text when it cannot be drawn, and hostile SVG reads no file."""
+
+import time
+
+from PySide6.QtWidgets import QLabel
+
+from codeact_desktop.kernel.outputs import OutputItem, item_from_message
+from codeact_desktop.store.history import HistoryStore
+from codeact_desktop.untrusted_markup import clean_svg
+from codeact_desktop.ui.chat_view import ChatView
+from codeact_desktop.ui.code_card import CodeCard
+from codeact_desktop.ui.math_view import MathView
+from codeact_desktop.ui.output_views import ImageView, StreamView, output_view
+from codeact_desktop.ui.svg_image import MAX_DRAWN_PX, image_pixmap
+from tests.store.test_history import write_old_history
+
+from ._helpers import send, wait_idle
+
+RICH = """\
+import io, sympy
+from PIL import Image as P
+from IPython.display import HTML, JSON, SVG, Image, display
+display(sympy.sqrt(sympy.Symbol('x')))
+display(SVG("<svg xmlns='http://www.w3.org/2000/svg' width='60' height='30'>"
+            "<rect width='60' height='30' fill='red'/></svg>"))
+b = io.BytesIO(); P.new('RGB', (40, 30), 'blue').save(b, 'JPEG')
+display(Image(data=b.getvalue(), format='jpeg'))
+display(HTML("<table><tr><td>cell</td></tr></table><script>document.title='ran'</script>"))
+display(JSON({'k': [1, 2]}))
+"""
+
+
+def _check_rich_card(qtbot, card: CodeCard) -> None:
+    (formula,) = card.findChildren(MathView)
+    qtbot.waitUntil(lambda: formula.drawn is not None, timeout=20_000)
+    assert formula.drawn and not formula.pixmap().isNull() and formula.pixmap().width() > 10
+    svg, jpeg = card.findChildren(ImageView)
+    assert svg.data.startswith(b"<svg") and svg.natural_width() == 60
+    assert svg.pixmap_full.toImage().pixelColor(30, 15).red() > 200  # drawn by QtSvg, red
+    assert jpeg.data.startswith(b"\xff\xd8\xff") and jpeg.natural_width() == 40
+    (table,) = card.findChildren(type(card.code_view), "htmlOutput")
+    assert "cell" in table.toPlainText() and "script" not in table.toHtml() and "ran" not in table.toPlainText()
+    shown = [v.toPlainText() for v in card.findChildren(StreamView) if v.name == "result"]
+    assert any('"k": [' in text for text in shown)  # JSON as text
+
+
+def test_rich_outputs_live_and_reopened(qtbot, window):
+    from codeact_desktop.settings import Settings
+
+    win, _ = window([f"<execute>\n{RICH}</execute>", "Done."], settings=Settings(action_timeout_s=60))
+    send(qtbot, win, "show rich things")
+    wait_idle(qtbot, win, timeout=90_000)
+    (card,) = win.chat.findChildren(CodeCard)
+    assert card.status == "ok"
+    _check_rich_card(qtbot, card)
+    conv_id = win.current.conversation.id
+    store = win.store
+    win.close()
+    again = HistoryStore(store.path)
+    chat = ChatView()
+    qtbot.addWidget(chat)
+    chat.show_conversation(again.open_conversation(conv_id))
+    (card,) = chat.findChildren(CodeCard)
+    _check_rich_card(qtbot, card)
+    again.close()
+
+
+def _display(data: dict) -> OutputItem:
+    return item_from_message({"header": {"msg_type": "display_data"}, "content": {"data": data, "metadata": {}}})
+
+
+def test_what_cannot_be_drawn_shows_as_its_text(qtbot):
+    broken = output_view(_display({"image/svg+xml": "<svg xmlns='http://www.w3.org/2000/svg'><rect",
+                                   "text/plain": "<SVG object>"}))
+    assert isinstance(broken, StreamView) and broken.toPlainText() == "<SVG object>"
+    matrix = output_view(_display({"text/latex": r"$\left[\begin{matrix}1 & 2\end{matrix}\right]$",
+                                   "text/plain": "Matrix([[1, 2]])"}))
+    qtbot.addWidget(matrix)
+    qtbot.waitUntil(lambda: matrix.drawn is not None, timeout=20_000)
+    assert matrix.drawn is False and matrix.text() == "Matrix([[1, 2]])" and matrix.pixmap().isNull()
+
+
+def test_huge_latex_never_waits_on_the_ui_thread(qtbot):
+    started = time.monotonic()
+    view = output_view(_display({"text/latex": "$" + "{" * 50_000 + "x" + "}" * 50_000 + "$", "text/plain": "x"}))
+    qtbot.addWidget(view)
+    assert time.monotonic() - started < 0.3 and view.drawn is False and view.text() == "x"
+    slow = output_view(_display({"text/latex": "$" + r"\frac{a}{b}" * 180 + "$"}))  # seconds in mathtext
+    qtbot.addWidget(slow)
+    assert time.monotonic() - started < 0.5 and slow.drawn is None  # drawn on the worker
+    qtbot.waitUntil(lambda: slow.drawn is not None, timeout=30_000)
+
+
+def test_hostile_svg_reads_no_file_and_is_drawn_within_bounds(qtbot, tmp_path):
+    marker = tmp_path / "marker.png"
+    svg = ("<svg xmlns='http://www.w3.org/2000/svg' xmlns:xlink='http://www.w3.org/1999/xlink' "
+           f"width='100000' height='50000'><image xlink:href='file://{marker}' width='10' height='10'/>"
+           "<script>alert(1)</script><rect width='100' height='100' fill='blue'/></svg>")
+    item = _display({"image/svg+xml": svg})
+    assert "marker" not in item.data.decode()
+    view = output_view(item)
+    qtbot.addWidget(view)
+    assert isinstance(view, ImageView)
+    assert max(view.pixmap_full.width(), view.pixmap_full.height()) <= MAX_DRAWN_PX * 2
+    # handed the raw text directly, the view cleans it again before QtSvg sees it
+    assert not image_pixmap(svg.encode()).isNull()
+    assert not marker.exists()
+
+
+def test_an_old_history_shows_in_the_window(qtbot, tmp_path):
+    conv_id = write_old_history(tmp_path / "old.sqlite3", tmp_path / "ws")
+    store = HistoryStore(tmp_path / "old.sqlite3")
+    chat = ChatView()
+    qtbot.addWidget(chat)
+    chat.show_conversation(store.open_conversation(conv_id))
+    (card,) = chat.findChildren(CodeCard)
+    assert len(card.findChildren(ImageView)) == 2 and card.streams["stdout"].toPlainText() == "printed\n"
+    (table,) = card.findChildren(type(card.code_view), "htmlOutput")
+    assert "cell" in table.toPlainText() and "script" not in table.toHtml()
+    assert any("ValueError: old" in label.text() for label in card.findChildren(QLabel, "errorSummary"))
+    assert card.status == "error"
+    store.close()
+
+
+def test_an_svg_made_by_hand_is_cleaned_before_qtsvg_reads_it(qtbot, tmp_path, monkeypatch):
+    """Only an SVG that came through the kernel's bundle (cleaned there) skips the cleaning."""
+    import codeact_desktop.ui.svg_image as svg_image
+
+    marker = tmp_path / "planted.png"
+    svg = (f"<svg xmlns='http://www.w3.org/2000/svg' width='20' height='20'><image href='file://{marker}' "
+           "width='20' height='20'/></svg>")
+    cleaned = []
+    monkeypatch.setattr(svg_image, "clean_svg", lambda text: cleaned.append(clean_svg(text)) or cleaned[-1])
+    qtbot.addWidget(output_view(OutputItem(kind="image", mime="image/svg+xml", data=svg.encode())))
+    assert len(cleaned) == 1 and "<image" in cleaned[0] and "planted" not in cleaned[0]
+    qtbot.addWidget(output_view(_display({"image/svg+xml": svg})))
+    assert len(cleaned) == 1  # cleaned once, as it arrived

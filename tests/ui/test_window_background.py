@@ -1,0 +1,194 @@
+"""The window's background work has one owner: quitting mid-export or mid-delete waits for
+it (a whole file, a removed folder, no exception at teardown); a deleted conversation's
+controller is freed; the kernel label follows the kernel's events, with no polling; the
+conversation search runs one query off the UI thread and drops stale answers."""
+
+import gc
+import threading
+import time
+import weakref
+from pathlib import Path
+
+import nbformat
+from PySide6.QtCore import QCoreApplication, QEvent, QTimer
+
+from codeact_desktop.ui import window_conversations
+from codeact_desktop.ui.background import BackgroundWork
+from codeact_desktop.ui.menu_actions import MENUS
+
+from ._helpers import PLOT_AND_TABLE, send, wait_idle
+
+
+def test_quit_mid_export_leaves_the_file_whole(qtbot, window, tmp_path, monkeypatch):
+    win, _ = window([PLOT_AND_TABLE, "Done."])
+    send(qtbot, win, "plot squares")
+    wait_idle(qtbot, win)
+    real_export, started = window_conversations.export_conversation, threading.Event()
+
+    def slow_export(conversation, target):
+        started.set()
+        time.sleep(1.5)  # the user quits while this runs
+        return real_export(conversation, target)
+
+    monkeypatch.setattr(window_conversations, "export_conversation", slow_export)
+    target = tmp_path / "quit.ipynb"
+    monkeypatch.setattr(win, "ask_save_path", lambda *a: str(target))
+    win.export_current()
+    assert started.wait(5)
+    win.close()
+    nb = nbformat.read(str(target), as_version=4)  # whole: it reads and validates
+    nbformat.validate(nb)
+    outputs = [o.output_type for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert outputs == ["display_data", "stream", "execute_result"]
+
+
+def test_quit_mid_delete_removes_the_folder(qtbot, window, monkeypatch):
+    win, _ = window(["<execute>open('made.txt', 'w').write('x')</execute>", "ok"])
+    send(qtbot, win, "make a file")
+    wait_idle(qtbot, win)
+    workspace = Path(win.current.conversation.workspace)
+    kernel_home = win.paths.kernel_home_for(workspace)
+    assert (workspace / "made.txt").exists()
+    monkeypatch.setattr(win, "confirm", lambda title, text: True)
+    win.delete_conversation()
+    win.close()  # at once: the delete is still stopping the kernel
+    assert not workspace.exists() and not kernel_home.exists()
+
+
+def test_a_deleted_conversations_controller_is_freed(qtbot, window, monkeypatch):
+    win, _ = window(["<execute>x = 1</execute>", "ok"])
+    send(qtbot, win, "set x")
+    wait_idle(qtbot, win)
+    controller = weakref.ref(win.current)
+    agent = weakref.ref(win.current.agent)
+    kernel = win.current.kernel
+    monkeypatch.setattr(win, "confirm", lambda title, text: True)
+    with qtbot.waitSignal(win.background.done, timeout=30_000,
+                          check_params_cb=lambda name, result: name == "delete conversation"):
+        win.delete_conversation()
+    assert not kernel.is_alive and controller() not in win.controllers.values()
+    QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+    gc.collect()
+    assert controller() is None and agent() is None
+
+
+def test_kernel_label_follows_the_kernels_events(qtbot, window, monkeypatch):
+    win, _ = window(["<execute>import time; time.sleep(1.5)</execute>", "slept"])
+    assert not any(isinstance(t, QTimer) and t.interval() == 500 and t.isActive()
+                   for t in win.findChildren(QTimer))  # no poll
+    qtbot.waitUntil(lambda: win.kernel_label.text() == "kernel: ready", timeout=30_000)
+    seen = []
+    win.current.engine_event.connect(lambda e: seen.append(win.kernel_label.text()))
+    send(qtbot, win, "sleep")
+    qtbot.waitUntil(lambda: win.kernel_label.text() == "kernel: busy", timeout=10_000)
+    assert win.interrupt_button.isEnabled()
+    wait_idle(qtbot, win)
+    assert win.kernel_label.text() == "kernel: ready" and not win.interrupt_button.isEnabled()
+    monkeypatch.setattr(win, "confirm", lambda title, text: True)
+    win.restart_kernel()
+    qtbot.waitUntil(lambda: "kernel: restarting" in seen, timeout=30_000)
+    qtbot.waitUntil(lambda: win.kernel_label.text() == "kernel: ready" and win.sandbox_status.isVisible(),
+                    timeout=60_000)
+    # Another conversation shows its own kernel's state at once, then follows its events.
+    first = win.current
+    win.new_conversation()
+    assert win.current is not first
+    assert win.kernel_label.text() == f"kernel: {win.current.kernel.state.status}"
+    qtbot.waitUntil(lambda: win.kernel_label.text() == "kernel: ready", timeout=30_000)
+
+
+def test_kernel_death_shows_the_reason(qtbot, window):
+    win, _ = window(["<execute>import os, signal; os.kill(os.getpid(), signal.SIGKILL)</execute>", "it died"])
+    qtbot.waitUntil(lambda: win.kernel_label.text() == "kernel: ready", timeout=30_000)
+    texts = []
+    win.current.engine_event.connect(lambda e: texts.append(win.kernel_label.text()))
+    send(qtbot, win, "die")
+    wait_idle(qtbot, win)
+    died = [t for t in texts if t.startswith("kernel: died")]
+    assert died and " — " in died[0], texts
+
+
+def test_search_runs_one_query_off_the_ui_thread_and_drops_stale_answers(qtbot, window, monkeypatch):
+    win, _ = window(["The answer mentions a zebra.", "Another answer."])
+    send(qtbot, win, "tell me about animals")
+    wait_idle(qtbot, win)
+    first = win.current.conversation
+    first.set_title("Animals")
+    win.store.create_conversation(win.paths.workspaces, title="100% cotton")
+    win.sidebar.refresh()
+    threads, real_search = [], win.store.search_conversations
+
+    def recorded(needle, limit=200):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real_search(needle, limit)
+
+    monkeypatch.setattr(win.store, "search_conversations", recorded)
+
+    def search(text):
+        with qtbot.waitSignal(win.sidebar.searched, timeout=5000):
+            win.search.setText(text)
+        return [win.conversation_list.item(i).text() for i in range(win.conversation_list.count())]
+
+    assert search("ZEBRA") == ["Animals"]  # in a reply, any case
+    assert search("0% c") == ["100% cotton"]  # % is a character here, not a wildcard
+    assert search("%") == ["100% cotton"]
+    assert threads and not any(threads)  # never on the UI thread
+    calls = len(threads)
+    with qtbot.waitSignal(win.sidebar.searched, timeout=5000):
+        for text in ("a", "an", "ani", "anim"):  # typed quickly: one search
+            win.search.setText(text)
+    assert len(threads) == calls + 1
+    shown = [win.conversation_list.item(i).text() for i in range(win.conversation_list.count())]
+    win.sidebar._answered(0, [])  # an answer for an older text changes nothing
+    assert [win.conversation_list.item(i).text() for i in range(win.conversation_list.count())] == shown
+    win.search.clear()
+    qtbot.waitUntil(lambda: win.conversation_list.count() == 2, timeout=5000)
+
+
+def test_background_work_reports_failures_and_refuses_work_after_close(qtbot):
+    work = BackgroundWork()
+    failures = []
+    with qtbot.waitSignal(work.failed, timeout=5000) as blocker:
+        work.run("broken", lambda: 1 / 0, on_failed=failures.append)
+    assert blocker.args[0] == "broken" and failures == ["division by zero"]
+    with qtbot.waitSignal(work.done, timeout=5000) as blocker:
+        work.run("fine", lambda: 42)
+    assert blocker.args == ["fine", 42]
+    assert work.close(1000) and not work.run("late", lambda: None)
+
+
+def test_menus_come_from_one_table(qtbot, window):
+    win, _ = window(["never"])
+    for item in MENUS:
+        if item.text is not None:
+            assert callable(getattr(win, item.slot)), item
+    texts = {a.text() for m in win.menuBar().actions() for a in m.menu().actions()}
+    assert {"Open log folder", "Copy diagnostic report", "Files panel"} <= texts
+    assert [s.toString() for s in win.findChild(type(win.about_action), "files_action").shortcuts()] == ["Ctrl+Shift+F"]
+    assert win.files_action.isChecked() and win.files_panel.isVisible()
+    win.files_action.trigger()
+    assert not win.files_panel.isVisible() and not win.files_action.isChecked()
+
+
+def test_help_opens_the_log_folder(qtbot, window, monkeypatch):
+    from codeact_desktop import app_log
+
+    win, _ = window(["never"])
+    opened = []
+    monkeypatch.setattr(win, "open_folder", opened.append)
+    win.log_folder_action.trigger()
+    assert opened == [app_log.log_folder(win.paths)] and opened[0].is_dir()
+
+
+def test_help_copies_a_diagnostic_report_without_the_conversation(qtbot, window):
+    from PySide6.QtGui import QGuiApplication
+
+    win, _ = window(["A reply about pelicans."])
+    send(qtbot, win, "my secret word is marzipan")
+    wait_idle(qtbot, win)
+    QGuiApplication.clipboard().setText("")
+    win.diagnostic_action.trigger()
+    qtbot.waitUntil(lambda: "Diagnostic report copied" in win.statusBar().currentMessage(), timeout=30_000)
+    report = QGuiApplication.clipboard().text()
+    assert "CodeAct Desktop" in report and "scripted" in report.lower()
+    assert "marzipan" not in report and "pelicans" not in report
