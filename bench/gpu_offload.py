@@ -28,7 +28,7 @@ PROMPT_TOKENS, NEW_TOKENS = 256, 64
 _ONE = r"""
 import json, sys, time
 import llama_cpp
-from codeact_desktop.llm import ggml_backends
+from codeact_desktop.native import ggml_backends
 ggml_backends.load()
 llm = llama_cpp.Llama(model_path=sys.argv[1], n_gpu_layers=int(sys.argv[2]), n_ctx=1024, n_threads=2,
                       n_batch=512, verbose=False)

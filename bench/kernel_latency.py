@@ -122,8 +122,10 @@ def main() -> None:
         "kernel_latency",
         ["measure", "ours s", "raw jupyter_client s", "ratio ours/raw"],
         [["round trip 1+1 (median of 200)", round(ours_rt, 5), round(raw_rt, 5), round(ours_rt / raw_rt, 3)],
-         ["first action: start + 1+1", round(ours_first_s, 3), round(raw_first_s, 3), round(ours_first_s / raw_first_s, 3)],
-         ["first plot of a conversation (ours warmed while typing; raw cold)", round(warm, 3), round(cold, 3), round(warm / cold, 3)]],
+         ["first action: start + 1+1", round(ours_first_s, 3), round(raw_first_s, 3),
+          round(ours_first_s / raw_first_s, 3)],
+         ["first plot of a conversation (ours warmed while typing; raw cold)", round(warm, 3), round(cold, 3),
+          round(warm / cold, 3)]],
         {"transport_ours": "ipc", "transport_raw": "tcp"},
     )
 

@@ -152,7 +152,8 @@ def stack_distributions() -> list:
                     todo.append(normal(r.name))
         return seen
 
-    requirements = [Requirement(d) for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = [Requirement(d) for d in project["dependencies"]]
     declared = [r.name for r in requirements if r.marker is None or r.marker.evaluate()]
     stack = {normal(s) for s in STACK}
     rest = closure([d for d in declared if normal(d) not in stack])

@@ -5,11 +5,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .agent.attachments import remove_abandoned_copies
 from .kernel.environment import build_font_cache, kernel_environment
 from .kernel.conversation_kernel import ConversationKernel
+from .kernel.state import KernelListener
+from .kernel.kernel_process import remove_abandoned_runtime_folders
 from .kernel.venv import KernelVenv, ensure_kernel_venv
 from .llm.base import BackendError, ChatBackend
 from .paths import AppPaths
+from .store.history import HistoryStore
+from .store.recovery import recover_interrupted
+
+
+def recover_after_stop(store: HistoryStore) -> int:
+    """What a killed app left behind, cleaned at the next start: half-copied attachments in
+    each workspace, kernels' runtime folders, and answers cut off (returns how many)."""
+    for row in store.query("SELECT workspace FROM conversations"):
+        remove_abandoned_copies(Path(row["workspace"]))
+    remove_abandoned_runtime_folders()
+    return recover_interrupted(store)
 
 
 def open_backend(
@@ -43,15 +57,19 @@ def kernel_env(paths: AppPaths, venv: KernelVenv, workspace: Path) -> dict[str, 
     return kernel_environment(venv, paths.kernel_home_for(workspace), paths.font_cache)
 
 
-def start_kernel(paths: AppPaths, workspace: Path, *, background: bool = True, network: bool = False) -> ConversationKernel:
+def start_kernel(paths: AppPaths, workspace: Path, *, background: bool = True, network: bool = False,
+                 on_state: KernelListener | None = None) -> ConversationKernel:
     """Provisions the kernel venv and starts a kernel for ``workspace``.
 
     In the background by default, so it is ready by the time the model's first action is.
+    ``on_state`` is subscribed before the start, so it hears every state from STARTING on.
     """
     venv = ensure_kernel_venv(paths.kernel_venv)
-    session = ConversationKernel(venv, workspace, kernel_env(paths, venv, workspace), network=network)
+    kernel = ConversationKernel(venv, workspace, kernel_env(paths, venv, workspace), network=network)
+    if on_state is not None:
+        kernel.subscribe(on_state)
     if background:
-        session.start_in_background()
+        kernel.start_in_background()
     else:
-        session.start()
-    return session
+        kernel.start()
+    return kernel

@@ -74,7 +74,8 @@ def write_licences(out: Path, extra: dict[str, Path]) -> None:
         for file in dist.files or []:
             if _LICENSE_FILE.search(str(file)):
                 try:
-                    texts.append(f"--- {file}\n{Path(dist.locate_file(file)).read_text(encoding='utf-8', errors='replace')}")
+                    text = Path(dist.locate_file(file)).read_text(encoding="utf-8", errors="replace")
+                    texts.append(f"--- {file}\n{text}")
                 except OSError:
                     pass
         body = "\n".join(texts) or f"(no licence file shipped; metadata says: {_licence_of(dist)})"

@@ -212,7 +212,8 @@ INSTALL = """#!/bin/sh
 set -e
 here="$(dirname "$(readlink -f "$0")")"
 data="${XDG_DATA_HOME:-$HOME/.local/share}"
-mkdir -p "$data/applications" "$data/icons/hicolor/256x256/apps" "$data/icons/hicolor/scalable/apps" "$data/mime/packages"
+mkdir -p "$data/applications" "$data/icons/hicolor/256x256/apps" \
+    "$data/icons/hicolor/scalable/apps" "$data/mime/packages"
 # The Exec line quoted as the specification asks, whatever this folder is called.
 "$here/runtime/bin/python3" -I -m codeact_desktop.desktop_entry "$here/share/codeact-desktop.desktop" \
     "$here/codeact-desktop" > "$data/applications/codeact-desktop.desktop"

@@ -56,7 +56,8 @@ def icns(work: Path) -> Path:
     for size in (16, 32, 128, 256):
         for scale in (1, 2):
             px = size * scale
-            run(["sips", "-z", px, px, source, "--out", iconset / f"icon_{size}x{size}{'@2x' if scale == 2 else ''}.png"],
+            name = f"icon_{size}x{size}{'@2x' if scale == 2 else ''}.png"
+            run(["sips", "-z", px, px, source, "--out", iconset / name],
                 capture_output=True)
     out = work / "codeact-desktop.icns"
     run(["iconutil", "-c", "icns", iconset, "-o", out])

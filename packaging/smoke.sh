@@ -59,7 +59,7 @@ echo "== an older CPU (qemu-x86_64 -cpu Nehalem: SSE4.2, no AVX)"
 if command -v qemu-x86_64 >/dev/null; then
     cat > "$work/old_cpu.py" <<'PY'
 import sys
-from codeact_desktop.llm import ggml_backends
+from codeact_desktop.native import ggml_backends
 found = ggml_backends.load()
 import llama_cpp
 llm = llama_cpp.Llama(model_path=sys.argv[1], n_ctx=256, n_threads=2, verbose=False)

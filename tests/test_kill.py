@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from codeact_desktop.store.history import HistoryStore
-from codeact_desktop.store.recovery import recover_interrupted
+from codeact_desktop.engine import recover_after_stop
 
 from .scripted_openai import ScriptedOpenAIServer
 
@@ -115,7 +115,7 @@ def _check_history(db):
 def _recover_and_check(db, home):
     # What the next start does first: mark what the kill cut off, remove cut-off copies.
     store = HistoryStore(db)
-    recover_interrupted(store)
+    recover_after_stop(store)
     store.close()
     _check_history(db)
     _check_workspaces(home / "data" / "workspaces")

@@ -213,7 +213,8 @@ def apply_limits(limits: dict) -> dict:
     except ImportError:
         return {"applied": False, "why": "no resource limits on this system"}
     applied = {}
-    names = {"address_space": "RLIMIT_AS", "file_size": "RLIMIT_FSIZE", "processes": "RLIMIT_NPROC", "core": "RLIMIT_CORE"}
+    names = {"address_space": "RLIMIT_AS", "file_size": "RLIMIT_FSIZE", "processes": "RLIMIT_NPROC",
+             "core": "RLIMIT_CORE"}
     for key, name in names.items():
         value = limits.get(key)
         which = getattr(resource, name, None)

@@ -222,7 +222,8 @@ def _user_process_count() -> int:
 
     uid = os.getuid() if hasattr(os, "getuid") else None
     try:
-        return sum(1 for p in psutil.process_iter(["uids"]) if uid is None or (p.info["uids"] and p.info["uids"].real == uid))
+        return sum(1 for p in psutil.process_iter(["uids"])
+                   if uid is None or (p.info["uids"] and p.info["uids"].real == uid))
     except psutil.Error:
         return 1024
 

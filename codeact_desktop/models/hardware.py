@@ -52,7 +52,7 @@ class Hardware:
 
 def _gpu_devices() -> list:
     """ggml's GPU devices (Vulkan, CUDA, Metal...); none where llama.cpp cannot be loaded."""
-    from ..llm import ggml_backends
+    from ..native import ggml_backends
 
     try:
         return ggml_backends.load().gpus

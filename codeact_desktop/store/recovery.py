@@ -4,14 +4,13 @@ reads well to the user and to the model, and goes on from there.
 An action still "proposed" or "running" whose owning process is gone was cut off by a
 kill. It becomes "interrupted"; the model gets the observation it would have had (the
 code did not finish), and the user a notice. Another running instance's actions are
-left alone: their owner is alive. Files that a kill cut off mid-copy are removed from
-the workspaces (they were never under their real name).
+left alone: their owner is alive. (The files a kill cut off mid-copy are the agent's
+business: ``engine.recover_after_stop`` removes them before calling this.)
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from ..resources import messages
 from .history import HistoryStore
@@ -27,10 +26,6 @@ def _alive(pid: int | None) -> bool:
 
 def recover_interrupted(store: HistoryStore) -> int:
     """Marks actions cut off by a kill; returns how many turns were recovered."""
-    from ..agent.attachments import remove_abandoned_copies
-
-    for row in store.query("SELECT workspace FROM conversations"):
-        remove_abandoned_copies(Path(row["workspace"]))
     rows = store.query("SELECT id, conversation_id, message_id, owner FROM actions"
                        " WHERE status IN ('proposed', 'running') ORDER BY conversation_id, message_id")
     cut = [r for r in rows if not _alive(r["owner"])]

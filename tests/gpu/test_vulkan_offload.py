@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codeact_desktop.llm import ggml_backends
+from codeact_desktop.native import ggml_backends
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("offload_probe.py")

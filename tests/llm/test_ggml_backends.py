@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from codeact_desktop.llm import ggml_backends
+from codeact_desktop.native import ggml_backends
 from codeact_desktop.models.hardware import detect_hardware
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +32,7 @@ def _module_builds() -> list[Path]:
 @pytest.mark.skipif(not _module_builds(), reason="no bundle-style llama.cpp build here (packaging/llama_libs.py)")
 def test_a_module_build_loads_the_best_cpu_variant_from_its_folder():
     folder = _module_builds()[0]
-    code = ("import json; from codeact_desktop.llm import ggml_backends as g; b = g.load(); "
+    code = ("import json; from codeact_desktop.native import ggml_backends as g; b = g.load(); "
             "print(json.dumps({'backends': b.backends, 'variant': b.cpu_variant, 'from_folder': b.loaded_from_folder,"
             "'devices': [d.kind for d in b.devices], 'not_loaded': b.not_loaded}))")
     env = {**os.environ, "LLAMA_CPP_LIB_PATH": str(folder)}
