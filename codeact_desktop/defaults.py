@@ -7,3 +7,7 @@ TEMPERATURE = 0.0  # greedy, as the seed's demo
 MAX_ACTIONS = 6  # code runs per user message; the seed used 3, self-debugging often needs a few more
 ACTION_TIMEOUT_S = 60.0  # seconds one code run may take before it is interrupted
 OBSERVATION_CHARS = 4000  # of an action's output the model reads back
+# Other conversations' KV state, kept so that going back to one does not read it again:
+# a 2,000-token conversation of the 7B model is about 260 MB.
+KV_CACHE_RAM_MB = 1024
+KV_CACHE_DISK_MB = 4096

@@ -35,6 +35,8 @@ def open_backend(
     n_ctx: int | None = None,
     n_gpu_layers: int | None = None,
     n_threads: int | None = None,
+    kv_cache_ram: int = 0,
+    kv_cache_disk: int = 0,
 ) -> ChatBackend:
     if model_path and base_url:
         raise BackendError("Give either a GGUF model file or a server URL, not both.")
@@ -42,7 +44,8 @@ def open_backend(
         from .llm.llama_inprocess import DEFAULT_N_CTX, LlamaCppBackend
 
         return LlamaCppBackend(
-            model_path, n_ctx=n_ctx or DEFAULT_N_CTX, n_gpu_layers=n_gpu_layers, n_threads=n_threads
+            model_path, n_ctx=n_ctx or DEFAULT_N_CTX, n_gpu_layers=n_gpu_layers, n_threads=n_threads,
+            kv_cache_ram=kv_cache_ram, kv_cache_folder=AppPaths.default().kv_states, kv_cache_disk=kv_cache_disk,
         )
     if base_url:
         from .llm.openai_http import OpenAIBackend

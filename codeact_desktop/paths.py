@@ -49,6 +49,11 @@ class AppPaths:
         return self.cache / "font-cache"
 
     @property
+    def kv_states(self) -> Path:
+        """Saved KV states of conversations (llm/prompt_cache.py): out of every kernel's reach."""
+        return self.cache / "kv-states"
+
+    @property
     def workspaces(self) -> Path:
         return self.data / "workspaces"
 

@@ -29,6 +29,8 @@ class Settings:
     n_ctx: int = defaults.N_CTX
     n_gpu_layers: int = -1  # -1: automatic (all layers where the build can offload)
     n_threads: int = 0  # 0: automatic
+    kv_cache_ram_mb: int = defaults.KV_CACHE_RAM_MB  # 0: going back to a conversation reads it again
+    kv_cache_disk_mb: int = defaults.KV_CACHE_DISK_MB
     temperature: float = defaults.TEMPERATURE
     # execution: take effect at the next action
     action_timeout_s: float = defaults.ACTION_TIMEOUT_S
@@ -50,6 +52,8 @@ class Settings:
             "n_ctx": self.n_ctx,
             "n_gpu_layers": None if self.n_gpu_layers < 0 else self.n_gpu_layers,
             "n_threads": self.n_threads or None,
+            "kv_cache_ram": max(0, self.kv_cache_ram_mb) << 20,
+            "kv_cache_disk": max(0, self.kv_cache_disk_mb) << 20,
         }
 
     def save(self, path: Path) -> None:

@@ -11,7 +11,8 @@ def test_roundtrip_and_apply(tmp_path):
     assert message == "" and loaded.n_ctx == 4096 and loaded.require_approval and loaded.theme == "dark"
     agent = loaded.apply_to(AgentSettings())
     assert agent.max_actions == 3 and agent.temperature == 0.2
-    assert loaded.backend_options() == {"n_ctx": 4096, "n_gpu_layers": None, "n_threads": None}
+    assert loaded.backend_options() == {"n_ctx": 4096, "n_gpu_layers": None, "n_threads": None,
+                                        "kv_cache_ram": 1024 << 20, "kv_cache_disk": 4096 << 20}
 
 
 def test_damaged_or_wrong_values_fall_back(tmp_path):

@@ -100,5 +100,9 @@ class ChatBackend(ABC):
     def count_tokens(self, messages: list[Message]) -> int:
         """Tokens the prompt for ``messages`` takes, generation prompt included."""
 
+    def forget(self, messages: list[Message]) -> None:
+        """A conversation was deleted: drop whatever this backend kept of it (a local
+        model's saved KV states). A server keeps nothing of ours."""
+
     def close(self) -> None:
         pass

@@ -31,9 +31,12 @@ from .base import (
     ProgressHook,
 )
 from .chatml import IM_END, chatml_prompt
+from .prompt_cache import PromptCache, restore_sequence, save_sequence
 
 DEFAULT_N_CTX = defaults.N_CTX
 DEFAULT_N_BATCH = 512
+# Fewer tokens than this are read again faster than a state is saved and looked up.
+MIN_CACHED_TOKENS = 256
 _DONE = object()
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,9 @@ class LlamaCppBackend(ChatBackend):
         seed: int = 0,
         hardware: Hardware | None = None,  # detected when not given
         n_batch: int = DEFAULT_N_BATCH,  # prompt tokens per llama.cpp decode call
+        kv_cache_ram: int = 0,  # bytes of other conversations' KV state kept in memory (0: none)
+        kv_cache_folder: Path | None = None,  # where states beyond that spill, and survive a restart
+        kv_cache_disk: int = 0,  # bytes of them kept there
     ):
         try:
             gguf = inspect_gguf(model_path)
@@ -129,8 +135,18 @@ class LlamaCppBackend(ChatBackend):
             gpu_layers=self.placement.layers_on_gpu or 0,
         )
         self.n_gpu_layers = self.placement.layers_on_gpu or 0
+        self.kv_cache = self._open_kv_cache(gguf, kv_cache_ram, kv_cache_folder, kv_cache_disk)
         log.info("loaded a %s model (%d bytes, %s): context %d, %d layers on the GPU, %d threads",
                  gguf.architecture, gguf.size, gguf.quantisation, self.info.n_ctx, self.n_gpu_layers, self.n_threads)
+
+    def _open_kv_cache(self, gguf, ram: int, folder: Path | None, disk: int) -> PromptCache | None:
+        if ram <= 0 and disk <= 0:
+            return None
+        # A state is only valid for this very file and context: its name, size and date, and
+        # what shapes the KV cells (context length, GPU layers do not change the bytes).
+        stat = self._path.stat()
+        key = f"{self._path.name}|{stat.st_size}|{stat.st_mtime_ns}|{gguf.architecture}|ctx={self._llm.n_ctx()}"
+        return PromptCache(key, ram, folder, disk)
 
     def _load(self, n_ctx: int, n_gpu_layers: int, seed: int):
         from llama_cpp import Llama
@@ -206,6 +222,19 @@ class LlamaCppBackend(ChatBackend):
     def count_tokens(self, messages: list[Message]) -> int:
         return self._worker.submit(lambda: len(self._prompt_tokens(messages)[0])).result()
 
+    def forget(self, messages: list[Message]) -> None:
+        """Drops the saved states of the conversation that starts with ``messages`` (its
+        system prompt and first message), in memory and on disk."""
+        if self.kv_cache is None or len(messages) < 2:
+            return
+
+        def drop() -> int:
+            start = self._prompt_tokens(messages[:2])[0][:-2]  # the generation prompt may tokenise apart
+            shared = len(self._prompt_tokens(messages[:1])[0]) - 4  # every conversation's system prompt
+            return self.kv_cache.forget(start, shared)
+
+        log.info("dropped %d saved KV state(s) of a deleted conversation", self._worker.submit(drop).result())
+
     # -- generation ------------------------------------------------------------------
 
     def generate(
@@ -261,6 +290,8 @@ class LlamaCppBackend(ChatBackend):
                     f"The prompt is {len(tokens)} tokens; the model's context holds {llm.n_ctx()}."
                 )
             reused = _reused_prefix(llm, tokens)
+            if self.kv_cache is not None:
+                reused = self._switch_state(tokens, reused)
             evaluated = len(tokens) - reused
             # A long new part is read here, batch by batch, so the user sees how far it is
             # and Stop works before the first token. A cache that cannot be cut back to the
@@ -322,8 +353,33 @@ class LlamaCppBackend(ChatBackend):
         pieces.put(_Progress(total, total))  # the last token is read along with the first reply token
         return True
 
+    def _switch_state(self, tokens: list[int], reused: int) -> int:
+        """Before the context is overwritten by another conversation, its state goes into the
+        cache; a prompt that the cache holds more of than the context comes back from it.
+        Returns how many prompt tokens the context now holds."""
+        llm, cache = self._llm, self.kv_cache
+        if llm.n_tokens - reused >= MIN_CACHED_TOKENS:  # what is about to be lost is worth keeping
+            cache.put(llm._input_ids[: llm.n_tokens], save_sequence(llm))
+        entry, n = cache.longest_prefix(tokens[:-1])
+        if entry is None or n - reused < MIN_CACHED_TOKENS:
+            return reused
+        data = cache.state(entry)
+        if data is None or not restore_sequence(llm, entry.tokens, data):
+            log.warning("a saved KV state of %d tokens could not be restored; reading the prompt again",
+                        len(entry.tokens))
+            return _reused_prefix(llm, tokens)
+        log.info("restored the KV state of %d tokens (%d of them this prompt's)", len(entry.tokens), n)
+        return _reused_prefix(llm, tokens)
+
     def close(self) -> None:
         def _free():
+            if self.kv_cache is not None and self.kv_cache.folder is not None:
+                try:  # the conversation in the context now comes back after a restart too
+                    if self._llm.n_tokens >= MIN_CACHED_TOKENS:
+                        self.kv_cache.put(self._llm._input_ids[: self._llm.n_tokens], save_sequence(self._llm))
+                    self.kv_cache.persist()
+                except (OSError, RuntimeError):
+                    log.warning("the KV states could not be kept for the next start", exc_info=True)
             self._llm.close()
 
         try:

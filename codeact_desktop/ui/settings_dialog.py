@@ -43,6 +43,14 @@ class SettingsDialog(QDialog):
                               "fit in its free memory when this build of llama.cpp can use it, and falls back to "
                               "the CPU if loading fails. 0 keeps it on the CPU."))
         form.addRow("CPU threads", self.n_threads)
+        self.kv_ram = QSpinBox(minimum=0, maximum=65536, singleStep=256, suffix=" MB", value=settings.kv_cache_ram_mb)
+        self.kv_disk = QSpinBox(minimum=0, maximum=262144, singleStep=1024, suffix=" MB",
+                                value=settings.kv_cache_disk_mb)
+        form.addRow("Kept in memory", self.kv_ram)
+        form.addRow("Kept on disk", self.kv_disk)
+        form.addRow("", _hint("What the model has read of your other conversations, kept so that going back to "
+                              "one answers at once instead of reading it all again. Beyond the memory it goes to "
+                              "disk, where it also lasts until the next start. 0 turns it off."))
         form.addRow("Temperature", self.temperature)
         form.addRow("", _hint("0 gives the same answer each time; higher is more varied."))
         form.addRow("", _hint("<i>Model settings take effect when the model is next loaded.</i>"))
@@ -68,6 +76,8 @@ class SettingsDialog(QDialog):
 
         for widget, name in ((self.n_ctx, "context size"), (self.n_gpu_layers, "GPU layers"),
                              (self.n_threads, "CPU threads"), (self.temperature, "temperature"),
+                             (self.kv_ram, "conversation memory kept in RAM"),
+                             (self.kv_disk, "conversation memory kept on disk"),
                              (self.timeout, "time limit per run"), (self.max_actions, "code runs per message"),
                              (self.approval, "ask before running code"), (self.theme, "theme")):
             widget.setAccessibleName(name)
@@ -80,6 +90,7 @@ class SettingsDialog(QDialog):
         return replace(
             self.original,
             n_ctx=self.n_ctx.value(), n_gpu_layers=self.n_gpu_layers.value(), n_threads=self.n_threads.value(),
+            kv_cache_ram_mb=self.kv_ram.value(), kv_cache_disk_mb=self.kv_disk.value(),
             temperature=round(self.temperature.value(), 2), action_timeout_s=float(self.timeout.value()),
             max_actions=self.max_actions.value(), require_approval=self.approval.isChecked(),
             theme=THEMES[self.theme.currentIndex()],

@@ -97,6 +97,8 @@ class WindowConversations:
                             f"Delete “{conversation.title()}”? Its messages and outputs, and the files in its "
                             "folder, are removed. This cannot be undone."):
             return
+        messages, _ = conversation.model_messages()
+        backend = self.backend
         self.store.delete_conversation(conversation.id)
         self.controllers.pop(conversation.id, None)
         self.current = None
@@ -107,6 +109,8 @@ class WindowConversations:
 
         def work():  # the kernel's shutdown and the folder's removal may take seconds
             controller.shutdown()
+            if backend is not None:
+                backend.forget(messages)  # what the model read of it, kept to come back to it
             shutil.rmtree(kernel_home, ignore_errors=True)
             if ours:  # never remove a folder the user chose for a CLI run
                 shutil.rmtree(workspace, ignore_errors=True)
