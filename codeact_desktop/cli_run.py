@@ -14,6 +14,7 @@ from .agent import events as ev
 from .agent.loop import AgentSettings, Approval, CodeActAgent
 from .engine import open_backend, recover_after_stop, start_kernel
 from .kernel.conversation_kernel import KernelError
+from .kernel.state import KernelState, KernelStatus
 from .llm.base import BackendError
 from .paths import AppPaths
 from .store.history import HistoryStore
@@ -64,6 +65,12 @@ class TerminalView:
             self.newline()
             label = "error" if isinstance(event, ev.ErrorEvent) else "note"
             self.write(f"[{label}] {event.text}\n")
+        elif isinstance(event, KernelState) and event.status in (KernelStatus.DIED, KernelStatus.FAILED,
+                                                                 KernelStatus.RESTARTING):
+            # The kernel's own events, on the agent's stream: a death says why, a restart that
+            # the variables are gone.
+            self.newline()
+            self.write(f"[kernel] {event.status}{': ' + event.detail if event.detail else ''}\n")
         elif isinstance(event, ev.TurnDone):
             self.newline()
 

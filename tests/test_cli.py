@@ -171,3 +171,12 @@ def test_run_shuts_the_kernel_down_on_ctrl_c_mid_turn(monkeypatch, tmp_path, sta
     assert run_in_process(monkeypatch, backend, tmp_path) == 130
     [kernel] = started_kernels
     assert shut_down(kernel)
+
+
+def test_run_says_when_the_kernel_dies_and_why(monkeypatch, tmp_path, started_kernels, capsys):
+    from codeact_desktop.llm.scripted import ScriptedBackend
+
+    backend = ScriptedBackend(["<execute>\nimport os\nos._exit(3)\n</execute>", "It stopped."])
+    assert run_in_process(monkeypatch, backend, tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "[kernel] died" in out, out  # the kernel's own event, on the agent's stream
