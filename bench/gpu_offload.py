@@ -20,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _llama_bench import llama_bench  # noqa: E402
 from _report import gguf_path, median, report  # noqa: E402
 
 PROMPT_TOKENS, NEW_TOKENS = 256, 64
@@ -66,16 +67,8 @@ def in_process(model: Path, build: Path, layers: int, runs: int) -> tuple[float,
 
 
 def native(model: Path, build: Path, layers: int, runs: int) -> tuple[float, float]:
-    env = {**_env(layers), "LD_LIBRARY_PATH": str(build)}
-    done = subprocess.run([str(build / "llama-bench"), "-m", str(model), "-ngl", str(layers), "-t", "2",
-                           "-p", str(PROMPT_TOKENS), "-n", str(NEW_TOKENS), "-r", str(runs), "-o", "json"],
-                          env=env, capture_output=True, text=True, timeout=3600, cwd=build)
-    if done.returncode != 0:
-        raise SystemExit(done.stderr[-2000:])
-    rows = json.loads(done.stdout)
-    pp = next(r["avg_ts"] for r in rows if r["n_prompt"] > 0)
-    tg = next(r["avg_ts"] for r in rows if r["n_gen"] > 0)
-    return pp, tg
+    return llama_bench(build, model, threads=2, layers=layers, prompt=PROMPT_TOKENS, generate=NEW_TOKENS,
+                       runs=runs, env=_env(layers))
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _llama_bench import llama_bench  # noqa: E402
 from _report import gguf_path, median, report  # noqa: E402
 
 PROMPT_TOKENS, NEW_TOKENS = 512, 128
@@ -79,16 +80,8 @@ def find_build() -> Path:
 
 
 def native_once(model: Path, build: Path, threads: int) -> tuple[float, float]:
-    done = subprocess.run([str(build / "llama-bench"), "-m", str(model), "-t", str(threads), "-ngl", "0",
-                           "-p", str(PROMPT_TOKENS), "-n", str(NEW_TOKENS), "-r", "1", "-fa", "0", "-o", "json"],
-                          env={**os.environ, "LD_LIBRARY_PATH": str(build)}, capture_output=True, text=True,
-                          timeout=1800, cwd=build)
-    if done.returncode != 0:
-        raise SystemExit(done.stderr[-2000:])
-    rows = json.loads(done.stdout)
-    pp = next(r["avg_ts"] for r in rows if r["n_prompt"] > 0)
-    tg = next(r["avg_ts"] for r in rows if r["n_gen"] > 0)
-    return pp, tg
+    return llama_bench(build, model, threads=threads, layers=0, prompt=PROMPT_TOKENS, generate=NEW_TOKENS,
+                       flags=("-fa", "0"))
 
 
 def memory_bandwidth(threads: int, size: int = 1 << 30, rounds: int = 5) -> float:

@@ -11,6 +11,16 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+def send_json(handler: BaseHTTPRequestHandler, payload: dict) -> None:
+    """A 200 reply with ``payload`` as its JSON body (the model list, say)."""
+    body = json.dumps(payload).encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class ScriptedOpenAIServer:
     def __init__(self, replies: list[str], piece_chars: int = 4, piece_delay: float = 0.01):
         self.replies = replies
@@ -22,12 +32,7 @@ class ScriptedOpenAIServer:
                 pass
 
             def do_GET(self):  # noqa: N802
-                body = json.dumps({"data": [{"id": "scripted", "context_length": 8192}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_json(self, {"data": [{"id": "scripted", "context_length": 8192}]})
 
             def do_POST(self):  # noqa: N802
                 server.authorizations.append(self.headers.get("Authorization"))

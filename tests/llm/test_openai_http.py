@@ -13,6 +13,7 @@ from codeact_desktop.llm.base import BackendError, GenerationParams
 from codeact_desktop.llm.openai_http import OpenAIBackend
 
 from ..conftest import free_port
+from ..scripted_openai import send_json
 
 model = pytest.mark.model
 
@@ -32,12 +33,7 @@ class RawStreamServer:
                 pass
 
             def do_GET(self):  # noqa: N802
-                body = json.dumps({"data": [{"id": "raw", "context_length": 8192}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_json(self, {"data": [{"id": "raw", "context_length": 8192}]})
 
             def do_POST(self):  # noqa: N802
                 self.rfile.read(int(self.headers["Content-Length"]))
