@@ -18,6 +18,7 @@ from ..agent import events as ev
 from ..agent.attachments import Attachment
 from ..agent.loop import AgentSettings, Approval
 from ..agent.timeline import user_entry
+from ..kernel.keep_alive import KernelKeepAlive
 from ..kernel.state import KernelState
 from ..llm.base import ChatBackend
 from ..paths import AppPaths
@@ -69,6 +70,10 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
         self._editing = False  # the input holds the last message, to replace it
         self._pending_files: list[Path] = []  # given to the app before a model was ready
         self.background = BackgroundWork(self)
+        # Kernels of conversations left behind stop (memory); checked on each open and each minute.
+        self.keep_alive = KernelKeepAlive()
+        self._idle_check = QTimer(self, interval=60_000, timeout=self.stop_unused_kernels)
+        self._idle_check.start()
         self.setWindowTitle("CodeAct Desktop")
         self.resize(1240, 780)
         self.setAcceptDrops(True)
@@ -393,6 +398,7 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
             self.files_panel.refresh()  # uploads are recorded when the turn starts
 
     def _on_busy(self, controller: ConversationController, busy: bool) -> None:
+        self.keep_alive.used(controller.conversation.id)
         if controller is self.current:
             self._update_controls()
 

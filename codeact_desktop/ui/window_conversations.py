@@ -47,6 +47,8 @@ class WindowConversations:
         self.cancel_edit()
         controller = self.controllers.get(conv_id) or self._make_controller(conv_id)
         self.current = controller
+        self.keep_alive.used(conv_id)
+        self.stop_unused_kernels()
         # The last reply's figures belonged to the conversation left behind.
         self.status.set_speed(None)
         self.status.set_context(self.backend.info.n_ctx)
@@ -101,6 +103,7 @@ class WindowConversations:
         backend = self.backend
         self.store.delete_conversation(conversation.id)
         self.controllers.pop(conversation.id, None)
+        self.keep_alive.forget(conversation.id)
         self.current = None
         self._disconnect(controller)  # nothing it still says reaches the window
         workspace = Path(conversation.workspace)
@@ -125,6 +128,20 @@ class WindowConversations:
         self.sidebar.refresh()
         if not self.sidebar.choose_first():
             self.new_conversation()
+
+    def stop_unused_kernels(self) -> None:
+        """Stops the kernels of conversations beyond the few used last, or idle for long
+        (kernel/keep_alive.py). Going back to one starts a new kernel, and the conversation
+        says its variables were lost; its files stay."""
+        busy = [cid for cid, c in self.controllers.items() if c.busy]
+        current = self.current.conversation.id if self.current is not None else None
+        for conv_id in self.keep_alive.to_stop(current, busy):
+            controller = self.controllers.pop(conv_id, None)
+            if controller is None:
+                continue
+            self._disconnect(controller)
+            self.background.run("stop an unused kernel", controller.shutdown,
+                                lambda _, c=controller: self._free(c), lambda _, c=controller: self._free(c))
 
     @staticmethod
     def _disconnect(controller: ConversationController) -> None:
