@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel,
     QSpinBox, QVBoxLayout,
@@ -12,11 +13,32 @@ from PySide6.QtWidgets import (
 from ..settings import THEMES, Settings
 
 
+class _Hint(QLabel):
+    """A wrapped explanation under a setting. A form row does not ask a wrapped label how
+    tall it gets at its width, which cut the hints to two lines: each says so itself."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.setObjectName("hint")
+        self.setWordWrap(True)
+        self.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        needed = self.heightForWidth(self.width())
+        if needed > 0 and needed != self.minimumHeight():
+            self.setMinimumHeight(needed)
+            self.updateGeometry()
+
+    def sizeHint(self):  # noqa: N802 - Qt's name
+        hint = super().sizeHint()
+        if self.minimumHeight() > 0:  # as tall as the text at this width, not at QLabel's guess
+            hint.setHeight(self.minimumHeight())
+        return hint
+
+
 def _hint(text: str) -> QLabel:
-    label = QLabel(text)
-    label.setObjectName("hint")
-    label.setWordWrap(True)
-    return label
+    return _Hint(text)
 
 
 class SettingsDialog(QDialog):
@@ -46,8 +68,8 @@ class SettingsDialog(QDialog):
         self.kv_ram = QSpinBox(minimum=0, maximum=65536, singleStep=256, suffix=" MB", value=settings.kv_cache_ram_mb)
         self.kv_disk = QSpinBox(minimum=0, maximum=262144, singleStep=1024, suffix=" MB",
                                 value=settings.kv_cache_disk_mb)
-        form.addRow("Kept in memory", self.kv_ram)
-        form.addRow("Kept on disk", self.kv_disk)
+        form.addRow("Conversations in memory", self.kv_ram)
+        form.addRow("Conversations on disk", self.kv_disk)
         form.addRow("", _hint("What the model has read of your other conversations, kept so that going back to "
                               "one answers at once instead of reading it all again. Beyond the memory it goes to "
                               "disk, where it also lasts until the next start. 0 turns it off."))
@@ -85,6 +107,18 @@ class SettingsDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        # The hints' heights follow the width, after this event: then the dialog fits them.
+        QTimer.singleShot(0, self._fit_height)
+
+    def _fit_height(self) -> None:
+        layout = self.layout()
+        height = layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth() else -1
+        height = height if height > 0 else self.sizeHint().height()
+        if self.height() != height:
+            self.resize(self.width(), height)
 
     def result_settings(self) -> Settings:
         return replace(
