@@ -28,7 +28,10 @@ def math_source(latex: str) -> str | None:
     if match is None:
         return None
     body = next(group for group in match.groups() if group is not None)
+    display = re.search(r"\\displaystyle\b", body) is not None or match.group("b") is None
     body = re.sub(r"\\(displaystyle|textstyle)\b", "", body).strip()
+    if display:  # mathtext has no \displaystyle; its display-size fraction is \dfrac
+        body = re.sub(r"\\frac(?![a-zA-Z])", r"\\dfrac", body)
     depth = deepest = 0
     for char in body:
         depth += {"{": 1, "}": -1}.get(char, 0)

@@ -164,3 +164,10 @@ def test_drawing_a_formula_imports_mathtext_only_when_needed_and_never_pyplot():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
                           env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"})
     assert done.stdout.split() == ["False", "False"], done.stderr[-2000:]
+
+
+def test_sympys_display_maths_keeps_display_size_fractions():
+    # mathtext has no \displaystyle: without \dfrac a sympy fraction came out at script size.
+    assert math_source(r"$\displaystyle - \frac{e^{- x^{2}}}{2}$") == r"$- \dfrac{e^{- x^{2}}}{2}$"
+    assert math_source(r"$\frac{a}{b}$") == r"$\frac{a}{b}$"  # inline maths stays inline
+    assert latex_png(r"$\displaystyle \frac{1}{2}$").startswith(b"\x89PNG")
