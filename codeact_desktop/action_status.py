@@ -24,6 +24,15 @@ class ActionStatus(str, Enum):  # StrEnum, from Python 3.11 on
     OVER_LIMIT = "over_limit"  # the per-message limit of code runs was reached: not run
     INTERRUPTED = "interrupted"  # the app was killed while it ran (store/recovery.py)
 
+    @classmethod
+    def of(cls, value: str) -> ActionStatus | None:
+        """The status a stored string names; None for one this version does not know (a newer
+        version's, or a card's "writing" and "waiting")."""
+        try:
+            return cls(value)
+        except ValueError:
+            return None
+
     @property
     def ran(self) -> bool:
         """Code reached the kernel, so the kernel's state depends on it."""

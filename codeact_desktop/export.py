@@ -80,7 +80,7 @@ def to_notebook(title: str, entries: list[Entry]) -> nbformat.NotebookNode:
         elif entry.type == "notice":
             cells.append(v4.new_markdown_cell(f"> *{neutral_markdown(entry.text)}*"))
         elif entry.type == "action":
-            status = _status(entry)
+            status = ActionStatus.of(entry.status)
             ran = status is not None and status.ran
             count += ran
             cell = v4.new_code_cell(entry.text, execution_count=count if ran else None)
@@ -91,13 +91,6 @@ def to_notebook(title: str, entries: list[Entry]) -> nbformat.NotebookNode:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     return nb
-
-
-def _status(entry: Entry) -> ActionStatus | None:
-    try:
-        return ActionStatus(entry.status)
-    except ValueError:
-        return None
 
 
 def _item(out: StoredOutput) -> OutputItem | None:

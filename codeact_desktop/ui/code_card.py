@@ -31,10 +31,8 @@ STATUS_TEXT = {
 
 
 def _failed(status: str) -> bool:
-    try:
-        return ActionStatus(status).failed
-    except ValueError:  # writing, waiting
-        return False
+    known = ActionStatus.of(status)
+    return known is not None and known.failed
 
 
 def highlighted_html(code: str) -> str:

@@ -17,10 +17,8 @@ EXPORT_FILTERS = {"Jupyter notebook (*.ipynb)": ".ipynb", "Markdown (*.md)": ".m
 
 
 def _ran(status: str) -> bool:
-    try:
-        return ActionStatus(status).ran
-    except ValueError:  # a status this version does not know: nothing to say about it
-        return False
+    known = ActionStatus.of(status)
+    return known is not None and known.ran
 
 
 class WindowConversations:
