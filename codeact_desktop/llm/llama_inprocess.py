@@ -359,7 +359,7 @@ class LlamaCppBackend(ChatBackend):
         Returns how many prompt tokens the context now holds."""
         llm, cache = self._llm, self.kv_cache
         if llm.n_tokens - reused >= MIN_CACHED_TOKENS:  # what is about to be lost is worth keeping
-            cache.put(llm._input_ids[: llm.n_tokens], save_sequence(llm))
+            self._keep_context_state()
         entry, n = cache.longest_prefix(tokens[:-1])
         if entry is None or n - reused < MIN_CACHED_TOKENS:
             return reused
@@ -371,12 +371,16 @@ class LlamaCppBackend(ChatBackend):
         log.info("restored the KV state of %d tokens (%d of them this prompt's)", len(entry.tokens), n)
         return _reused_prefix(llm, tokens)
 
+    def _keep_context_state(self) -> None:
+        """What the context holds now, into the cache, keyed by its tokens."""
+        self.kv_cache.put(self._llm._input_ids[: self._llm.n_tokens], save_sequence(self._llm))
+
     def close(self) -> None:
         def _free():
             if self.kv_cache is not None and self.kv_cache.folder is not None:
                 try:  # the conversation in the context now comes back after a restart too
                     if self._llm.n_tokens >= MIN_CACHED_TOKENS:
-                        self.kv_cache.put(self._llm._input_ids[: self._llm.n_tokens], save_sequence(self._llm))
+                        self._keep_context_state()
                     self.kv_cache.persist()
                 except (OSError, RuntimeError):
                     log.warning("the KV states could not be kept for the next start", exc_info=True)
