@@ -11,7 +11,9 @@ from pathlib import Path
 import llama_libs
 
 ROOT = Path(__file__).resolve().parent.parent
-QT_MODULES_KEPT = ("QtCore", "QtGui", "QtWidgets", "QtNetwork")  # QtNetwork: the single-instance socket
+# QtNetwork: the single-instance socket; QtSvg: model-made SVG drawn as SVG (ui/svg_image.py).
+# tests/test_install.py checks that every Qt module the app imports is here.
+QT_MODULES_KEPT = ("QtCore", "QtGui", "QtWidgets", "QtNetwork", "QtSvg")
 # Pure Python, published on PyPI as source archives only (docs/kernel-stack.md): built
 # into wheels by pip at install time, with nothing compiled.
 SOURCE_ONLY = ("jieba", "moviepy", "odfpy")
