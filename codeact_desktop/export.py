@@ -1,7 +1,8 @@
 """A conversation as a Jupyter notebook, Markdown or a self-contained HTML page.
 
 Notebook: markdown cells for the talk, code cells with their outputs as the history keeps
-them (every type the kernel sent), written by nbformat. Markdown and HTML: each output by
+them, of the types the window shows (no JavaScript or extension types a viewer would
+run), written by nbformat. Markdown and HTML: each output by
 the window's display priority (``DISPLAY_PRIORITY``); the HTML page is rendered by
 Python-Markdown with images inlined (LaTeX drawn as one), so one file can be mailed.
 What the model and the code wrote is untrusted: raw HTML in the talk is escaped, HTML
@@ -25,7 +26,7 @@ from .action_status import ActionStatus
 from .agent.timeline import Entry, StoredOutput, timeline
 from .kernel.latex_image import latex_png, math_source
 from .kernel.observation import strip_ansi
-from .kernel.outputs import OutputItem, image_type, item_from_stored
+from .kernel.outputs import DISPLAY_PRIORITY, OutputItem, image_type, item_from_stored
 from .store.history import Conversation
 from .untrusted_markup import CONTENT_SECURITY_POLICY, clean_html, neutral_markdown
 from .visible_text import visible_name
@@ -107,9 +108,29 @@ def _nb_output(out: StoredOutput, count: int):
     output = item.to_output()
     if output.output_type == "execute_result":
         output.execution_count = count
-    if "text/html" in output.get("data", {}):
-        output.data["text/html"] = clean_html(output.data["text/html"])
+    if "data" in output:
+        output.data = _inert_bundle(output.data)
+        if not output.data:
+            return None
     return output
+
+
+def _inert_bundle(data: dict) -> dict:
+    """The types the window shows, each as inert as there. Viewers run the rest: VS Code and
+    nbconvert's HTML an ``application/javascript``, extensions their ``application/vnd.*``
+    (widgets, Bokeh); a ``text/markdown`` is rendered with its raw HTML; MathJax follows
+    ``\\href`` (``javascript:`` too)."""
+    kept = {mime: value for mime, value in data.items() if mime in DISPLAY_PRIORITY}
+    if "text/html" in kept:
+        kept["text/html"] = clean_html(kept["text/html"])
+    if "text/markdown" in kept:
+        kept["text/markdown"] = neutral_markdown(kept["text/markdown"])
+    if "text/latex" in kept and _LATEX_LINK.search(kept["text/latex"]):
+        del kept["text/latex"]
+    return kept
+
+
+_LATEX_LINK = re.compile(r"\\(href|url)(?![a-zA-Z])")
 
 
 # -- markdown and html ----------------------------------------------------------------

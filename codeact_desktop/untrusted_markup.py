@@ -74,6 +74,52 @@ ElementTree.register_namespace("", _SVG_NS)
 ElementTree.register_namespace("xlink", _XLINK_NS)
 
 
+# A ``<use>`` draws its target again: 3 KB of uses nested eight deep, ten a level, draw 10^8
+# circles (minutes for any renderer: the window's QtSvg, a browser opening an export).
+MAX_DRAWN_ELEMENTS = 300_000  # about 2 s for QtSvg; a plot of 100,000 markers draws 200,000
+_REFERENCE = re.compile(r"url\(\s*['\"]?#([^)'\"\s]+)")
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def drawn_elements(svg: str | ElementTree.Element, limit: int = MAX_DRAWN_ELEMENTS) -> int | None:
+    """How many elements drawing ``svg`` takes, references followed (a ``<use>``'s target, a
+    ``url(#...)`` paint, clip, mask or marker, a marker once per vertex); counting stops just
+    past ``limit``. None: not XML, or nested too deep to count."""
+    try:
+        root = ElementTree.fromstring(svg) if isinstance(svg, str) else svg
+    except (ElementTree.ParseError, ValueError):
+        return None
+    by_id = {e.get("id"): e for e in root.iter() if e.get("id")}
+    known: dict[int, int] = {}
+
+    def count(element, path: set[int]) -> int:
+        key = id(element)
+        if key in known:
+            return known[key]
+        if key in path:  # a reference cycle: QtSvg draws it once, then refuses
+            return 0
+        path.add(key)
+        total = 1 + sum(count(child, path) for child in element)
+        for attribute, value in element.attrib.items():
+            targets = _REFERENCE.findall(value)
+            if attribute.rpartition("}")[2] == "href" and value.startswith("#"):
+                targets.append(value[1:])
+            times = 1
+            if "marker" in attribute or "marker" in value:
+                times = max(1, len(_NUMBER.findall(element.get("d", "") + element.get("points", ""))))
+            for target in targets:
+                if target in by_id and total <= limit:
+                    total += times * count(by_id[target], path)
+        path.discard(key)
+        known[key] = total = min(total, limit + 1)
+        return total
+
+    try:
+        return count(root, set())
+    except RecursionError:
+        return None
+
+
 def clean_svg(svg: str) -> str | None:
     """The SVG with only its drawing left, or None when it is not one this can vouch for
     (too long, not XML, entity declarations, not an ``<svg>`` at the top)."""
@@ -87,6 +133,9 @@ def clean_svg(svg: str) -> str | None:
         return None
     try:
         _clean_svg_element(root)
+        drawn = drawn_elements(root)
+        if drawn is None or drawn > MAX_DRAWN_ELEMENTS:
+            return None  # it stays inside the image, but drawing it would take minutes
         return ElementTree.tostring(root, encoding="unicode")
     except (ValueError, RecursionError):  # a million nested groups
         return None

@@ -3,8 +3,9 @@ needs no TeX install. matplotlib is imported on first use only, and only mathtex
 Agg: pyplot would pick a GUI backend and slow the app's start.
 
 mathtext is slow on long input (300 fractions take seconds; 50 nested braces exhaust its
-parser's recursion): callers in the window run this off the UI thread, and anything
-over the caps below is not drawn (the text/plain twin shows instead).
+parser's recursion) and draws whatever size the input asks for: callers in the window run
+this off the UI thread, and anything over the caps below (input, or the drawing's size) is
+not drawn (the text/plain twin shows instead).
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ import threading
 
 MAX_LATEX_CHARS = 2000
 MAX_BRACE_DEPTH = 12
+# The drawing's size, from mathtext's layout before any pixel is drawn: "\hspace{4000}" in
+# 1.8 KB of input asked for a 59539 x 6167 image (1.5 GB, 25 s); a larger one, more than RAM.
+MAX_PIXELS = 16_000_000  # 64 MB of RGBA
+MAX_SIDE = 16_384
 # The one formula of sympy's output: "$\displaystyle ...$" (or $$...$$, \[...\])
 _FORMULA = re.compile(r"\s*(?:\$\$(?P<a>.+)\$\$|\$(?P<b>.+)\$|\\\[(?P<c>.+)\\\])\s*\Z", re.DOTALL)
 _lock = threading.Lock()  # mathtext keeps parser state: one drawing at a time
@@ -54,6 +59,10 @@ def latex_png(latex: str, dpi: int = 120, color: str = "black") -> bytes | None:
     try:
         # Transparent: the formula sits on the chat's own background, light or dark.
         with _lock, matplotlib.rc_context({"savefig.transparent": True}):
+            width, height, *_ = mathtext.MathTextParser("path").parse(source, dpi=72)  # points: layout only
+            width, height = width * dpi / 72, height * dpi / 72
+            if width * height > MAX_PIXELS or max(width, height) > MAX_SIDE:
+                return None
             mathtext.math_to_image(source, out, dpi=dpi, format="png", color=color)
     except Exception:  # noqa: BLE001 - whatever mathtext raises on input it cannot draw: not drawn
         return None

@@ -30,10 +30,16 @@ from typing import Sequence
 
 import numpy as np
 
+from ..app_log import safe_description
+
 log = logging.getLogger(__name__)
 
 MAGIC = b"CAKV1\n"
 SUFFIX = ".kv"
+PARTIAL = ".part"
+# A ".part" this old is a write that was killed (a 4 GB state takes well under a minute);
+# younger ones may be another running instance's write in progress.
+STALE_PART_S = 600.0
 
 
 @dataclass
@@ -152,7 +158,7 @@ class PromptCache:
         try:
             _write_file(path, self.model_key, entry.tokens, entry.data)
         except OSError as exc:  # a full disk loses the entry, nothing else
-            log.warning("KV state not written to disk: %s", exc)
+            log.warning("KV state not written to disk: %s", safe_description(exc))  # no path in the log
             return
         self._disk[key] = CachedPrompt(entry.tokens, entry.size, None, path, entry.used)
 
@@ -177,7 +183,7 @@ class PromptCache:
             self.folder.mkdir(parents=True, exist_ok=True)
             files = sorted(self.folder.glob(f"*{SUFFIX}"))
         except OSError as exc:
-            log.warning("KV state folder unusable: %s", exc)
+            log.warning("KV state folder unusable: %s", safe_description(exc))
             self.folder = None
             return
         others = []
@@ -186,8 +192,9 @@ class PromptCache:
             if found is None:
                 path.unlink(missing_ok=True)
                 continue
-            (model, tokens, size), _ = found
-            stamp = path.stat().st_mtime
+            (model, tokens, _), _ = found
+            stat = path.stat()
+            stamp, size = stat.st_mtime, stat.st_size  # what the file takes, not what it says
             if model == self.model_key:
                 self._disk[_key(tokens)] = CachedPrompt(tokens, size, None, path, stamp)
             else:
@@ -199,6 +206,19 @@ class PromptCache:
                 break
             path.unlink(missing_ok=True)
             used -= size
+        # This model's own files too: the budget may have been lowered since they were written.
+        self._fit_disk(self.disk_bytes - (used - self.disk_used))
+        self._remove_stale_parts()
+
+    def _remove_stale_parts(self) -> None:
+        """Writes a kill or a crash cut short: never read, but they would hold the disk for good."""
+        now = time.time()
+        for path in self.folder.glob(f"*{PARTIAL}"):
+            try:
+                if not path.is_symlink() and now - path.stat().st_mtime > STALE_PART_S:
+                    path.unlink()
+            except OSError:
+                continue
 
 
 def _key(tokens: np.ndarray) -> bytes:
@@ -216,12 +236,16 @@ def _common_prefix(a: np.ndarray, b: np.ndarray) -> int:
 def _write_file(path: Path, model_key: str, tokens: np.ndarray, data: bytearray) -> None:
     header = json.dumps({"model": model_key, "n_tokens": len(tokens), "size": len(data),
                          "sha256": hashlib.sha256(data).hexdigest()}).encode()
-    tmp = path.with_suffix(".part")
-    with open(tmp, "wb") as f:
-        f.write(MAGIC + struct.pack("<Q", len(header)) + header)
-        f.write(np.ascontiguousarray(tokens, dtype="<i4").tobytes())
-        f.write(data)
-    os.replace(tmp, path)
+    tmp = path.with_suffix(PARTIAL)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(MAGIC + struct.pack("<Q", len(header)) + header)
+            f.write(np.ascontiguousarray(tokens, dtype="<i4").tobytes())
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: the half-written state must not keep its room
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _read_file(path: Path | None, model_key: str | None, *, with_payload: bool):
@@ -239,6 +263,9 @@ def _read_file(path: Path | None, model_key: str | None, *, with_payload: bool):
             header = json.loads(f.read(length))
             model, n, size, digest = header["model"], int(header["n_tokens"]), int(header["size"]), header["sha256"]
             if model_key is not None and model != model_key:
+                return None
+            # Exactly as long as its header says: cut short or grown, it is not a file we wrote.
+            if os.fstat(f.fileno()).st_size != len(MAGIC) + 8 + length + 4 * n + size:
                 return None
             tokens = np.frombuffer(f.read(4 * n), dtype="<i4").astype(np.int32)
             if len(tokens) != n:

@@ -3,7 +3,10 @@
 The SVG of an output was cleaned when it arrived (``untrusted_markup.clean_svg``: no
 script, no reference outside itself); bytes from anywhere else are cleaned here before
 QtSvg reads them (cleaning costs ~0.3 s a megabyte, so an output's are not cleaned twice).
-Either is drawn no larger than MAX_DRAWN_PX a side, whatever size it claims.
+Either is drawn no larger than MAX_DRAWN_PX a side, whatever size it claims, and not at all
+when it would draw more than MAX_DRAWN_ELEMENTS elements (``untrusted_markup.drawn_elements``:
+nested ``<use>`` in 3 KB took 63 s of the UI thread). The cleaning refuses those since
+stop 24; an output stored before then is counted here.
 """
 
 from __future__ import annotations
@@ -13,19 +16,17 @@ from PySide6.QtGui import QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 
 from ..kernel.outputs import image_type
-from ..untrusted_markup import clean_svg
+from ..untrusted_markup import MAX_DRAWN_ELEMENTS, clean_svg, drawn_elements
 
 MAX_DRAWN_PX = 2400
 DEFAULT_SVG_SIZE = QSize(480, 360)  # an SVG that gives no size of its own
-
-
 def svg_renderer(data: bytes, cleaned: bool = False) -> QSvgRenderer | None:
     """A renderer for the SVG, cleaned unless it was already; None when it cannot be drawn."""
     try:
         cleaned = data.decode("utf-8") if cleaned else clean_svg(data.decode("utf-8"))
     except UnicodeDecodeError:
         return None
-    if cleaned is None:
+    if cleaned is None or (drawn_elements(cleaned) or MAX_DRAWN_ELEMENTS + 1) > MAX_DRAWN_ELEMENTS:
         return None
     renderer = QSvgRenderer(QByteArray(cleaned.encode("utf-8")))
     return renderer if renderer.isValid() else None
