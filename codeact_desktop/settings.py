@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # settings are plain data: the agent's own settings only by t
     from .agent.loop import AgentSettings
 
 THEMES = ("system", "light", "dark")
+KV_CACHE_TYPES = ("auto", "f16", "q8_0")  # auto: the load plan picks (models/hardware.py)
+_CHOICES = {"theme": THEMES, "kv_cache_type": KV_CACHE_TYPES}  # text settings with a fixed set of values
 
 
 @dataclass
@@ -31,6 +33,8 @@ class Settings:
     n_threads: int = 0  # 0: automatic
     kv_cache_ram_mb: int = defaults.KV_CACHE_RAM_MB  # 0: going back to a conversation reads it again
     kv_cache_disk_mb: int = defaults.KV_CACHE_DISK_MB
+    kv_cache_type: str = "auto"  # how the model keeps what it read: f16, q8_0 (half the memory), or auto
+    flash_attention: bool = True
     temperature: float = defaults.TEMPERATURE
     # execution: take effect at the next action
     action_timeout_s: float = defaults.ACTION_TIMEOUT_S
@@ -54,6 +58,8 @@ class Settings:
             "n_threads": self.n_threads or None,
             "kv_cache_ram": max(0, self.kv_cache_ram_mb) << 20,
             "kv_cache_disk": max(0, self.kv_cache_disk_mb) << 20,
+            "kv_type": self.kv_cache_type,
+            "flash_attention": self.flash_attention,
         }
 
     def save(self, path: Path) -> None:
@@ -85,7 +91,7 @@ class Settings:
                 value = type(default)(value) if ok else value
             else:
                 ok = isinstance(value, str)
-            if ok and f.name == "theme" and value not in THEMES:
+            if ok and value not in _CHOICES.get(f.name, (value,)):
                 ok = False
             if ok:
                 setattr(settings, f.name, value)

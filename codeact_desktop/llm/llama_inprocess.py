@@ -20,7 +20,7 @@ from typing import Callable, NamedTuple
 from .. import defaults
 from ..app_log import safe_description
 from ..models.gguf_file import GGUFError, inspect_gguf
-from ..models.hardware import Hardware, choose_plan, detect_hardware
+from ..models.hardware import KV_TYPES, Hardware, choose_plan, detect_hardware
 from .base import (
     BackendError,
     BackendInfo,
@@ -80,6 +80,8 @@ class LlamaCppBackend(ChatBackend):
         kv_cache_ram: int = 0,  # bytes of other conversations' KV state kept in memory (0: none)
         kv_cache_folder: Path | None = None,  # where states beyond that spill, and survive a restart
         kv_cache_disk: int = 0,  # bytes of them kept there
+        kv_type: str = "auto",  # the KV cache's type: "f16", "q8_0", or "auto" (the load plan picks)
+        flash_attention: bool = True,
     ):
         try:
             gguf = inspect_gguf(model_path)
@@ -91,7 +93,7 @@ class LlamaCppBackend(ChatBackend):
         self._n_batch = n_batch
         # GPU layers and a context that fit this machine, with the reasons shown to the user.
         self.plan = choose_plan(gguf, hardware or detect_hardware(), n_ctx,
-                                -1 if n_gpu_layers is None else n_gpu_layers)
+                                -1 if n_gpu_layers is None else n_gpu_layers, kv_type, flash_attention)
         notes: list[str] = list(self.plan.reasons)
         n_ctx, n_gpu_layers = self.plan.n_ctx, self.plan.n_gpu_layers
         self.n_threads = n_threads or default_threads()
@@ -136,16 +138,19 @@ class LlamaCppBackend(ChatBackend):
         )
         self.n_gpu_layers = self.placement.layers_on_gpu or 0
         self.kv_cache = self._open_kv_cache(gguf, kv_cache_ram, kv_cache_folder, kv_cache_disk)
-        log.info("loaded a %s model (%d bytes, %s): context %d, %d layers on the GPU, %d threads",
-                 gguf.architecture, gguf.size, gguf.quantisation, self.info.n_ctx, self.n_gpu_layers, self.n_threads)
+        log.info("loaded a %s model (%d bytes, %s): context %d, %d layers on the GPU, %d threads, KV cache %s, "
+                 "flash attention %s", gguf.architecture, gguf.size, gguf.quantisation, self.info.n_ctx,
+                 self.n_gpu_layers, self.n_threads, self.plan.kv_type, "on" if self.plan.flash_attention else "off")
 
     def _open_kv_cache(self, gguf, ram: int, folder: Path | None, disk: int) -> PromptCache | None:
         if ram <= 0 and disk <= 0:
             return None
         # A state is only valid for this very file and context: its name, size and date, and
-        # what shapes the KV cells (context length, GPU layers do not change the bytes).
+        # what shapes the KV cells (context length, the cache's type and flash attention, which
+        # lays the values out differently; GPU layers do not change the bytes).
         stat = self._path.stat()
-        key = f"{self._path.name}|{stat.st_size}|{stat.st_mtime_ns}|{gguf.architecture}|ctx={self._llm.n_ctx()}"
+        key = (f"{self._path.name}|{stat.st_size}|{stat.st_mtime_ns}|{gguf.architecture}|ctx={self._llm.n_ctx()}"
+               f"|kv={self.plan.kv_type}|fa={int(self.plan.flash_attention)}")
         return PromptCache(key, ram, folder, disk)
 
     def _load(self, n_ctx: int, n_gpu_layers: int, seed: int):
@@ -162,6 +167,9 @@ class LlamaCppBackend(ChatBackend):
                     n_gpu_layers=n_gpu_layers,
                     n_threads=self.n_threads,
                     n_batch=self._n_batch,
+                    flash_attn=self.plan.flash_attention,
+                    type_k=KV_TYPES[self.plan.kv_type].ggml_type,
+                    type_v=KV_TYPES[self.plan.kv_type].ggml_type,
                     seed=seed,
                     verbose=False,
                 )

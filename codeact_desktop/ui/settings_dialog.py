@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (
     QSpinBox, QVBoxLayout,
 )
 
-from ..settings import THEMES, Settings
+from ..settings import KV_CACHE_TYPES, THEMES, Settings
 
 
 class _Hint(QLabel):
@@ -73,6 +73,15 @@ class SettingsDialog(QDialog):
         form.addRow("", _hint("What the model has read of your other conversations, kept so that going back to "
                               "one answers at once instead of reading it all again. Beyond the memory it goes to "
                               "disk, where it also lasts until the next start. 0 turns it off."))
+        self.kv_type = QComboBox()
+        self.kv_type.addItems(["Automatic", "f16 (exact)", "q8_0 (half the memory)"])
+        self.kv_type.setCurrentIndex(KV_CACHE_TYPES.index(settings.kv_cache_type))
+        self.flash_attention = QCheckBox("Flash attention", checked=settings.flash_attention)
+        form.addRow("Context memory", self.kv_type)
+        form.addRow("", self.flash_attention)
+        form.addRow("", _hint("How the model keeps what it has read. Automatic keeps f16, and takes q8_0 when "
+                              "that lets the context you asked for fit in the free memory (prompts are read more "
+                              "slowly with it). q8_0 needs flash attention."))
         form.addRow("Temperature", self.temperature)
         form.addRow("", _hint("0 gives the same answer each time; higher is more varied."))
         form.addRow("", _hint("<i>Model settings take effect when the model is next loaded.</i>"))
@@ -100,6 +109,7 @@ class SettingsDialog(QDialog):
                              (self.n_threads, "CPU threads"), (self.temperature, "temperature"),
                              (self.kv_ram, "conversation memory kept in RAM"),
                              (self.kv_disk, "conversation memory kept on disk"),
+                             (self.kv_type, "context memory type"), (self.flash_attention, "flash attention"),
                              (self.timeout, "time limit per run"), (self.max_actions, "code runs per message"),
                              (self.approval, "ask before running code"), (self.theme, "theme")):
             widget.setAccessibleName(name)
@@ -125,6 +135,7 @@ class SettingsDialog(QDialog):
             self.original,
             n_ctx=self.n_ctx.value(), n_gpu_layers=self.n_gpu_layers.value(), n_threads=self.n_threads.value(),
             kv_cache_ram_mb=self.kv_ram.value(), kv_cache_disk_mb=self.kv_disk.value(),
+            kv_cache_type=KV_CACHE_TYPES[self.kv_type.currentIndex()], flash_attention=self.flash_attention.isChecked(),
             temperature=round(self.temperature.value(), 2), action_timeout_s=float(self.timeout.value()),
             max_actions=self.max_actions.value(), require_approval=self.approval.isChecked(),
             theme=THEMES[self.theme.currentIndex()],
