@@ -56,7 +56,7 @@ def run(app, paths, n: int, keep_all: bool) -> dict:
     win = MainWindow(store, paths, lambda: backend, Settings(action_timeout_s=120))
     win.keep_alive = KernelKeepAlive(keep=10**6 if keep_all else KEEP)
     win.show()
-    wait(app, lambda: win.current is not None and win.current.kernel.is_alive)
+    wait(app, lambda: win.backend is not None and win.current is not None and win.current.kernel.is_alive)
     peak = 0.0
     for i in range(n):
         if i:

@@ -60,7 +60,7 @@ def run_turn(app, paths, naive: bool) -> dict:
         win = MainWindow(store, paths, lambda: backend, Settings(action_timeout_s=120))
         win.resize(1200, 820)
         win.show()
-        wait(app, lambda: win.current is not None and win.current.kernel.is_alive)
+        wait(app, lambda: win.backend is not None and win.current is not None and win.current.kernel.is_alive)
         beat = Heartbeat()
         pieces = []
         win.current.engine_event.connect(lambda e: pieces.append(time.perf_counter())

@@ -3,7 +3,10 @@ tests and the window alike."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .agent.attachments import remove_abandoned_copies
 from .kernel.environment import build_font_cache, kernel_environment
@@ -37,6 +40,8 @@ def open_backend(
     n_threads: int | None = None,
     kv_cache_ram: int = 0,
     kv_cache_disk: int = 0,
+    kv_type: str = "auto",
+    flash_attention: bool = True,
 ) -> ChatBackend:
     if model_path and base_url:
         raise BackendError("Give either a GGUF model file or a server URL, not both.")
@@ -46,6 +51,7 @@ def open_backend(
         return LlamaCppBackend(
             model_path, n_ctx=n_ctx or DEFAULT_N_CTX, n_gpu_layers=n_gpu_layers, n_threads=n_threads,
             kv_cache_ram=kv_cache_ram, kv_cache_folder=AppPaths.default().kv_states, kv_cache_disk=kv_cache_disk,
+            kv_type=kv_type, flash_attention=flash_attention,
         )
     if base_url:
         from .llm.openai_http import OpenAIBackend
@@ -62,13 +68,15 @@ def kernel_env(paths: AppPaths, venv: KernelVenv, workspace: Path) -> dict[str, 
 
 def start_kernel(paths: AppPaths, workspace: Path, *, background: bool = True, network: bool = False,
                  on_state: KernelListener | None = None) -> ConversationKernel:
-    """Provisions the kernel venv and starts a kernel for ``workspace``.
+    """Starts a kernel for ``workspace``, provisioning the kernel venv first if needed.
 
     In the background by default, so it is ready by the time the model's first action is.
     ``on_state`` is subscribed before the start, so it hears every state from STARTING on.
     """
-    venv = ensure_kernel_venv(paths.kernel_venv)
-    kernel = ConversationKernel(venv, workspace, kernel_env(paths, venv, workspace), network=network)
+    def provisioned_env() -> dict[str, str]:  # by the kernel's own start: seconds on a first start
+        return kernel_env(paths, ensure_kernel_venv(paths.kernel_venv), workspace)
+
+    kernel = ConversationKernel(KernelVenv(paths.kernel_venv), workspace, provisioned_env, network=network)
     if on_state is not None:
         kernel.subscribe(on_state)
     if background:
@@ -76,3 +84,33 @@ def start_kernel(paths: AppPaths, workspace: Path, *, background: bool = True, n
     else:
         kernel.start()
     return kernel
+
+
+@dataclass
+class EarlyStart:
+    """What a window's start begins before the window is built (its imports and widgets
+    take most of a second): the model's load, on a thread of its own, and the kernel of the
+    conversation that opens first. The conversation is usable when the slower of the two
+    is ready, not after the window and both in turn."""
+
+    model: Future | None
+    conversation_id: str | None
+    kernel: ConversationKernel | None
+
+    def load_backend(self) -> ChatBackend:
+        """The model, once loaded (raises what the load raised)."""
+        return self.model.result()
+
+
+def start_early(paths: AppPaths, store: HistoryStore, load_backend: Callable[[], ChatBackend] | None,
+                *, open_conversation: bool = True) -> EarlyStart:
+    model = None
+    if load_backend is not None:
+        model = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load").submit(load_backend)
+    if load_backend is None or not open_conversation:  # nothing opens before a model, or files open a new one
+        return EarlyStart(model, None, None)
+    # The top of the window's list (sidebar.choose_first), or the new conversation it would make.
+    rows = store.list_conversations()
+    conversation = store.open_conversation(rows[0]["id"]) if rows else store.create_conversation(paths.workspaces)
+    kernel = start_kernel(paths, conversation.workspace, network=conversation.network_allowed())
+    return EarlyStart(model, conversation.id, kernel)

@@ -79,7 +79,7 @@ def window_stall(app, probe, paths, folder) -> str:
     win.resize(1200, 820)
     win.show()
     try:
-        wait(app, lambda: win.current is not None and win.current.kernel.is_alive)
+        wait(app, lambda: win.backend is not None and win.current is not None and win.current.kernel.is_alive)
         beat = Heartbeat()
         beat.start()
         win.input.setPlainText("probe")

@@ -88,7 +88,7 @@ def main() -> int:
     win = MainWindow(store, paths, lambda: backend, Settings(action_timeout_s=30))
     win.resize(1200, 820)
     win.show()
-    wait(app, lambda: win.current is not None)
+    wait(app, lambda: win.backend is not None and win.current is not None)
     pump(app, 0.5)
     win.grab().save(str(OUT / "empty-window.png"))
 

@@ -62,7 +62,7 @@ class ConversationKernel:
         self,
         venv: KernelVenv,
         workspace: Path,
-        env: dict[str, str],
+        env: dict[str, str] | Callable[[], dict[str, str]],
         *,
         warm_up: bool = True,
         transport: str | None = None,
@@ -73,7 +73,10 @@ class ConversationKernel:
     ):
         self.venv = venv
         self.workspace = Path(workspace)
-        self.env = env
+        # A callable is called by the start, off the caller's thread: on a first start it
+        # provisions the venv and the font list, which takes seconds.
+        self._make_env = env if callable(env) else None
+        self.env: dict[str, str] = {} if callable(env) else env
         self.warm_up = warm_up
         # The launcher restricts the kernel before ipykernel starts (kernel/restricted_start.py).
         self.restricted = restricted
@@ -133,6 +136,8 @@ class ConversationKernel:
     def _start_guarded(self) -> None:
         self._tell(KernelStatus.STARTING)
         try:
+            if self._make_env is not None:
+                self.env, self._make_env = self._make_env(), None
             try:
                 self._launch()
             except Exception as exc:

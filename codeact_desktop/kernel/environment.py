@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 from .. import no_follow
@@ -25,12 +26,18 @@ _SYSTEM_PATH_POSIX = ("/usr/local/bin", "/usr/bin", "/bin")
 
 MATPLOTLIB_DIR = ".matplotlib"
 _FONT_LIST = "fontlist-*.json"  # matplotlib's font cache: seconds to build where many fonts are installed
+_building = threading.Lock()
 
 
 def build_font_cache(font_cache: Path) -> None:
     """Builds matplotlib's font list once, with the app's own Python and packages (never
     the kernel venv, where model-written code may have installed anything). Kernels get
     a copy and cannot change this one. Quietly nothing when matplotlib is not there."""
+    with _building:  # the model's load and each kernel's start call it, on their own threads
+        _build_font_cache(font_cache)
+
+
+def _build_font_cache(font_cache: Path) -> None:
     if any(font_cache.glob(_FONT_LIST)):
         return
     font_cache.mkdir(parents=True, exist_ok=True)

@@ -13,9 +13,6 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from nbformat import v4
-from nbformat.validator import ValidationError
-
 from ..untrusted_markup import clean_svg
 from ..visible_text import well_formed
 
@@ -84,6 +81,8 @@ class OutputItem:
 
     def to_output(self) -> dict:
         """The item as an nbformat output, as Jupyter keeps it (what the history stores)."""
+        from nbformat import v4  # here: with its validator about 0.1 s of the window's start
+
         if self.kind in ("stdout", "stderr"):
             return v4.new_output("stream", name=self.kind, text=self.text)
         if self.kind == "error":
@@ -252,6 +251,9 @@ def item_from_message(msg: dict) -> OutputItem | None:
         count = count if kind == "execute_result" and isinstance(count, int) and not isinstance(count, bool) else None
         clean = {"data": _clean_bundle(data), "metadata": _clean_metadata(content.get("metadata")),
                  "execution_count": count}
+        from nbformat import v4
+        from nbformat.validator import ValidationError
+
         try:
             output = v4.output_from_msg({"header": {"msg_type": kind}, "content": clean})
         except (ValidationError, ValueError, TypeError):

@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,8 +96,18 @@ def _wanted_state(interpreter: Path, layers: list[Path]) -> dict:
     }
 
 
+# The model's load and each kernel's start both provision it, on their own threads: one
+# ``venv --clear`` at a time, or one would empty the folder the other is filling.
+_provisioning = threading.Lock()
+
+
 def ensure_kernel_venv(root: Path) -> KernelVenv:
     """Create (or repair) the kernel venv at ``root``; cheap when it is already right."""
+    with _provisioning:
+        return _ensure_kernel_venv(root)
+
+
+def _ensure_kernel_venv(root: Path) -> KernelVenv:
     venv = KernelVenv(root)
     interpreter = base_interpreter()
     layers = base_layer_paths()

@@ -24,14 +24,9 @@ from pathlib import Path
 from typing import Callable
 
 import filelock
-from huggingface_hub import get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
-from huggingface_hub.errors import (
-    EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError,
-)
-from huggingface_hub.file_download import http_get
-from huggingface_hub.utils import build_hf_headers
-from huggingface_hub.utils import tqdm as hf_tqdm
 
+# huggingface_hub is imported where a download needs it (about 0.2 s): the window's welcome
+# page uses this module at every start, and most starts download nothing.
 from ..sizes import human_size
 from .catalogue import CatalogueEntry
 
@@ -76,6 +71,7 @@ def _cache_dir() -> Path:
 
 def _progress_bar(progress: ProgressHook | None, cancel: threading.Event | None):
     """A tqdm for huggingface_hub that reports to us and stops when cancelled."""
+    from huggingface_hub.utils import tqdm as hf_tqdm
 
     class Bar(hf_tqdm):
         def __init__(self, *args, **kwargs):
@@ -145,6 +141,10 @@ class VerifiedFiles:
 
 
 def _clear_message(exc: Exception, entry: CatalogueEntry) -> str:
+    from huggingface_hub.errors import (
+        EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError,
+    )
+
     where = _endpoint() or "huggingface.co"
     if not isinstance(exc, HfHubHTTPError):  # connection refused, DNS, timeout, offline mode
         return (f"Could not reach {where} to download {entry.name}: {exc}. Check the network connection, "
@@ -183,6 +183,10 @@ def target_path(entry: CatalogueEntry, models_dir: Path) -> Path:
 
 
 def _download_locked(entry, models_dir, verified, progress, cancel) -> Path:
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
+    from huggingface_hub.file_download import http_get
+    from huggingface_hub.utils import build_hf_headers
+
     endpoint = _endpoint()
     try:
         meta = get_hf_file_metadata(hf_hub_url(entry.repo, entry.file, revision=entry.revision, endpoint=endpoint),

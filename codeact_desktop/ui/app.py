@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import app_log
-from ..engine import open_backend, recover_after_stop
+from ..engine import open_backend, recover_after_stop, start_early
 from ..paths import AppPaths
 from ..settings import Settings
+from ..startup_clock import milestone
 from ..store.history import HistoryStore
 
 
@@ -18,7 +19,6 @@ def main(model: str | None = None, base_url: str | None = None, model_name: str 
     from PySide6.QtWidgets import QApplication
 
     from ..resources import resource_path
-    from .main_window import MainWindow
     from .single_instance import FileOpenFilter, InstanceServer, hand_over
 
     files = list(files or [])
@@ -52,7 +52,12 @@ def main(model: str | None = None, base_url: str | None = None, model_name: str 
         options = settings.backend_options() if model else {}
         loader = lambda: open_backend(model_path=model, base_url=base_url, model_name=model_name,  # noqa: E731
                                       **options)
-    window = MainWindow(store, paths, loader, settings)
+    # Before the window's own imports and widgets: the model and the first kernel load meanwhile.
+    early = start_early(paths, store, loader, open_conversation=not files)
+    from .main_window import MainWindow
+
+    window = MainWindow(store, paths, early.load_backend if loader else None, settings,
+                        early_kernels={early.conversation_id: early.kernel} if early.kernel else None)
     later_launches = InstanceServer(paths, window)
     later_launches.files_opened.connect(window.open_files)
     dock = FileOpenFilter(window)
@@ -64,4 +69,5 @@ def main(model: str | None = None, base_url: str | None = None, model_name: str 
         window.statusBar().showMessage(problem or f"Recovered {recovered} conversation(s) that the app left "
                                        "mid-answer when it stopped.", 10_000)
     window.show()
+    QTimer.singleShot(0, lambda: milestone("window shown"))  # after the first paint's events
     return app.exec()

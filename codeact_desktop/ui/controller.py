@@ -27,8 +27,9 @@ class ConversationController(QObject):
     approval_requested = Signal(str, str)  # action_id, code
     busy_changed = Signal(bool)
 
-    def __init__(self, backend: ChatBackend, kernel: ConversationKernel, conversation: Conversation,
+    def __init__(self, backend: ChatBackend | None, kernel: ConversationKernel, conversation: Conversation,
                  settings: AgentSettings, require_approval: bool = False, parent=None):
+        # backend None: the model is still loading (set_backend follows; nothing is sent before).
         super().__init__(parent)
         self.conversation = conversation
         self.kernel = kernel

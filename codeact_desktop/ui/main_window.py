@@ -18,11 +18,13 @@ from ..agent import events as ev
 from ..agent.attachments import Attachment
 from ..agent.loop import AgentSettings, Approval
 from ..agent.timeline import user_entry
+from ..kernel.conversation_kernel import ConversationKernel
 from ..kernel.keep_alive import KernelKeepAlive
-from ..kernel.state import KernelState
+from ..kernel.state import KernelState, KernelStatus
 from ..llm.base import ChatBackend
 from ..paths import AppPaths
 from ..settings import Settings
+from ..startup_clock import milestone
 from ..store.history import HistoryStore
 from .attachment_tray import AttachmentTray
 from .background import BackgroundWork
@@ -47,15 +49,20 @@ log = logging.getLogger(__name__)
 FILES_PANEL_MIN_WINDOW = 1100  # px: narrower, and the Files panel folds away
 FILES_PANEL_WIDTH = 260
 SIDEBAR_WIDTH = 220
-CLOSE_WAIT_MS = 10_000  # a delete or an export still running when the window closes
+CLOSE_WAIT_MS = 10_000
+WARM_UP_MS = 300  # after the first paint  # a delete or an export still running when the window closes
 
 
 class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMainWindow):
     """The app's one window: composes the parts and decides what the user may do now."""
 
     def __init__(self, store: HistoryStore, paths: AppPaths,
-                 load_backend: Callable[[], ChatBackend] | None, settings: Settings | None = None):
+                 load_backend: Callable[[], ChatBackend] | None, settings: Settings | None = None,
+                 early_kernels: dict[str, ConversationKernel] | None = None):
+        """``early_kernels``: kernels started for these conversations before the window was
+        built (engine.start_early), taken when each opens."""
         super().__init__()
+        self._early_kernels = dict(early_kernels or {})
         self.store, self.paths = store, paths
         if settings is None:
             settings, problem = Settings.load(paths.settings_file)
@@ -74,12 +81,14 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
         self.keep_alive = KernelKeepAlive()
         self._idle_check = QTimer(self, interval=60_000, timeout=self.stop_unused_kernels)
         self._idle_check.start()
+        self._start_up = {"model ready", "kernel ready"}  # milestones of this start not yet logged
         self.setWindowTitle("CodeAct Desktop")
         self.resize(1240, 780)
         self.setAcceptDrops(True)
         apply_theme(settings.theme)
         follow_system(lambda: self.settings.theme)
-        highlighted_html("x = 1")  # pygments compiles its rules on first use (~20 ms): not mid-stream
+        # pygments compiles its rules on first use (0.1 s): once the window is up, not mid-stream.
+        QTimer.singleShot(WARM_UP_MS, lambda: highlighted_html("x = 1"))
         self.models = ModelSetup(paths, lambda: self.settings, self, self.background)
         self.models.ready.connect(self._on_backend_ready)
         self.models.failed.connect(self._on_backend_failed)
@@ -96,6 +105,9 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
         else:
             self.status.set_model("Loading the model…")
             self.models.load(load_backend, {})
+            # The last conversation opens now, its kernel starting while the model loads:
+            # usable when the slower of the two is ready, not after both in turn.
+            self.choose_first_conversation()
 
     # -- layout ---------------------------------------------------------------------
 
@@ -195,9 +207,10 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
     def _update_controls(self) -> None:
         """Enables what makes sense now: one place, called whenever state changes."""
         busy = self.current is not None and self.current.busy
-        has_turn = (self.current is not None and not busy
+        has_turn = (self.current is not None and not busy and self.backend is not None
                     and self.current.conversation.last_user_message() is not None)
-        self.turn_controls.show_state(self.current is not None, busy, has_turn, self._editing)
+        self.turn_controls.show_state(self.current is not None, busy, has_turn, self._editing,
+                                      model_ready=self.backend is not None)
         if hasattr(self, "stop_action"):  # Esc, when idle, closes the find bar by itself
             self.stop_action.setEnabled(busy)
         self.status.show_controls(self.current is not None, busy)
@@ -286,8 +299,8 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
 
     def send_current(self) -> None:
         text = self.input.toPlainText().strip()
-        if not text or self.current is None or self.current.busy or self.tray.copying:
-            return
+        if not text or self.current is None or self.current.busy or self.tray.copying or self.backend is None:
+            return  # (Enter while the model loads: the text stays in the input)
         controller = self.current
         conversation = controller.conversation
         attached = self.tray.take()
@@ -305,8 +318,9 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
         controller.send(text, [Path(conversation.workspace) / a.name for a in attached])
 
     def _last_turn(self):
-        """(conversation, its last user message) when there is one and nothing runs."""
-        if self.current is None or self.current.busy:
+        """(conversation, its last user message) when there is one, nothing runs and the
+        model is ready (a shortcut reaches here even while the buttons are hidden)."""
+        if self.current is None or self.current.busy or self.backend is None:
             return None, None
         conversation = self.current.conversation
         return conversation, conversation.last_user_message()
@@ -380,6 +394,8 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
         if controller is not self.current:
             return  # shown from the history when the user comes back to it
         if isinstance(event, KernelState):
+            if event.status == KernelStatus.READY:
+                self.reached("kernel ready")
             self.status.show_kernel(event, controller.kernel.network)
             self._update_controls()
             return
@@ -396,6 +412,14 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
                 self.status.set_context(self.backend.info.n_ctx, used)
         elif isinstance(event, ev.TurnDone):
             self.files_panel.refresh()  # uploads are recorded when the turn starts
+
+    def reached(self, what: str) -> None:
+        """A start-up milestone, logged once (``startup_clock``); both: the app is usable."""
+        if what in self._start_up:
+            self._start_up.discard(what)
+            milestone(what)
+            if not self._start_up:
+                milestone("conversation usable")
 
     def _on_busy(self, controller: ConversationController, busy: bool) -> None:
         self.keep_alive.used(controller.conversation.id)
@@ -423,4 +447,6 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
             log.warning("closing with background work still running: %s", self.background.running)
         for controller in self.controllers.values():
             controller.shutdown()
+        for kernel in self._early_kernels.values():  # started for a conversation that never opened
+            kernel.shutdown()
         super().closeEvent(event)

@@ -12,8 +12,6 @@ from PySide6.QtCore import QObject, Signal
 
 from ..sizes import human_size
 from ..engine import open_backend
-from ..kernel.environment import build_font_cache
-from ..kernel.venv import ensure_kernel_venv
 from ..llm.base import ChatBackend
 from ..models.catalogue import CatalogueEntry, load_catalogue
 from ..models.download import VerifiedFiles
@@ -60,13 +58,9 @@ class ModelSetup(QObject):
         self.welcome.set_busy(True)
         self.welcome.show_problem("")
 
-        def work():
-            ensure_kernel_venv(self.paths.kernel_venv)  # first run: about a second
-            build_font_cache(self.paths.font_cache)  # first run: a second or more
-            return load_backend()
-
-        # A failure is shown to the user (and logged by the pool), not raised into Qt.
-        if not self.background.run("load model", work, lambda backend: self.ready.emit(backend, remember),
+        # A failure is shown to the user (and logged by the pool), not raised into Qt. The
+        # kernel's environment is provisioned by the kernel's own start, at the same time.
+        if not self.background.run("load model", load_backend, lambda backend: self.ready.emit(backend, remember),
                                    self.failed.emit):
             self.loading = False  # the window is closing
             return False

@@ -88,11 +88,14 @@ class TurnControls(QWidget):
         layout.addWidget(tray)
         layout.addLayout(row)
 
-    def show_state(self, has_conversation: bool, busy: bool, has_turn: bool, editing: bool) -> None:
-        """Enables and shows what makes sense now."""
+    def show_state(self, has_conversation: bool, busy: bool, has_turn: bool, editing: bool,
+                   model_ready: bool = True) -> None:
+        """Enables and shows what makes sense now (while the model loads, the message can be
+        typed but not sent)."""
         copying = self.tray.copying
-        self.send_button.setEnabled(not busy and not copying and has_conversation)
-        self.send_button.setToolTip("Wait for the files to finish copying" if copying else "")
+        self.send_button.setEnabled(not busy and not copying and has_conversation and model_ready)
+        self.send_button.setToolTip("Wait for the files to finish copying" if copying else
+                                    "" if model_ready else "The model is still loading")
         self.stop_button.setEnabled(busy)
         self.regenerate_button.setVisible(has_turn and not editing)
         self.edit_button.setVisible(has_turn and not editing)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from ..action_status import ActionStatus
 from ..engine import start_kernel
-from ..export import export_conversation
 from ..resources import messages
 from .controller import ConversationController
 
@@ -34,14 +33,19 @@ class WindowConversations:
         self.sidebar.refresh()
         self._open(conversation.id)
 
+    def choose_first_conversation(self) -> None:
+        """The conversation used last, or a new one when there is none yet."""
+        if not self.sidebar.choose_first():
+            self.new_conversation()
+
     def _is_empty(self, conversation) -> bool:
         return conversation.last_user_message() is None and not self.tray.has_files(Path(conversation.workspace))
 
     def _open(self, conv_id: str) -> None:
         if self.current is not None and self.current.conversation.id == conv_id:
             return
-        if self.backend is None:
-            return
+        if self.backend is None and not self.models.loading:
+            return  # the welcome page is shown: no model, so no conversation to open
         self.cancel_edit()
         controller = self.controllers.get(conv_id) or self._make_controller(conv_id)
         self.current = controller
@@ -49,7 +53,8 @@ class WindowConversations:
         self.stop_unused_kernels()
         # The last reply's figures belonged to the conversation left behind.
         self.status.set_speed(None)
-        self.status.set_context(self.backend.info.n_ctx)
+        if self.backend is not None:
+            self.status.set_context(self.backend.info.n_ctx)
         self.chat.show_conversation(controller.conversation)
         self.files_panel.show_conversation(controller.conversation)
         self.tray.show_for(controller.conversation.workspace)
@@ -62,8 +67,8 @@ class WindowConversations:
         conversation = self.store.open_conversation(conv_id)
         if any(_ran(a["status"]) for a in conversation.actions()):
             self._note_kernel_state_lost(conversation)
-        kernel = start_kernel(self.paths, conversation.workspace,  # in the background
-                              network=conversation.network_allowed())
+        kernel = self._early_kernels.pop(conv_id, None) or start_kernel(  # in the background
+            self.paths, conversation.workspace, network=conversation.network_allowed())
         controller = ConversationController(self.backend, kernel, conversation, self.agent_settings,
                                             require_approval=self.settings.require_approval, parent=self)
         controller.engine_event.connect(lambda e, c=controller: self._on_event(c, e))
@@ -163,6 +168,8 @@ class WindowConversations:
                                     ";;".join(EXPORT_FILTERS))
         if not target:
             return
+        from ..export import export_conversation  # here: nbformat and markdown, 0.2 s of every start otherwise
+
         self.background.run("export", lambda: export_conversation(conversation, Path(target)),
                             lambda path: self.statusBar().showMessage(f"Exported to {path}", 8000),
                             lambda text: self.statusBar().showMessage(f"Export failed: {text}", 8000))

@@ -44,7 +44,7 @@ class WindowFiles:
         if len(paths) == 1 and paths[0].suffix.lower() == ".gguf":
             self.models.offer_file(paths[0], None)
             return
-        if self.backend is None:  # attached once a model is ready
+        if self.backend is None and not self.models.loading:  # attached once a model is ready
             self._pending_files += paths
             self.statusBar().showMessage(f"{len(self._pending_files)} file(s) will be attached to a new "
                                          "conversation once a model is loaded.", 10_000)

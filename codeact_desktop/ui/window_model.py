@@ -45,6 +45,7 @@ class WindowModel:
 
     def _on_backend_ready(self, backend: ChatBackend, remember: dict) -> None:
         self.models.finished()
+        self.reached("model ready")
         old, self.backend = self.backend, backend
         for controller in self.controllers.values():
             controller.set_backend(backend)
@@ -64,10 +65,9 @@ class WindowModel:
             pending, self._pending_files = self._pending_files, []
             self.new_conversation()
             self.attach(pending)
-        elif self.conversation_list.count() == 0:
-            self.new_conversation()
         elif self.current is None:
-            self.sidebar.choose_first()
+            self.choose_first_conversation()
+        self._update_controls()  # Send works from now on
         if remember:
             self.chat.add_notice(f"Now using {info.model}.")
 

@@ -93,7 +93,9 @@ class FakeHub:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def gets(self) -> list[dict]:
-        return [headers for method, _, headers in self.requests if method == "GET"]
+        # Not huggingface_hub's own look at its registry of AI agents (2.4: once a day, on first use).
+        return [headers for method, path, headers in self.requests
+                if method == "GET" and not path.startswith("/api/agent-harnesses")]
 
     def close(self):
         self.server.shutdown()

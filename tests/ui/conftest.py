@@ -18,7 +18,7 @@ def window(qtbot, app_paths, tmp_path):
         qtbot.addWidget(win)
         win.show()
         win.activateWindow()  # as the user's click would; shortcuts need the active window
-        qtbot.waitUntil(lambda: win.current is not None and win.isActiveWindow(), timeout=30_000)
+        qtbot.waitUntil(lambda: win.backend is not None and win.current is not None and win.isActiveWindow(), timeout=30_000)
         created.append(win)
         return win, backend
 

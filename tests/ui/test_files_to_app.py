@@ -49,7 +49,7 @@ def test_files_given_before_a_model_is_ready_are_attached_once_it_is(qtbot, app_
     win.open_files([csv])
     assert win.current is None and "once a model is loaded" in win.statusBar().currentMessage()
     win.models.load(lambda: ScriptedBackend(["ok"]), {})
-    qtbot.waitUntil(lambda: win.current is not None and bool(win.tray.files()), timeout=30_000)
+    qtbot.waitUntil(lambda: win.backend is not None and win.current is not None and bool(win.tray.files()), timeout=30_000)
     assert [a.name for a in win.tray.files()] == ["early.csv"]
     win.close()
 

@@ -97,7 +97,7 @@ def test_download_dialog_progress_cancel_resume_then_the_model_loads(qtbot, firs
 
     hub.delay_per_chunk = 0.0
     qtbot.mouseClick(dialog.retry_button, Qt.LeftButton)
-    qtbot.waitUntil(lambda: win.current is not None, timeout=120_000)  # downloaded, verified, loaded
+    qtbot.waitUntil(lambda: win.backend is not None and win.current is not None, timeout=120_000)  # downloaded, verified, loaded
     resumed_from = int(hub.gets()[-1]["range"][6:].split("-")[0])
     assert resumed_from >= kept
     assert win.pages.currentIndex() == 0 and win.backend.info.kind == "llama.cpp"
@@ -135,7 +135,7 @@ def test_connect_to_a_server_from_the_welcome_screen(qtbot, first_run, server_ur
     assert "Cannot reach the server" in welcome.problem.text() and win.current is None
     welcome.server_url.setText(server_url)
     qtbot.mouseClick(welcome.connect_button, Qt.LeftButton)
-    qtbot.waitUntil(lambda: win.current is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: win.backend is not None and win.current is not None, timeout=30_000)
     assert "gemma-test" in win.model_label.text() and not welcome.problem.isVisibleTo(welcome)
     saved, _ = Settings.load(win.paths.settings_file)
     assert saved.base_url == server_url and saved.model_path == ""

@@ -62,7 +62,7 @@ def test_reopened_conversation_shows_everything_it_held(qtbot, window, app_paths
     again = MainWindow(store, app_paths, lambda: ScriptedBackend([]), Settings())
     qtbot.addWidget(again)
     again.show()
-    qtbot.waitUntil(lambda: again.current is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: again.backend is not None and again.current is not None, timeout=30_000)
     assert again.current.conversation.id == conv_id
     (card,) = again.chat.findChildren(CodeCard)
     assert card.status == "ok" and card.findChildren(ImageView)

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 from PySide6.QtCore import QCoreApplication, QEvent, QTimer
 
-from codeact_desktop.ui import window_conversations
+from codeact_desktop import export
 from codeact_desktop.ui.background import BackgroundWork
 from codeact_desktop.ui.menu_actions import MENUS
 
@@ -23,14 +23,14 @@ def test_quit_mid_export_leaves_the_file_whole(qtbot, window, tmp_path, monkeypa
     win, _ = window([PLOT_AND_TABLE, "Done."])
     send(qtbot, win, "plot squares")
     wait_idle(qtbot, win)
-    real_export, started = window_conversations.export_conversation, threading.Event()
+    real_export, started = export.export_conversation, threading.Event()
 
     def slow_export(conversation, target):
         started.set()
         time.sleep(1.5)  # the user quits while this runs
         return real_export(conversation, target)
 
-    monkeypatch.setattr(window_conversations, "export_conversation", slow_export)
+    monkeypatch.setattr(export, "export_conversation", slow_export)
     target = tmp_path / "quit.ipynb"
     monkeypatch.setattr(win, "ask_save_path", lambda *a: str(target))
     win.export_current()

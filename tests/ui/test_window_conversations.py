@@ -42,7 +42,7 @@ def test_rename_and_delete_with_confirmation(qtbot, window, monkeypatch):
     old_kernel = win.current.kernel
     win.conversation_list.setFocus()
     qtbot.keyClick(win.conversation_list, Qt.Key_Delete)
-    assert titles(win) == ["New conversation"] and win.current is not None
+    assert titles(win) == ["New conversation"] and win.backend is not None and win.current is not None
     qtbot.waitUntil(lambda: not workspace.exists() and not kernel_home.exists() and not old_kernel.is_alive,
                     timeout=30_000)
     assert win.store.query("SELECT count(*) AS n FROM actions")[0]["n"] == 0
@@ -58,7 +58,7 @@ def test_reopening_says_the_kernel_state_was_lost(qtbot, window, app_paths, tmp_
                        lambda: ScriptedBackend(["<execute>print(x + 1)</execute>", "x is gone."]), Settings())
     qtbot.addWidget(again)
     again.show()
-    qtbot.waitUntil(lambda: again.current is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: again.backend is not None and again.current is not None, timeout=30_000)
     notices = [n.text() for n in again.chat.findChildren(type(again.model_label), "notice")]
     assert messages()["kernel_state_lost"] in notices
     send(qtbot, again, "print x + 1")

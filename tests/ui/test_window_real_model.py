@@ -22,7 +22,7 @@ def test_drop_the_gguf_then_ask(qtbot, app_paths, tmp_path, gguf_path, monkeypat
     assert "No model yet" in win.model_label.text() and win.current is None
     monkeypatch.setattr(win, "confirm", lambda title, text: "Use gemma" in text)
     assert drop(win, [gguf_path])
-    qtbot.waitUntil(lambda: win.current is not None, timeout=120_000)
+    qtbot.waitUntil(lambda: win.backend is not None and win.current is not None, timeout=120_000)
     assert "llama.cpp" in win.model_label.text() or "gemma" in win.model_label.text().lower()
     assert win.settings.model_path == str(gguf_path)  # remembered for the next start
     # One worked example, as CodeAct's few-shot prompts do, so the 270M model answers in format.

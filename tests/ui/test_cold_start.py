@@ -1,0 +1,89 @@
+"""A start does not wait for the model before the rest: the last conversation opens and
+its kernel starts while the model loads (engine.start_early begins both before the window
+is built); the message can be typed meanwhile and goes once the model is ready."""
+
+import threading
+
+from codeact_desktop.engine import start_early
+from codeact_desktop.llm.scripted import ScriptedBackend
+from codeact_desktop.settings import Settings
+from codeact_desktop.store.history import HistoryStore
+from codeact_desktop.ui.main_window import MainWindow
+
+from ._helpers import send, wait_idle
+
+
+def _slow_model(replies):
+    """A model whose load finishes when the test says so."""
+    loaded = threading.Event()
+    backend = ScriptedBackend(replies)
+
+    def load():
+        assert loaded.wait(60), "the test never let the model load"
+        return backend
+
+    return load, loaded
+
+
+def test_the_last_conversation_opens_with_a_running_kernel_before_the_model_has_loaded(qtbot, app_paths, tmp_path):
+    store = HistoryStore(tmp_path / "history.sqlite3")
+    older = store.create_conversation(app_paths.workspaces)
+    older.add_message("user", "user", "an older question")
+    last = store.create_conversation(app_paths.workspaces)
+    last.add_message("user", "user", "the last question")
+    load, loaded = _slow_model(["<execute>print(6 * 7)</execute>", "42."])
+    win = MainWindow(store, app_paths, load, Settings(action_timeout_s=30))
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        assert win.current is not None and win.current.conversation.id == last.id
+        qtbot.waitUntil(lambda: win.current.kernel.is_alive, timeout=60_000)  # the model still loading
+        assert win.backend is None and win.models.loading
+        assert not win.send_button.isEnabled() and "still loading" in win.send_button.toolTip()
+        send(qtbot, win, "what is six times seven?")  # Enter while loading: kept, not sent
+        assert win.input.toPlainText() == "what is six times seven?"
+        assert win.current.conversation.last_user_message()["content"] == "the last question"
+
+        kernel = win.current.kernel
+        loaded.set()
+        qtbot.waitUntil(lambda: win.backend is not None and win.send_button.isEnabled(), timeout=30_000)
+        assert win.current.kernel is kernel  # the same kernel: not started again once the model came
+        win.send_current()
+        wait_idle(qtbot, win)
+        assert "42" in win.current.conversation.actions()[-1]["observation"]
+    finally:
+        loaded.set()
+        win.close()
+
+
+def test_start_early_starts_the_kernel_the_window_then_uses(qtbot, app_paths, tmp_path):
+    """Before the window exists: the kernel of the conversation at the top of the list (or
+    of a new one when there is none), and the model's load; the window takes both."""
+    store = HistoryStore(tmp_path / "history.sqlite3")
+    load, loaded = _slow_model(["Hello."])
+    early = start_early(app_paths, store, load)
+    assert [row["id"] for row in store.list_conversations()] == [early.conversation_id]  # made, as none existed
+    win = MainWindow(store, app_paths, early.load_backend, Settings(),
+                     early_kernels={early.conversation_id: early.kernel})
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        assert win.current.conversation.id == early.conversation_id and win.current.kernel is early.kernel
+        loaded.set()
+        qtbot.waitUntil(lambda: win.backend is not None, timeout=30_000)
+        qtbot.wait(200)
+        assert len(store.list_conversations()) == 1  # no second, empty conversation once the model came
+        qtbot.waitUntil(lambda: early.kernel.is_alive, timeout=60_000)
+    finally:
+        loaded.set()
+        win.close()
+    qtbot.waitUntil(lambda: not early.kernel.is_alive, timeout=30_000)  # closed with the window
+
+
+def test_files_given_at_start_skip_the_early_conversation(app_paths, tmp_path):
+    """Files open a new conversation: no kernel is started early for another one."""
+    store = HistoryStore(tmp_path / "history.sqlite3")
+    store.create_conversation(app_paths.workspaces)
+    early = start_early(app_paths, store, lambda: ScriptedBackend(["Hi."]), open_conversation=False)
+    assert early.kernel is None and early.conversation_id is None
+    assert isinstance(early.load_backend(), ScriptedBackend)
