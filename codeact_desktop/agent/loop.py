@@ -32,7 +32,8 @@ from .context import ContextOverflow, fit_to_context
 from .missing_module import module_note
 from .model_fitness import unfit_sign
 from .timeline import code_edited
-from .workspace import MAX_ENTRIES, changed_files, snapshot
+from .workspace import MAX_ENTRIES
+from .workspace_changes import WorkspaceChanges
 
 # What failing to reach the network looks like from Python, pip and requests.
 _NETWORK_FAILURE = re.compile(r"Connection refused|Failed to establish a new connection|Network is unreachable|"
@@ -87,7 +88,7 @@ class CodeActAgent:
 
     def __init__(
         self,
-        backend: ChatBackend,
+        backend: ChatBackend | None,  # None until the model has loaded: set_backend() before a turn
         kernel: ConversationKernel,
         conversation: Conversation,
         settings: AgentSettings | None = None,
@@ -102,7 +103,7 @@ class CodeActAgent:
         self.approve = approve
         self._cancel = threading.Event()
         self._warned_unrestricted = False
-        self._workspace_seen = None  # the workspace after the last action: the next one's "before"
+        self.workspace_changes = WorkspaceChanges(conversation.workspace)  # what each action made
         self._warned_many_files = False
         if not conversation.messages():
             conversation.add_message("system", "system", prompt_text("system.txt"))
@@ -120,6 +121,7 @@ class CodeActAgent:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        self.workspace_changes.close()  # its inotify watches are the user's, shared
 
     def cancel(self) -> None:
         """Stops generation within one token and interrupts running code."""
@@ -296,7 +298,7 @@ class CodeActAgent:
         code = decision.code if decision.code is not None else parsed.code
         conv.start_action(action_id, code)
         self.on_event(ev.ActionStarted(action_id, code))
-        before = self._workspace_seen or snapshot(conv.workspace)
+        self.workspace_changes.before_action()
         items_json: list[dict] = []
 
         def on_item(item):
@@ -312,9 +314,8 @@ class CodeActAgent:
             on_stream=lambda name, text: self.on_event(ev.OutputStream(action_id, name, text)),
         )
         status = ActionStatus(result.status)
-        self._workspace_seen = after = snapshot(conv.workspace)
-        produced = changed_files(before, after)
-        if not after.complete and not self._warned_many_files:
+        produced = self.workspace_changes.after_action()
+        if not self.workspace_changes.complete and not self._warned_many_files:
             self._warned_many_files = True
             self._notice(messages()["many_files"].format(limit=f"{MAX_ENTRIES:,}"))
         for path, size in produced:

@@ -17,6 +17,7 @@ from ..visible_text import well_formed
 
 MAX_ENTRIES = 20_000  # about 0.1 s to look at here; beyond it, what changed is not listed
 
+_BY_DESCRIPTOR = os.scandir in os.supports_fd and hasattr(os, "O_NOFOLLOW") and hasattr(os, "O_DIRECTORY")
 Files = dict[str, tuple[int, int]]  # relative path -> (size, mtime_ns)
 
 
@@ -26,7 +27,11 @@ class Snapshot:
     complete: bool = True  # False: the workspace holds more than MAX_ENTRIES entries
 
 
-def snapshot(workspace: Path, max_entries: int = MAX_ENTRIES) -> Snapshot:
+def snapshot(workspace: Path, max_entries: int = MAX_ENTRIES, with_ctime: bool = False) -> Snapshot:
+    """``with_ctime``: each file's status-change time too (size, mtime_ns, ctime_ns)."""
+    if _BY_DESCRIPTOR:
+        return _snapshot_by_descriptor(workspace, max_entries, with_ctime)
+    # Windows: by name, with the race that is one reason it counts as not isolated.
     found: Files = {}
     seen = 0
     todo = [("", str(workspace))]
@@ -52,8 +57,54 @@ def snapshot(workspace: Path, max_entries: int = MAX_ENTRIES) -> Snapshot:
                     if name != OUTPUTS_DIR:
                         todo.append((name + "/", entry.path))
                 elif stat.S_ISREG(info.st_mode):
-                    found[name] = (info.st_size, info.st_mtime_ns)
+                    found[name] = ((info.st_size, info.st_mtime_ns, info.st_ctime_ns) if with_ctime
+                                   else (info.st_size, info.st_mtime_ns))
     return Snapshot(found)
+
+
+def _snapshot_by_descriptor(workspace: Path, max_entries: int, with_ctime: bool) -> Snapshot:
+    """Each folder listed through a descriptor checked to be the folder its parent listed:
+    listing by name, a folder swapped for a link to ``~`` between its parent's listing and
+    its own was listed, ``~``'s files reported (tests/security/test_attacks_workspace_watch.py)."""
+    found: Files = {}
+    seen = 0
+    try:
+        todo = [("", str(workspace), os.stat(workspace))]
+    except OSError:
+        return Snapshot(found)
+    while todo:
+        prefix, path, expected = todo.pop()
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            mine = os.fstat(fd)
+            if (mine.st_dev, mine.st_ino) != (expected.st_dev, expected.st_ino):
+                continue  # not the folder that was listed there: a link on the way, or swapped
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    seen += 1
+                    if seen > max_entries:
+                        return Snapshot(found, complete=False)
+                    if well_formed(entry.name) != entry.name or (not prefix and entry.name == OUTPUTS_DIR):
+                        continue
+                    try:
+                        info = entry.stat(follow_symlinks=False)  # by the descriptor: no link followed
+                    except OSError:
+                        continue
+                    name = prefix + entry.name
+                    if stat.S_ISDIR(info.st_mode):
+                        todo.append((name + "/", f"{path}/{entry.name}", info))
+                    elif stat.S_ISREG(info.st_mode):
+                        found[name] = ((info.st_size, info.st_mtime_ns, info.st_ctime_ns) if with_ctime
+                                       else (info.st_size, info.st_mtime_ns))
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return Snapshot(found)
+
 
 
 def changed_files(before: Snapshot, after: Snapshot) -> list[tuple[str, int]]:

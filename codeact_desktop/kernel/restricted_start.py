@@ -135,7 +135,10 @@ SECCOMP_DENIED = (
     "setns", "unshare", "open_by_handle_at", "name_to_handle_at", "swapon", "swapoff", "reboot", "acct",
     "quotactl", "syslog", "uselib", "vhangup", "iopl", "ioperm", "lookup_dcookie", "nfsservctl",
     # memory that is in no process's RSS until mapped, so the watchdog would not see it
-    "memfd_create", "memfd_secret", "shmget")
+    "memfd_create", "memfd_secret", "shmget",
+    # the user's inotify instances (128) and watches are counted across every namespace:
+    # code holding them would leave none for the desktop, nor for the app's own watch
+    "inotify_init", "inotify_init1", "fanotify_init")
 _SCMP_ACT_ALLOW = 0x7FFF0000
 _SCMP_ACT_ERRNO_EPERM = 0x00050000 | 1
 

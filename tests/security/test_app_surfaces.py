@@ -20,6 +20,7 @@ import pytest
 
 from codeact_desktop import no_follow
 from codeact_desktop.agent.timeline import timeline
+from codeact_desktop.agent import workspace_changes
 from codeact_desktop.agent.workspace import MAX_ENTRIES, why_not_open
 from codeact_desktop.engine import kernel_env
 from codeact_desktop.export import export_conversation
@@ -366,16 +367,38 @@ time.sleep(20)
 
 
 def test_8_a_workspace_with_very_many_files_does_not_slow_every_action(conversations):
+    """25,000 files in a folder (the before/after look stops listing at 20,000): the OS's
+    notices name what the next action wrote, so it is listed, and found at once. (The burst
+    that made them overflows the notices' queue: that one action is looked at in full.)"""
     a = conversations()
     a.act(f"import os\nos.makedirs('many', exist_ok=True)\n"
           f"for i in range({MAX_ENTRIES + 5000}):\n    open(f'many/{{i}}', 'w').close()")
-    started = time.monotonic()
-    assert a.act("open('after.txt', 'w').write('x')\nprint('ok')").endswith("ok\n")
-    took = time.monotonic() - started
+    changes = a.agent.workspace_changes
+    started = time.perf_counter()
+    changes.before_action()
+    (a.conversation.workspace / "many" / "after.txt").write_text("x")
+    found = changes.after_action()
+    took = time.perf_counter() - started
+    assert found == [("many/after.txt", 1)] and changes.watching and changes.complete
+    assert took < 0.5, f"{took:.3f} s to find one file among {MAX_ENTRIES + 5000}"
+    assert a.act("open('by_code.txt', 'w').write('x')\nprint('ok')").endswith("ok\n")
+    assert "by_code.txt" in [f["path"] for f in a.conversation.files() if f["origin"] == "produced"]
+    print(f"finding the files of an action with {MAX_ENTRIES + 5000} in the workspace: {took * 1000:.1f} ms")
+
+
+def test_8_more_folders_than_watches_fall_back_to_the_bounded_look_and_say_so(conversations, monkeypatch):
+    """Code making thousands of folders gets no inotify watch for each (they are the user's,
+    shared with the desktop): the before/after look of old, which stops listing past
+    20,000 entries and says so once."""
+    monkeypatch.setattr(workspace_changes, "MAX_WATCHED_FOLDERS", 100)
+    a = conversations()
+    a.act(f"import os\nfor d in range(200):\n    os.makedirs(f'd{{d}}')\n"
+          f"    for i in range({MAX_ENTRIES // 200 + 30}):\n        open(f'd{{d}}/{{i}}', 'w').close()")
+    assert not a.agent.workspace_changes.watching
+    a.act("print('ok')")
     notices = [m["content"] for m in a.conversation.messages() if m["kind"] == "notice"]
     assert any("more than 20,000 files" in n for n in notices), notices
-    assert a.agent._workspace_seen.complete is False
-    print(f"one action with {MAX_ENTRIES + 5000} files in the workspace: {took:.2f} s")
+    assert a.agent.workspace_changes.complete is False
 
 
 def test_8_odd_file_names_reach_the_model_as_one_visible_line(conversations, tmp_path):
