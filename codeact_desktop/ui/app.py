@@ -52,6 +52,12 @@ def main(model: str | None = None, base_url: str | None = None, model_name: str 
         options = settings.backend_options() if model else {}
         loader = lambda: open_backend(model_path=model, base_url=base_url, model_name=model_name,  # noqa: E731
                                       **options)
+    # pygments.lexers and .formatters put a new module in sys.modules as their import ends; the
+    # model's load thread imports them too (openai -> httpx -> rich), and an import at the same
+    # moment can get the half-made one ("cannot import name 'PythonLexer'"). So, before any thread:
+    import pygments.formatters  # noqa: F401
+    import pygments.lexers  # noqa: F401
+
     # Before the window's own imports and widgets: the model and the first kernel load meanwhile.
     early = start_early(paths, store, loader, open_conversation=not files)
     from .main_window import MainWindow

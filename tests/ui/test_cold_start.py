@@ -2,6 +2,9 @@
 its kernel starts while the model loads (engine.start_early begins both before the window
 is built); the message can be typed meanwhile and goes once the model is ready."""
 
+import os
+import subprocess
+import sys
 import threading
 
 from codeact_desktop.engine import start_early
@@ -87,3 +90,24 @@ def test_files_given_at_start_skip_the_early_conversation(app_paths, tmp_path):
     early = start_early(app_paths, store, lambda: ScriptedBackend(["Hi."]), open_conversation=False)
     assert early.kernel is None and early.conversation_id is None
     assert isinstance(early.load_backend(), ScriptedBackend)
+
+
+def test_pygments_is_imported_before_the_early_threads_start(tmp_path):
+    """The model's load thread imports pygments (openai -> httpx -> rich) while the window's
+    code card imports it on the UI thread; pygments.lexers swaps its module in sys.modules at
+    the end of its import, so the two at once once failed the start with "cannot import name
+    'PythonLexer'". The app imports it before start_early begins any thread."""
+    probe = (
+        "import sys\n"
+        "import codeact_desktop.ui.app as app\n"
+        "def start_early(*args, **kwargs):\n"
+        "    print('lexers' if 'pygments.lexers' in sys.modules else 'none',\n"
+        "          'formatters' if 'pygments.formatters' in sys.modules else 'none')\n"
+        "    raise SystemExit(0)\n"
+        "app.start_early = start_early\n"
+        "app.main(base_url='http://127.0.0.1:9/v1')\n"
+    )
+    env = {**os.environ, "CODEACT_HOME": str(tmp_path / "home"), "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["lexers", "formatters"]
