@@ -1,5 +1,5 @@
-"""Files waiting to go with the next message: copied into the workspace on a worker
-(progress, cancel), shown as chips above the input, each removable."""
+"""Files waiting to go with the next message: copied into the workspace on the window's
+background work (progress, cancel), shown as chips above the input, each removable."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QW
 from ..agent.attachments import Attachment, CopyCancelled, copy_into_workspace
 from ..sizes import human_size
 from ..visible_text import visible_name
+from .background import BackgroundWork
 from .flow_layout import FlowLayout
 
 
@@ -24,10 +25,11 @@ class AttachmentTray(QWidget):
     failed = Signal(str)
     # From the copy worker, queued to the UI thread; objects, as byte counts pass 2**31.
     _progress = Signal(object, object)
-    _done = Signal(object, object, str)  # workspace, attachments, error text
 
-    def __init__(self, parent=None):
+    def __init__(self, background: BackgroundWork, parent=None):
+        """``background``: the window's, so quitting waits for a copy or a removal to end."""
         super().__init__(parent)
+        self.background = background
         self.setObjectName("attachmentTray")
         self.pending: dict[Path, list[Attachment]] = {}  # per workspace (conversation)
         self.workspace: Path | None = None
@@ -48,7 +50,6 @@ class AttachmentTray(QWidget):
             widget.setParent(self)
         self._chips: list[QWidget] = []
         self._progress.connect(self._on_progress)
-        self._done.connect(self._on_done)
         self._render()
 
     @property
@@ -80,16 +81,17 @@ class AttachmentTray(QWidget):
         self._cancel = threading.Event()
         cancel = self._cancel
 
-        def work():
+        def work() -> tuple[list[Attachment], str]:  # the copies, the error text
             try:
-                attached = copy_into_workspace(paths, workspace, progress=self._progress.emit, cancel=cancel)
-                self._done.emit(workspace, attached, "")
+                return copy_into_workspace(paths, workspace, progress=self._progress.emit, cancel=cancel), ""
             except CopyCancelled:
-                self._done.emit(workspace, [], "")
+                return [], ""
             except OSError as exc:  # full disk, unreadable file: nothing is half-copied
-                self._done.emit(workspace, [], f"Could not copy the files: {exc}")
+                return [], f"Could not copy the files: {exc}"
 
-        threading.Thread(target=work, name="copy-files", daemon=True).start()
+        if not self.background.run("copy files", work, lambda result: self._on_done(workspace, *result)):
+            self._cancel = None  # the window is closing
+            return False
         self._on_progress(0, 1)
         return True
 
@@ -116,9 +118,9 @@ class AttachmentTray(QWidget):
         # Not through a link the kernel may have put in its place: unlink removes the link itself.
         if copy.is_symlink() or copy.is_file():
             copy.unlink(missing_ok=True)
-        elif copy.is_dir():
-            threading.Thread(target=shutil.rmtree, args=(copy,), kwargs={"ignore_errors": True},
-                             name="remove-attachment", daemon=True).start()
+        elif copy.is_dir() and not self.background.run("remove attachment",
+                                                        lambda: shutil.rmtree(copy, ignore_errors=True)):
+            shutil.rmtree(copy, ignore_errors=True)  # the window is closing: now, not never
         self._render()
 
     def discard(self, workspace: Path) -> None:
@@ -129,7 +131,9 @@ class AttachmentTray(QWidget):
         self.pending.pop(workspace, None)
 
     def discard_all(self) -> None:
-        """When the window closes: the folder keeps only what a message named."""
+        """When the window closes: a copy still running stops (its partial file removed, as
+        for Cancel) and the folder keeps only what a message named."""
+        self.cancel_copy()
         for workspace in list(self.pending):
             self.discard(workspace)
 

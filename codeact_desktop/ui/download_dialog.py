@@ -1,6 +1,7 @@
 """A model download in the window: bytes, speed and time left, Cancel, and Resume or
-Try again afterwards. The transfer runs on a worker (models/download.py); this only
-shows its progress and forwards the user's cancel."""
+Try again afterwards. The transfer (models/download.py) runs on the dialog's own
+background work, which the window stops when it closes; this only shows its progress and
+forwards the user's cancel."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QProgressBar, QPushB
 from ..sizes import human_size
 from ..models.catalogue import CatalogueEntry
 from ..models.download import Progress, VerifiedFiles, download_model, partial_download
+from .background import BackgroundWork
 from .theme import set_tone
 
 PROGRESS_INTERVAL_S = 0.1  # at most ten redraws a second, however fast the bytes come
@@ -39,15 +41,18 @@ def _duration(seconds: float) -> str:
 
 
 class DownloadDialog(QDialog):
+    """One catalogue model's download: its progress, Cancel, and Resume or Try again."""
+
     downloaded = Signal(object)  # the verified Path
     _progress = Signal(object)  # Progress, from the worker
-    _ended = Signal(object, str)  # Path or None, message
 
     def __init__(self, entry: CatalogueEntry, models_dir: Path, verified: VerifiedFiles, parent=None):
         super().__init__(parent)
         self.entry, self.models_dir, self.verified = entry, models_dir, verified
         self.cancel_event = threading.Event()
-        self._worker: threading.Thread | None = None
+        # Its own, not the window's: one transfer at a time, and the window's other jobs
+        # never wait behind a 7 GB download (nor the download behind them).
+        self.background = BackgroundWork(self, max_threads=1)
         self._last_draw = 0.0
         self.setWindowTitle(f"Downloading {entry.name}")
         self.setMinimumWidth(580)
@@ -81,13 +86,12 @@ class DownloadDialog(QDialog):
         layout.addWidget(self.message)
         layout.addLayout(buttons)
         self._progress.connect(self._show_progress)
-        self._ended.connect(self._on_ended)
         self._set_running(False)
 
     @property
     def running(self) -> bool:
-        """Until the end has been shown: the worker thread ends a moment before its
-        queued "ended" signal reaches the window."""
+        """Until the end has been shown: the worker ends a moment before its queued
+        answer reaches the window."""
         return self._busy
 
     def start(self) -> None:
@@ -99,16 +103,15 @@ class DownloadDialog(QDialog):
         self.detail.setText(f"Resuming from {human_size(have)}…" if have else "Connecting…")
         self._set_running(True)
 
-        def work():
+        def work() -> tuple[Path | None, str]:  # the verified file or None, the message
             try:
-                path = download_model(self.entry, self.models_dir, self.verified,
-                                      progress=self._report, cancel=self.cancel_event)
-                self._ended.emit(path, "")
+                return download_model(self.entry, self.models_dir, self.verified,
+                                      progress=self._report, cancel=self.cancel_event), ""
             except Exception as exc:  # a cancel or a failure: either becomes the dialog's message
-                self._ended.emit(None, str(exc))
+                return None, str(exc)
 
-        self._worker = threading.Thread(target=work, name="download-model", daemon=True)
-        self._worker.start()
+        if not self.background.run("download model", work, lambda ended: self._on_ended(*ended)):
+            self._set_running(False)  # shut down: the window is closing
 
     def _report(self, progress: Progress) -> None:
         now = time.monotonic()
@@ -151,6 +154,12 @@ class DownloadDialog(QDialog):
         self.cancel_button.setEnabled(running)
         self.retry_button.setVisible(not running)
         self.close_button.setVisible(not running)
+
+    def shut_down(self, timeout_ms: int) -> bool:
+        """When the window closes: stops the transfer and waits (bounded) for it to end, so
+        nothing is still writing the partial file as the app exits; True if it ended."""
+        self.cancel()
+        return self.background.close(timeout_ms)
 
     def reject(self) -> None:
         # Esc or the window's close button while running stops the transfer; what came is kept.

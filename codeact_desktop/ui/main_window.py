@@ -31,6 +31,7 @@ from .background import BackgroundWork
 from .chat_view import ChatView
 from .code_card import highlighted_html
 from .controller import ConversationController
+from .download_dialog import DownloadDialog
 from .find_bar import FindBar
 from .menu_actions import build_menus
 from .model_setup import ModelSetup
@@ -128,7 +129,7 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
         self.chat.example_chosen.connect(self.use_example)
         self.find_bar = FindBar(self.chat)
         self.find_bar.closed.connect(lambda: self.input.setFocus())
-        self.tray = AttachmentTray()
+        self.tray = AttachmentTray(self.background)
         self.tray.changed.connect(self._update_controls)
         self.tray.failed.connect(lambda text: self.chat.add_notice(text, error=True))
         self.turn_controls = controls = TurnControls(self.tray)
@@ -147,7 +148,7 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
         center_layout.addWidget(self.chat, 1)
         center_layout.addWidget(controls)
 
-        self.files_panel = WorkspacePanel()
+        self.files_panel = WorkspacePanel(self.background)
         self._files_auto_hidden = False  # hidden because the window got narrow, not by the user
         self._sidebar_dragged = False
         self.splitter = splitter = QSplitter()
@@ -442,7 +443,11 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
 
     def closeEvent(self, event):  # noqa: N802
         self.tray.discard_all()
-        # A delete or an export still running ends first (bounded): a file whole, a folder gone.
+        for dialog in self.findChildren(DownloadDialog):  # a download stops; what came is kept
+            if not dialog.shut_down(CLOSE_WAIT_MS):
+                log.warning("closing with the download of %s still running", dialog.entry.name)
+        # A delete, an export, a save or a copy still running ends first (bounded): a file
+        # whole, a folder gone.
         if not self.background.close(CLOSE_WAIT_MS):
             log.warning("closing with background work still running: %s", self.background.running)
         for controller in self.controllers.values():

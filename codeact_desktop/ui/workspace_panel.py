@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
@@ -21,6 +20,7 @@ from ..sizes import human_size
 from ..agent.workspace import why_not_open
 from ..store.history import Conversation
 from ..visible_text import visible_name
+from .background import BackgroundWork
 
 
 def reveal_in_file_manager(path: Path) -> bool:
@@ -67,11 +67,16 @@ def button_row(layout, specs) -> list[QPushButton]:
     return buttons
 
 class WorkspacePanel(QWidget):
+    """The Files panel: the conversation's files, to open, show in their folder or save."""
+
     save_failed = Signal(str)
     open_refused = Signal(str)
 
-    def __init__(self, parent=None):
+    def __init__(self, background: BackgroundWork | None = None, parent=None):
+        """``background``: the window's, so quitting waits for a save still copying; a panel
+        shown on its own gets one of its own."""
         super().__init__(parent)
+        self.background = background if background is not None else BackgroundWork(self)
         self.save_failed.connect(lambda text: QMessageBox.warning(self, "Could not save", text))
         self.open_refused.connect(lambda text: QMessageBox.information(self, "Not opened", text))
         self.setObjectName("workspacePanel")
@@ -236,13 +241,14 @@ class WorkspacePanel(QWidget):
         if not target:
             return
 
-        def work():  # a large file must not freeze the window
+        def work() -> str:  # a large file must not freeze the window
             try:
                 if kind == "folder":  # links inside stay links: nothing outside is copied through them
                     shutil.copytree(workspace / relative, target, symlinks=True)
                 else:
                     no_follow.copy_out(workspace, relative, Path(target))
             except OSError as exc:
-                self.save_failed.emit(f"{visible_name(name)} could not be saved: {exc}")
+                return f"{visible_name(name)} could not be saved: {exc}"
+            return ""
 
-        threading.Thread(target=work, name="save-file", daemon=True).start()
+        self.background.run("save file", work, lambda problem: self.save_failed.emit(problem) if problem else None)

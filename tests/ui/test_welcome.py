@@ -1,7 +1,7 @@
 """The first run: the welcome screen with no model, the download dialog against a local
 server that speaks the Hub's protocol (progress moves, cancel, resume, then the real
-model loads), a file that is not a model, and connecting to a real OpenAI-compatible
-server. Each choice is remembered."""
+model loads; quitting mid-download stops it), a file that is not a model, and connecting
+to a real OpenAI-compatible server. Each choice is remembered."""
 
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -103,6 +103,23 @@ def test_download_dialog_progress_cancel_resume_then_the_model_loads(qtbot, firs
     assert win.pages.currentIndex() == 0 and win.backend.info.kind == "llama.cpp"
     assert win.settings.model_path == str(target_path(entry, models_dir))
     assert Settings.load(win.paths.settings_file)[0].model_path == win.settings.model_path  # remembered
+
+
+def test_quit_mid_download_stops_the_transfer(qtbot, first_run, hub):
+    entry = replace(find_entry(), id="quit-test", name="Tiny test model", repo=REPO, file=FILE,
+                    size_bytes=len(hub.data))
+    win = first_run([entry])
+    models_dir = win.models.paths.models
+    hub.delay_per_chunk = 0.04  # ~10 s for the whole file: time to quit halfway
+    qtbot.mouseClick(win.models.welcome.download_button, Qt.LeftButton)
+    dialog = win.models.download_dialog
+    qtbot.waitUntil(lambda: partial_download(entry, models_dir) > 0, timeout=20_000)
+    win.close()
+    assert dialog.cancel_event.is_set()
+    kept = partial_download(entry, models_dir)
+    qtbot.wait(500)
+    assert partial_download(entry, models_dir) == kept > 0  # stopped, not still writing as the app exits
+    assert not target_path(entry, models_dir).exists()
 
 
 def test_download_failure_is_shown_and_can_be_tried_again(qtbot, first_run, hub):

@@ -1,5 +1,6 @@
-"""The window's background work has one owner: quitting mid-export or mid-delete waits for
-it (a whole file, a removed folder, no exception at teardown); a deleted conversation's
+"""The window's background work has one owner: quitting mid-export, mid-delete, mid-save or
+mid-copy waits for it (a whole file, a removed folder, no half-copied file, no exception at
+teardown); a deleted conversation's
 controller is freed; the kernel label follows the kernel's events, with no polling; the
 conversation search runs one query off the UI thread and drops stale answers."""
 
@@ -12,7 +13,8 @@ from pathlib import Path
 import nbformat
 from PySide6.QtCore import QCoreApplication, QEvent, QTimer
 
-from codeact_desktop import export
+from codeact_desktop import export, no_follow
+from codeact_desktop.ui import attachment_tray, workspace_panel
 from codeact_desktop.ui.background import BackgroundWork
 from codeact_desktop.ui.menu_actions import MENUS
 
@@ -53,6 +55,75 @@ def test_quit_mid_delete_removes_the_folder(qtbot, window, monkeypatch):
     win.delete_conversation()
     win.close()  # at once: the delete is still stopping the kernel
     assert not workspace.exists() and not kernel_home.exists()
+
+
+def test_quit_mid_save_leaves_the_saved_file_whole(qtbot, window, tmp_path, monkeypatch):
+    win, _ = window(["<execute>open('big.bin', 'wb').write(bytes(range(256)) * 32768)</execute>", "ok"])
+    send(qtbot, win, "make an 8 MB file")
+    wait_idle(qtbot, win)
+    made = Path(win.current.conversation.workspace) / "big.bin"
+    panel = win.files_panel
+    panel.refresh()
+    (item,) = [item for item in map(panel.list.item, range(panel.list.count())) if item.text().startswith("big.bin")]
+    item.setSelected(True)
+    real_copy_out, started = no_follow.copy_out, threading.Event()
+
+    def slow_copy_out(root, relative, target):
+        started.set()
+        time.sleep(1.5)  # the user quits while this runs
+        return real_copy_out(root, relative, target)
+
+    monkeypatch.setattr(no_follow, "copy_out", slow_copy_out)
+    target = tmp_path / "saved.bin"
+    monkeypatch.setattr(workspace_panel.QFileDialog, "getSaveFileName", lambda *a: (str(target), ""))
+    panel.save_selected()
+    assert started.wait(5)
+    win.close()
+    assert target.read_bytes() == made.read_bytes()
+
+
+def test_quit_mid_copy_leaves_no_half_copied_file(qtbot, window, tmp_path, monkeypatch):
+    win, _ = window(["never"])
+    data = tmp_path / "data.bin"
+    data.write_bytes(bytes(40 << 20))  # 40 chunks
+    real_copy = attachment_tray.copy_into_workspace
+
+    def slow_copy(paths, workspace, progress, cancel):
+        def slow_progress(done, total):
+            time.sleep(0.2)  # 8 s in all: the user quits while this runs
+            progress(done, total)
+        return real_copy(paths, workspace, progress=slow_progress, cancel=cancel)
+
+    monkeypatch.setattr(attachment_tray, "copy_into_workspace", slow_copy)
+    workspace = Path(win.current.conversation.workspace)
+    win.attach([data])
+    qtbot.waitUntil(lambda: "MB of 40.0 MB" in win.tray.progress_label.text(), timeout=10_000)
+    win.close()
+    # Cancelled and cleaned up, as Cancel does: no message named it, and nothing is cut off.
+    assert [p.name for p in workspace.iterdir() if "data.bin" in p.name] == []
+
+
+def test_quit_mid_removal_of_a_folders_copy_removes_it(qtbot, window, tmp_path, monkeypatch):
+    win, _ = window(["never"])
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    for i in range(20):
+        (photos / "sub" / f"p{i}.txt").write_text("p")
+    workspace = Path(win.current.conversation.workspace)
+    win.attach([photos])
+    qtbot.waitUntil(lambda: [a.name for a in win.tray.files()] == ["photos"], timeout=10_000)
+    real_rmtree = attachment_tray.shutil.rmtree
+
+    def slow_rmtree(path, *args, **kwargs):
+        if Path(path) == workspace / "photos":
+            time.sleep(0.5)  # a large folder
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(attachment_tray.shutil, "rmtree", slow_rmtree)
+    win.tray.remove(win.tray.files()[0])  # taken back: its copy goes, off the UI thread
+    assert "remove attachment" in win.background.running  # the one owner, which quitting waits for
+    win.close()
+    assert not (workspace / "photos").exists()
 
 
 def test_a_deleted_conversations_controller_is_freed(qtbot, window, monkeypatch):
