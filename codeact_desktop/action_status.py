@@ -8,6 +8,8 @@ from enum import Enum
 
 
 class ActionStatus(str, Enum):  # StrEnum, from Python 3.11 on
+    """What became of one action, as stored, shown, exported and told to the model."""
+
     def __str__(self) -> str:
         return self.value
 

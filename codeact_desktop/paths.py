@@ -14,6 +14,8 @@ APP_NAME = "CodeActDesktop"
 
 @dataclass(frozen=True)
 class AppPaths:
+    """Where the app keeps its data (conversations, models, settings, logs) and its caches."""
+
     data: Path
     cache: Path
 

@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .action_status import ActionStatus
 from .paths import AppPaths
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def _kernel_checks(paths: AppPaths, folder: Path) -> list[tuple[str, bool, str]]
         checks.append(("kernel", restricted, f"ready in {time.monotonic() - started:.1f} s, {how}"))
         done = kernel.execute("print(1)", timeout=60)
         printed = "".join(i.text for i in done.items if i.kind == "stdout").strip()
-        checks.append(("print(1)", done.status == "ok" and printed == "1", printed or done.status))
+        checks.append(("print(1)", done.status == ActionStatus.OK and printed == "1", printed or done.status))
         done = kernel.execute(_PLOT, timeout=120)
         images = [i for i in done.items if i.kind == "image" and (i.data or b"").startswith(b"\x89PNG")]
         checks.append(("plot", bool(images), f"{len(images[0].data)} byte PNG" if images else done.status))

@@ -25,6 +25,9 @@ _CHOICES = {"theme": THEMES, "kv_cache_type": KV_CACHE_TYPES}  # text settings w
 @dataclass
 class Settings:
     # model: take effect when the model is next loaded
+    """The user's settings, saved as JSON in the data folder; a value that is not valid is
+    reset to its default, and the user is told which."""
+
     model_path: str = ""  # the GGUF the window loads at start ("" = none chosen)
     base_url: str = ""  # or an OpenAI-compatible server
     model_name: str = ""

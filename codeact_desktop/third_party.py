@@ -18,6 +18,8 @@ BUNDLE_INFO = "_bundle.json"  # written into the package by packaging/build.py
 
 @dataclass(frozen=True)
 class Component:
+    """A third-party part shipped with the app, for the About box's licence list."""
+
     name: str
     version: str
     licence: str

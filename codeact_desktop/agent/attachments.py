@@ -30,6 +30,8 @@ _PARTIAL = re.compile(r"^\..+\.partial-(\d+)(?:-[0-9a-f]+)?$")  # .NAME.partial-
 
 @dataclass
 class Attachment:
+    """A file or folder the user gave a message, as copied into the workspace."""
+
     name: str  # relative to the workspace
     size: int
     kind: str
@@ -39,7 +41,7 @@ class Attachment:
 
 
 class CopyCancelled(Exception):
-    pass
+    """The user cancelled the copy; nothing half-copied is left."""
 
 
 def describe_kind(path: Path) -> str:

@@ -9,17 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from .. import resources
 from ..llm.base import Message
 
 SHORT_OBSERVATION_CHARS = 300
 
 
 class ContextOverflow(ValueError):
-    pass
+    """Even shortened, the conversation does not fit the model's context; the message says by how much."""
 
 
 @dataclass
 class FittedPrompt:
+    """The messages as sent to the model, and what was shortened or left out to fit."""
+
     messages: list[Message]
     tokens: int
     shortened: int = 0
@@ -38,7 +41,7 @@ def _shorten(content: str) -> str:
     half = SHORT_OBSERVATION_CHARS // 2
     if len(content) <= SHORT_OBSERVATION_CHARS + 80:
         return content
-    return f"{content[:half]}\n[... shortened to fit the context ...]\n{content[-half:]}"
+    return content[:half] + resources.messages()["observation_shortened"] + content[-half:]
 
 
 def fit_to_context(

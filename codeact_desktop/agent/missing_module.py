@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import importlib.machinery
 import importlib.metadata
+import json
 import pkgutil
 import re
 import sys
@@ -22,7 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..kernel.venv import base_layer_paths
-from ..resources import messages
+from ..resources import messages, prompt_text
 
 _NO_MODULE = re.compile(r"No module named '([A-Za-z0-9_.]+)'")
 _OPTIONAL = re.compile(r"Missing optional dependency '([A-Za-z0-9_.\-]+)'")  # pandas' own ImportError
@@ -31,83 +32,28 @@ _PIP = re.compile(r"(?:^|[\s;!%&|(])(?:python3? -m )?pip3?\s+install\s+([^\n;&|#
 _NO_PROGRAM = re.compile(r"(?:(?<![\w-])(ffmpeg|ffprobe): (?:command )?not found|"
                          r"No such file or directory: '(ffmpeg|ffprobe)')")
 
-# Installed modules that do the job of a missing one, each with the call that does it. Keys
-# are lowercased import names; only alternatives found installed are offered.
-_PDF_TEXT = ("pypdf", "pypdf.PdfReader(path).pages[i].extract_text(); PdfWriter splits and merges")
-_PDF_TABLES = ("pdfplumber", "pdfplumber.open(path).pages[i].extract_text() and .extract_tables()")
-_PDF_IMAGES = ("pypdfium2", "pypdfium2.PdfDocument(path)[i].render(scale=2).to_pil() makes a page an image")
-_PDF_WRITE = ("reportlab", "reportlab.pdfgen.canvas.Canvas(path) or reportlab.platypus.SimpleDocTemplate")
-_AUDIO = ("soundfile", "data, rate = soundfile.read(path); soundfile.write('out.mp3', data[:10 * rate], rate) "
-                       "(WAV, FLAC, OGG, MP3)")
-_MOVIEPY = ("moviepy", "moviepy 1.x: from moviepy.editor import VideoFileClip, AudioFileClip; "
-                       "clip.subclip(0, 10).write_audiofile(...) / .write_gif(...) / .write_videofile(...)")
-_IMAGEIO = ("imageio", "imageio.v3.imread(path) reads a video's frames; imageio.mimsave('out.gif', frames) "
-                       "writes GIF or MP4")
-_FFMPEG = ("imageio_ffmpeg", "imageio_ffmpeg.get_ffmpeg_exe() is the path of an ffmpeg program, for subprocess")
-_ARCHIVES = ("shutil", "shutil.unpack_archive(path, folder) opens zip and tar (gz, bz2, xz); zipfile, tarfile; "
-                       "7z and RAR cannot be opened here")
-_PLOTS = ("matplotlib", "matplotlib.pyplot, or seaborn, for the same chart as a PNG")
-_ML = ("sklearn", "scikit-learn: sklearn.ensemble.HistGradientBoostingClassifier/Regressor, "
-                  "sklearn.neural_network.MLPClassifier, sklearn.linear_model")
-_TEXT = ("sklearn", "sklearn.feature_extraction.text.CountVectorizer/TfidfVectorizer; re and "
-                    "collections.Counter for word counts; wordcloud.STOPWORDS for English stop words")
 
-ALTERNATIVES: dict[str, tuple[tuple[str, str], ...]] = {
-    # PDF
-    **dict.fromkeys(("pypdf2", "pypdf3", "pypdf4"), (("pypdf", "from pypdf import PdfReader, PdfWriter: "
-                                                     "PyPDF2's successor, the same API"),)),
-    **dict.fromkeys(("fitz", "pymupdf", "pymupdf4llm"), (_PDF_TEXT, _PDF_TABLES, _PDF_IMAGES)),
-    **dict.fromkeys(("tabula", "camelot"), (_PDF_TABLES,)),
-    **dict.fromkeys(("pdf2image", "pdftotext", "textract"), (_PDF_IMAGES, _PDF_TEXT)),
-    **dict.fromkeys(("fpdf", "fpdf2", "weasyprint", "pdfkit", "xhtml2pdf", "borb"), (_PDF_WRITE,)),
-    # Office files
-    **dict.fromkeys(("docx2txt", "mammoth"), (("docx", "docx.Document(path).paragraphs (python-docx)"),)),
-    "xlwt": (("openpyxl", "write .xlsx instead: df.to_excel('out.xlsx') or openpyxl.Workbook()"),),
-    **dict.fromkeys(("xlrd", "pyxlsb", "pyexcel", "pyexcel_xls", "pyexcel_ods", "pyexcel_ods3", "ezodf"),
-                    (("pandas", "pandas.read_excel(path, sheet_name=None) reads .xlsx, .xls, .xlsb and .ods"),
-                     ("python_calamine", "python_calamine.CalamineWorkbook.from_path(path)"
-                                         ".get_sheet_by_index(0).to_python() gives the rows"))),
-    # tables
-    "pyarrow": (("fastparquet", "pandas.read_parquet(path) and df.to_parquet(path) work through fastparquet; "
-                                "Feather and ORC cannot be read here"),),
-    "polars": (("pandas", "the same with pandas: pd.read_csv / read_parquet / read_json"),),
-    "duckdb": (("sqlite3", "SQL on a DataFrame: df.to_sql('t', con := sqlite3.connect(':memory:')); "
-                           "pd.read_sql(query, con)"),),
-    # HTML and XML
-    **dict.fromkeys(("html5lib", "html2text", "markdownify", "requests_html"),
-                    (("bs4", "BeautifulSoup(html, 'lxml').get_text('\\n'); soup.find_all(...)"),
-                     ("lxml", "lxml.html / lxml.etree; pandas.read_html(path) for tables"))),
-    # images
-    **dict.fromkeys(("cv", "opencv", "opencv_python", "imutils"), (("cv2", "OpenCV (headless): import cv2"),)),
-    "image": (("PIL", "from PIL import Image"),),
-    **dict.fromkeys(("pyzbar", "zbar", "qreader"), (("cv2", "cv2.QRCodeDetector().detectAndDecode(img) reads "
-                                                           "a QR code"),)),
-    **dict.fromkeys(("segno", "pyqrcode"), (("qrcode", "qrcode.make(text).save('qr.png')"),)),
-    "barcode": (("reportlab", "reportlab.graphics.barcode.createBarcodeDrawing('Code128', value=...)"),),
-    # audio and video
-    **dict.fromkeys(("pydub", "audioread"), (_AUDIO, _MOVIEPY)),
-    "librosa": (_AUDIO, ("scipy", "scipy.signal (resample, spectrogram, filters) on soundfile's samples")),
-    **dict.fromkeys(("ffmpeg", "av", "ffmpy", "skvideo", "vidgear"), (_IMAGEIO, _MOVIEPY, _FFMPEG)),
-    # text
-    **dict.fromkeys(("chardet", "cchardet", "charamel"),
-                    (("charset_normalizer", "charset_normalizer.detect(raw_bytes): chardet's detect(), the same "
-                                            "dict; or charset_normalizer.from_path(path).best().encoding"),)),
-    **dict.fromkeys(("pkuseg", "spacy_pkuseg", "thulac", "lac", "hanlp", "snownlp"),
-                    (("jieba", "jieba.lcut(text) segments Chinese words"),)),
-    **dict.fromkeys(("nltk", "spacy", "textblob", "gensim"), (_TEXT, ("jieba", "jieba.lcut(text) for Chinese"))),
-    "unidecode": (("unicodedata", "unicodedata.normalize('NFKD', s).encode('ascii', 'ignore').decode()"),),
-    **dict.fromkeys(("magic", "filetype", "puremagic"), (("mimetypes", "mimetypes.guess_type(path)"),)),
-    "toml": (("tomllib", "tomllib.load(open(path, 'rb'))"),),
-    # archives
-    **dict.fromkeys(("py7zr", "rarfile", "patoolib", "unrar", "libarchive"), (_ARCHIVES,)),
-    # charts, models
-    **dict.fromkeys(("plotly", "bokeh", "altair", "pygal"), (_PLOTS,)),
-    "statsmodels": (("scipy", "scipy.stats (tests, regressions: linregress)"),
-                    ("sklearn", "sklearn.linear_model")),
-    **dict.fromkeys(("xgboost", "lightgbm", "catboost", "torch", "tensorflow", "keras", "jax"), (_ML,)),
-    # a dotted name that moved
-    "sklearn.externals.joblib": (("joblib", "import joblib"),),
-}
+Choice = tuple[str, str]  # an installed module, and the call that does the job with it
+
+
+def _load_alternatives() -> tuple[dict[str, tuple[Choice, ...]], dict[tuple[str, str], str], dict[str, Choice]]:
+    """resources/prompts/module_alternatives.json: what the model is offered is data, beside
+    the other texts it reads (its layout is described in the file)."""
+    table = json.loads(prompt_text("module_alternatives.json"))
+    shared = {name: tuple(choice) for name, choice in table["shared"].items()}
+    alternatives: dict[str, tuple[Choice, ...]] = {}
+    for rows in table["missing"].values():
+        for row in rows:
+            choices = tuple(shared[use] if isinstance(use, str) else tuple(use) for use in row["use"])
+            alternatives.update(dict.fromkeys(row["missing"], choices))
+    renamed = {(module, name): instead for module, names in table["renamed"].items() for name, instead in names.items()}
+    return alternatives, renamed, shared
+
+
+# ALTERNATIVES: installed modules that do the job of a missing one, each with the call that
+# does it. Keys are lowercased import names; only alternatives found installed are offered.
+# _RENAMED: `from MODULE import NAME` failing where MODULE is installed: the name it has here.
+ALTERNATIVES, _RENAMED, _SHARED = _load_alternatives()
 
 # What `pip install NAME` means as an import: where the two differ.
 _IMPORT_NAME = {
@@ -117,12 +63,6 @@ _IMPORT_NAME = {
     "odfpy": "odf", "pymupdf": "fitz", "pdfminer-six": "pdfminer", "python-dateutil": "dateutil",
     "imageio-ffmpeg": "imageio_ffmpeg", "charset-normalizer": "charset_normalizer", "ffmpeg-python": "ffmpeg",
     "fpdf2": "fpdf", "python-magic": "magic", "opencv": "cv2",
-}
-
-# `from MODULE import NAME` failing where MODULE is installed: the name it has here.
-_RENAMED = {
-    ("pypdf", "PdfFileReader"): "PdfReader", ("pypdf", "PdfFileWriter"): "PdfWriter",
-    **dict.fromkeys((("pypdf", "PdfFileMerger"), ("pypdf", "PdfMerger")), "PdfWriter (its append method)"),
 }
 
 
@@ -192,7 +132,7 @@ def _renamed(module: str, name: str) -> str:
         return texts["module_renamed"].format(module=module, name=name, instead=_RENAMED[(top, name)])
     if top == "moviepy" and installed("moviepy"):
         return texts["module_other_version"].format(module=module, name=name, version=_version("moviepy"),
-                                                    how=_MOVIEPY[1])
+                                                    how=_SHARED["moviepy"][1])
     return ""
 
 

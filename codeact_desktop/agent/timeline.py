@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from ..action_status import ActionStatus
 from ..store.history import Conversation
 from .actions import parse_reply
 from .attachments import split_user_text
@@ -13,6 +14,8 @@ from .attachments import split_user_text
 
 @dataclass
 class StoredOutput:
+    """One output of an action as the store keeps it, ready to be shown again."""
+
     kind: str  # stdout | stderr | text | html | image | error
     text: str
     image: bytes | None = None
@@ -21,6 +24,8 @@ class StoredOutput:
 
 @dataclass
 class Entry:
+    """One item of a conversation as shown: a message, an action with its outputs, or a notice."""
+
     type: str  # user | assistant | action | notice
     text: str = ""
     files: list[dict] = field(default_factory=list)  # user: the files sent with it
@@ -33,7 +38,7 @@ class Entry:
     def status(self) -> str:
         """An action's status; one still 'running' in the history was cut off by a crash."""
         status = (self.action or {}).get("status", "")
-        return "cancelled" if status == "running" else status
+        return ActionStatus.CANCELLED.value if status == ActionStatus.RUNNING else status
 
 
 def timeline(conversation: Conversation) -> list[Entry]:

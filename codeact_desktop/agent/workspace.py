@@ -23,6 +23,8 @@ Files = dict[str, tuple[int, int]]  # relative path -> (size, mtime_ns)
 
 @dataclass
 class Snapshot:
+    """The workspace's files at one moment (size and modification time), for telling what an action wrote."""
+
     files: Files = field(default_factory=dict)
     complete: bool = True  # False: the workspace holds more than MAX_ENTRIES entries
 

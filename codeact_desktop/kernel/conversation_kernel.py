@@ -21,6 +21,7 @@ from typing import Callable
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
+from .. import defaults
 from .execution import (INTERRUPT_GRACE_S, MAX_DISPLAYS_PER_RUN, MAX_KEPT_PER_RUN,  # noqa: F401 - re-exported
                         Execution, ExecutionResult, run_quietly)
 from .kernel_process import exit_reason, innermost_process, log_tail
@@ -391,7 +392,7 @@ class ConversationKernel:
         self,
         code: str,
         *,
-        timeout: float = 60.0,
+        timeout: float = defaults.ACTION_TIMEOUT_S,
         cancel: threading.Event | None = None,
         on_item: Callable[[OutputItem], None] | None = None,
         on_stream: Callable[[str, str], None] | None = None,

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import re
 
+from .. import defaults
 from ..resources import messages
 from .outputs import OutputItem, image_type, png_size
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
-
-# About 1,000 tokens: enough for a traceback or a DataFrame preview, small enough that
-# six turns fit an 8k context beside the system prompt.
-DEFAULT_BUDGET_CHARS = 4000
 
 
 def strip_ansi(text: str) -> str:
@@ -26,9 +23,7 @@ def item_text(item: OutputItem) -> str:
             return texts["image_placeholder"].format(width=size[0], height=size[1])
         if not item.data or image_type(item.data) == "png":
             return texts["image_placeholder_unknown"]
-        # Until resources/prompts/messages.json has the key (its owner adds it)
-        template = texts.get("image_placeholder_kind", "<image: {kind}, shown to the user>")
-        return template.format(kind=image_type(item.data).upper())
+        return texts["image_placeholder_kind"].format(kind=image_type(item.data).upper())
     if item.kind == "error":
         return strip_ansi("\n".join(item.traceback))
     if item.kind in ("html", "text") and item.plain:
@@ -51,7 +46,7 @@ def truncate_middle(text: str, budget: int) -> str:
     return text[:head_len] + marker + text[len(text) - tail_len :]
 
 
-def observation_text(items: list[OutputItem], budget: int = DEFAULT_BUDGET_CHARS) -> str:
+def observation_text(items: list[OutputItem], budget: int = defaults.OBSERVATION_CHARS) -> str:
     """The body of the observation; the caller adds the status lines and the prefix."""
     # Joined as the seed's executor did (outputs verbatim), with a line break only
     # where one item does not end in one.

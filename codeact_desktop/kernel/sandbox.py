@@ -36,6 +36,8 @@ REPORT_TIMEOUT_S = 30.0
 
 @dataclass
 class KernelLimits:
+    """What the kernel may use: memory, file size, processes, disk; applied at its start and watched."""
+
     address_space: int
     file_size: int = MAX_FILE_BYTES
     processes: int = 256  # on top of what the user already runs
@@ -111,7 +113,7 @@ def kernel_policy(venv: KernelVenv, workspace: Path, runtime: RuntimeDir, writab
         "write": _unique(_outermost([workspace, runtime.tmp, *writable])) + list(_DEVICES_WRITABLE),
         "network": network,
         "tmp": str(runtime.tmp),
-        "sockets": str(runtime.sockets),  # its own sockets only: see launcher.SOCKETS_ONLY
+        "sockets": str(runtime.sockets),  # its own sockets only: see restricted_start.SOCKETS_ONLY
         "site_dirs": layers,
         "start_folder": str(runtime.start_folder),
         "executable": str(venv.python),

@@ -19,6 +19,8 @@ _log = logging.getLogger(__name__)
 
 
 class KernelStatus(str, Enum):  # StrEnum, from Python 3.11 on
+    """Where a kernel is in its life, as sent to the window, the CLI and doctor."""
+
     def __str__(self) -> str:
         return self.value
 

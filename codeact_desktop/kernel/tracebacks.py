@@ -34,6 +34,8 @@ _NAME_ONLY = re.compile(r"[\w.]+:")
 
 @dataclass(frozen=True)
 class ErrorSummary:
+    """An error in a few words for the user and the model: the exception and the failing line."""
+
     exception: str  # "KeyError: 'month'": every line of a multi-line message
     line_number: int | None  # the failing line of the user's cell, None when not found
     code_line: str  # that line's code, stripped; "" when not found

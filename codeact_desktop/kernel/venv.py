@@ -29,7 +29,7 @@ LAYOUT_VERSION = 2
 
 
 class KernelVenvError(RuntimeError):
-    pass
+    """The kernel's Python environment could not be made or is not usable."""
 
 
 def base_interpreter() -> Path:
@@ -61,6 +61,8 @@ def base_layer_paths() -> list[Path]:
 
 @dataclass(frozen=True)
 class KernelVenv:
+    """The Python environment the kernel runs in, apart from the app's own."""
+
     root: Path
 
     @property

@@ -28,6 +28,8 @@ class BackendError(RuntimeError):
 
 @dataclass
 class GenerationParams:
+    """How to write one reply: its length, sampling and where it stops."""
+
     max_tokens: int = defaults.MAX_NEW_TOKENS
     temperature: float = defaults.TEMPERATURE
     top_p: float = 1.0
@@ -36,6 +38,8 @@ class GenerationParams:
 
 @dataclass
 class GenerationResult:
+    """One reply written, with why it ended and its token counts and timings."""
+
     text: str
     finish_reason: str  # "stop" | "length" | "cancelled"
     prompt_tokens: int = 0

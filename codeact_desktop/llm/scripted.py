@@ -10,14 +10,17 @@ import threading
 import time
 from typing import Callable
 
+from .. import defaults
 from .base import BackendInfo, ChatBackend, GenerationParams, GenerationResult, Message, ProgressHook
 
 Reply = str | Callable[[list[Message]], str]
 
 
 class ScriptedBackend(ChatBackend):
-    def __init__(self, replies: list[Reply], *, piece_chars: int = 4, piece_delay: float = 0.0, n_ctx: int = 8192,
-                 progress_steps: int = 0):
+    """A model that answers with the replies it was given, for tests, screenshots and benchmarks."""
+
+    def __init__(self, replies: list[Reply], *, piece_chars: int = 4, piece_delay: float = 0.0,
+                 n_ctx: int = defaults.N_CTX, progress_steps: int = 0):
         self.replies = list(replies)
         self.piece_chars = piece_chars
         self.piece_delay = piece_delay

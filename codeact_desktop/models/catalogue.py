@@ -10,6 +10,8 @@ from ..resources import resource_path
 
 @dataclass(frozen=True)
 class CatalogueEntry:
+    """A model the app offers to download: where it is on the Hub and what it needs."""
+
     id: str
     name: str
     repo: str

@@ -40,11 +40,13 @@ class DownloadError(Exception):
 
 
 class DownloadCancelled(DownloadError):
-    pass
+    """The user stopped the download; the partial file stays for a resume."""
 
 
 @dataclass
 class Progress:
+    """How far a download is, for the dialog's bar and its time left."""
+
     done: int
     total: int
     bytes_per_s: float
@@ -74,6 +76,8 @@ def _progress_bar(progress: ProgressHook | None, cancel: threading.Event | None)
     from huggingface_hub.utils import tqdm as hf_tqdm
 
     class Bar(hf_tqdm):
+        """huggingface_hub's progress bar, silent: it reports to ``progress`` and raises when cancelled."""
+
         def __init__(self, *args, **kwargs):
             kwargs["disable"] = True  # no terminal output from the library
             super().__init__(*args, **kwargs)

@@ -23,11 +23,13 @@ _SPECIAL_TOKEN_TYPES = (3, 4)
 
 
 class GGUFError(ValueError):
-    pass
+    """The file is not a GGUF this app can read; the message says why in plain words."""
 
 
 @dataclass
 class GGUFInfo:
+    """What a GGUF's header says, read without loading its weights."""
+
     path: Path
     size: int
     version: int

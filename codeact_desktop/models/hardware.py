@@ -38,6 +38,8 @@ UNIFIED_GPU_SHARE = 0.75
 
 @dataclass
 class Hardware:
+    """The memory and GPU devices this machine has now, as the load plan sees them."""
+
     ram_total: int
     ram_available: int
     offload_backends: list[str] = field(default_factory=list)  # empty: no GPU device found (the CPU is used)
@@ -106,6 +108,8 @@ def detect_hardware() -> Hardware:
 
 @dataclass
 class LoadPlan:
+    """How a model will be loaded (layers on the GPU, context, KV cache type), with the reasons shown to the user."""
+
     n_gpu_layers: int  # -1 all, 0 none
     n_ctx: int
     memory_needed: int

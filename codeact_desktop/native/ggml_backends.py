@@ -31,6 +31,8 @@ _CORE = {"base", "cpu"}  # ggml-base is not a backend; ggml-cpu is reported by v
 
 @dataclass(frozen=True)
 class Device:
+    """One device ggml can compute on, with its memory as ggml reports it."""
+
     name: str  # "Vulkan0", "CUDA0", "CPU"
     description: str  # "NVIDIA GeForce RTX 4070", "llvmpipe (LLVM 15.0.6, 256 bits)"
     kind: str  # CPU, GPU, IGPU, ACCEL

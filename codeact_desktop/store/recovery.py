@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import time
 
+from ..action_status import ActionStatus
 from ..resources import messages
 from .history import HistoryStore
+
+_UNFINISHED = (ActionStatus.PROPOSED.value, ActionStatus.RUNNING.value)
 
 
 def _alive(pid: int | None) -> bool:
@@ -27,7 +30,7 @@ def _alive(pid: int | None) -> bool:
 def recover_interrupted(store: HistoryStore) -> int:
     """Marks actions cut off by a kill; returns how many turns were recovered."""
     rows = store.query("SELECT id, conversation_id, message_id, owner FROM actions"
-                       " WHERE status IN ('proposed', 'running') ORDER BY conversation_id, message_id")
+                       " WHERE status IN (?, ?) ORDER BY conversation_id, message_id", _UNFINISHED)
     cut = [r for r in rows if not _alive(r["owner"])]
     if not cut:
         return 0
@@ -36,8 +39,8 @@ def recover_interrupted(store: HistoryStore) -> int:
     now = time.time()
     with store.transaction() as db:
         for row in cut:
-            db.execute("UPDATE actions SET status = 'interrupted', observation = ?, detail = ?, finished = ?"
-                       " WHERE id = ?", (observation, "the app was killed", now, row["id"]))
+            db.execute("UPDATE actions SET status = ?, observation = ?, detail = ?, finished = ? WHERE id = ?",
+                       (ActionStatus.INTERRUPTED.value, observation, "the app was killed", now, row["id"]))
         for conv_id in dict.fromkeys(r["conversation_id"] for r in cut):
             last = db.execute("SELECT kind FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT 1",
                               (conv_id,)).fetchone()

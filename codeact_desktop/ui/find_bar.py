@@ -16,6 +16,8 @@ from .chat_view import ChatView
 
 @dataclass
 class Match:
+    """One place the searched text was found: the widget and where in its text."""
+
     widget: QWidget
     start: int
     length: int
@@ -67,6 +69,8 @@ def select(match: Match) -> None:
 
 
 class FindBar(QWidget):
+    """The bar above the chat that finds text in the conversation and steps through the matches."""
+
     closed = Signal()
 
     def __init__(self, chat: ChatView, parent=None):
@@ -142,6 +146,8 @@ class FindBar(QWidget):
 
 
 class FindField(QLineEdit):
+    """The bar's text field: Enter asks for the next match, Shift+Enter the previous one."""
+
     next_requested = Signal(int)  # +1 or -1
 
     def keyPressEvent(self, event):  # noqa: N802

@@ -9,6 +9,8 @@ from PySide6.QtWidgets import QLayout, QLayoutItem
 
 
 class FlowLayout(QLayout):
+    """Lays its items out left to right (or right-aligned), wrapping to a new row when one is full."""
+
     def __init__(self, parent=None, spacing: int = 6, align_right: bool = False):
         super().__init__(parent)
         self._items: list[QLayoutItem] = []

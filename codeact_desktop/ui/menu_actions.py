@@ -10,6 +10,8 @@ from PySide6.QtWidgets import QMainWindow
 
 
 class MenuItem(NamedTuple):
+    """One row of the menu table: where it goes, its text, the window method it calls, its shortcut."""
+
     menu: str
     text: str | None  # None: a separator
     slot: str = ""  # a method of the window, called with no arguments

@@ -42,6 +42,8 @@ def _hint(text: str) -> QLabel:
 
 
 class SettingsDialog(QDialog):
+    """The Settings window; the caller reads the edited settings with result_settings() after OK."""
+
     def __init__(self, settings: Settings, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Settings")

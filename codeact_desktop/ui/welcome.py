@@ -42,6 +42,8 @@ def _label(text: str = "", name: str = "") -> QLabel:
 
 
 class WelcomePage(QWidget):
+    """The page shown when no model is chosen: it offers the catalogue, a GGUF file or a server."""
+
     download_requested = Signal(object)  # CatalogueEntry
     use_file_requested = Signal(object)  # Path of a verified download
     pick_file_requested = Signal()

@@ -16,6 +16,8 @@ SHOW_TOKENS_FROM = 256  # below that, reading is over before a count means anyth
 
 
 class WorkingIndicator(QLabel):
+    """Says what the model is doing (reading, with tokens, then writing) and for how long."""
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setObjectName("workingIndicator")
