@@ -42,7 +42,7 @@ from codeact_desktop.llm.base import GenerationParams
 from codeact_desktop.llm.llama_inprocess import LlamaCppBackend
 
 model, threads, prompt_tokens, new_tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-backend = LlamaCppBackend(model, n_ctx=2048, n_gpu_layers=0, n_threads=threads)
+backend = LlamaCppBackend(model, n_ctx=2048, n_gpu_layers=0, n_threads=threads, flash_attention=True)
 words = "the quick brown fox jumps over a lazy dog while seven wizards quietly judge boxing".split()
 
 def prompt(run, n):
@@ -81,7 +81,7 @@ def find_build() -> Path:
 
 def native_once(model: Path, build: Path, threads: int) -> tuple[float, float]:
     return llama_bench(build, model, threads=threads, layers=0, prompt=PROMPT_TOKENS, generate=NEW_TOKENS,
-                       flags=("-fa", "0"))
+                       flags=("-fa", "1"))  # flash attention, as the app's path has by default
 
 
 def memory_bandwidth(threads: int, size: int = 1 << 30, rounds: int = 5) -> float:
@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     model = args.model or gguf_path()
-    build = args.build or find_build()
+    build = (args.build or find_build()).resolve()  # llama-bench runs in it
     app = subprocess.Popen([sys.executable, "-c", _APP, str(model), str(args.threads), str(PROMPT_TOKENS),
                             str(NEW_TOKENS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
                            env={**os.environ, "LLAMA_CPP_LIB_PATH": str(build)})
