@@ -52,7 +52,7 @@ def _texts(value):
 def test_no_module_spells_a_text_of_the_resource_files():
     texts = {t for t in [*_texts(MESSAGES), *_texts(ALTERNATIVES)] if len(t) > 20}
     texts |= {t.strip() for t in texts}  # a marker's words without the line breaks around it
-    spelled = [(path.relative_to(ROOT).as_posix(), text)
-               for path in (ROOT / "codeact_desktop").rglob("*.py")
-               for text in texts if text in path.read_text(encoding="utf-8")]
+    sources = {path.relative_to(ROOT).as_posix(): path.read_text(encoding="utf-8")
+               for path in (ROOT / "codeact_desktop").rglob("*.py")}
+    spelled = [(name, text) for name, source in sources.items() for text in texts if text in source]
     assert spelled == []
