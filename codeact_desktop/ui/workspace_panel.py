@@ -72,11 +72,10 @@ class WorkspacePanel(QWidget):
     save_failed = Signal(str)
     open_refused = Signal(str)
 
-    def __init__(self, background: BackgroundWork | None = None, parent=None):
-        """``background``: the window's, so quitting waits for a save still copying; a panel
-        shown on its own gets one of its own."""
+    def __init__(self, background: BackgroundWork, parent=None):
+        """``background``: the window's, so quitting waits for a save still copying."""
         super().__init__(parent)
-        self.background = background if background is not None else BackgroundWork(self)
+        self.background = background
         self.save_failed.connect(lambda text: QMessageBox.warning(self, "Could not save", text))
         self.open_refused.connect(lambda text: QMessageBox.information(self, "Not opened", text))
         self.setObjectName("workspacePanel")

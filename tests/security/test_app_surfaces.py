@@ -125,6 +125,7 @@ def test_6_attachments_are_never_written_through_planted_links(conversations, se
 def test_6_the_files_panel_neither_follows_links_nor_opens_runnable_files(conversations, secret_file, qtbot,
                                                                           monkeypatch, tmp_path):
     from codeact_desktop.ui import workspace_panel as panel_module
+    from codeact_desktop.ui.background import BackgroundWork
 
     a = conversations()
     # A file the code wrote (so it is listed), then swapped for a link to the user's key
@@ -137,7 +138,7 @@ open('launch.desktop', 'w').write('[Desktop Entry]\\nType=Application\\nExec=sh 
 open('notes.txt', 'w').write('fine')
 open('tool', 'w').write('#!/bin/sh\\necho hi\\n'); os.chmod('tool', 0o755)
 """)
-    panel = panel_module.WorkspacePanel()
+    panel = panel_module.WorkspacePanel(BackgroundWork())
     qtbot.addWidget(panel)
     opened, refused = [], []
     monkeypatch.setattr(panel_module.QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()))
