@@ -70,3 +70,30 @@ def test_bad_files_get_a_clear_message(tmp_path, gguf_path, make, message):
     make(path, gguf_path)
     with pytest.raises(GGUFError, match=message):
         inspect_gguf(path)
+
+
+def test_a_token_past_the_first_megabyte_of_the_vocabulary_is_found(tmp_path):
+    """The header is read a megabyte at a time: the token's index must survive the refills,
+    and a file cut inside the vocabulary is still called truncated."""
+    import gguf
+
+    tokens = [f"token-{i:06d}-{'x' * (i % 23)}" for i in range(300_000)]
+    tokens[250_001] = "<|im_end|>"
+    types = [gguf.TokenType.NORMAL] * len(tokens)
+    types[250_001] = gguf.TokenType.CONTROL
+    path = tmp_path / "big-vocabulary.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_token_list(tokens)
+    writer.add_token_types(types)
+    writer.add_tensor("output.weight", np.zeros((4, 64), dtype=np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    info = inspect_gguf(path)
+    assert info.metadata["GGUF.im_end_index"] == 250_001 and info.im_end == "special"
+    assert info.parameter_count == 4 * 64
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(path.read_bytes()[:3_000_000])  # inside the token list
+    with pytest.raises(GGUFError, match="truncated"):
+        inspect_gguf(cut)
