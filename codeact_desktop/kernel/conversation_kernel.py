@@ -14,12 +14,14 @@ import shutil
 import sys
 import tempfile
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+from jupyter_client.provisioning import LocalProvisioner
 
 from .. import defaults
 from .execution import (INTERRUPT_GRACE_S, MAX_DISPLAYS_PER_RUN, MAX_KEPT_PER_RUN,  # noqa: F401 - re-exported
@@ -210,6 +212,11 @@ class ConversationKernel:
             km = KernelManager(kernel_name="codeact", kernel_spec_manager=_OneKernelSpec(spec),
                                transport=self.transport)
             km.connection_file = str(runtime.connection_file)
+            # Always a local process: named here, jupyter_client does not look through every
+            # installed package's entry points for provisioners (a file read per package,
+            # 50 ms of the first start while the window's build wants the GIL).
+            km.kernel_id = str(uuid.uuid4())
+            km.provisioner = LocalProvisioner(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km)
             if self.transport == "ipc":
                 km.ip = str(runtime.sockets / "k")
             # The kernel's own stdout and stderr go to a log the app reads on failure, never to

@@ -220,14 +220,31 @@ def _unique(paths) -> list[str]:
 
 
 def _user_process_count() -> int:
+    """The user's processes now (RLIMIT_NPROC counts them all, not the kernel's alone)."""
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    if sys.platform == "linux":
+        # /proc/<pid> belongs to the process's user: one stat each, where psutil reads three
+        # files per process (20 ms with 66 processes, each read waiting for the GIL again
+        # while the window's build holds it).
+        try:
+            with os.scandir("/proc") as entries:
+                return sum(1 for entry in entries if entry.name.isdigit() and _owner(entry) == uid)
+        except OSError:
+            pass
     import psutil
 
-    uid = os.getuid() if hasattr(os, "getuid") else None
     try:
         return sum(1 for p in psutil.process_iter(["uids"])
                    if uid is None or (p.info["uids"] and p.info["uids"].real == uid))
     except psutil.Error:
         return 1024
+
+
+def _owner(entry: os.DirEntry) -> int | None:
+    try:
+        return entry.stat(follow_symlinks=False).st_uid
+    except OSError:  # the process ended meanwhile
+        return None
 
 
 _NAMESPACES = ("mnt", "pid", "net", "ipc", "user")

@@ -114,3 +114,15 @@ def test_macos_profile_denies_by_default_and_quotes_paths(tmp_path):
     # the network on opens IP, not every Unix socket
     assert "(allow network*)" not in online and "(remote unix" not in online and "(local unix" not in online
     assert online.count("(") == online.count(")")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the /proc count is Linux's")
+def test_the_users_processes_are_counted_as_psutil_counts_them(monkeypatch):
+    """Linux counts the owners of /proc's folders; other systems ask psutil. The process
+    limit is the user's count plus the kernel's share, so both must agree."""
+    from codeact_desktop.kernel import sandbox
+
+    from_proc = sandbox._user_process_count()
+    monkeypatch.setattr(sandbox.sys, "platform", "darwin")
+    from_psutil = sandbox._user_process_count()
+    assert from_proc > 1 and abs(from_proc - from_psutil) <= 3  # processes come and go meanwhile
