@@ -104,13 +104,16 @@ class EarlyStart:
 
 def start_early(paths: AppPaths, store: HistoryStore, load_backend: Callable[[], ChatBackend] | None,
                 *, open_conversation: bool = True) -> EarlyStart:
-    model = None
-    if load_backend is not None:
-        model = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load").submit(load_backend)
-    if load_backend is None or not open_conversation:  # nothing opens before a model, or files open a new one
-        return EarlyStart(model, None, None)
-    # The top of the window's list (sidebar.choose_first), or the new conversation it would make.
-    rows = store.list_conversations()
-    conversation = store.open_conversation(rows[0]["id"]) if rows else store.create_conversation(paths.workspaces)
-    kernel = start_kernel(paths, conversation.workspace, network=conversation.network_allowed())
-    return EarlyStart(model, conversation.id, kernel)
+    if load_backend is None:
+        return EarlyStart(None, None, None)
+    kernel = conversation_id = None
+    if open_conversation:  # files open a new conversation instead
+        # The top of the window's list (sidebar.choose_first), or the new conversation it would make.
+        rows = store.list_conversations()
+        conversation = store.open_conversation(rows[0]["id"]) if rows else store.create_conversation(paths.workspaces)
+        # The kernel first: it is the slower of the two, and its start wants the GIL for a
+        # moment before its own process takes over.
+        kernel = start_kernel(paths, conversation.workspace, network=conversation.network_allowed())
+        conversation_id = conversation.id
+    model = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load").submit(load_backend)
+    return EarlyStart(model, conversation_id, kernel)

@@ -50,8 +50,8 @@ log = logging.getLogger(__name__)
 FILES_PANEL_MIN_WINDOW = 1100  # px: narrower, and the Files panel folds away
 FILES_PANEL_WIDTH = 260
 SIDEBAR_WIDTH = 220
-CLOSE_WAIT_MS = 10_000
-WARM_UP_MS = 300  # after the first paint  # a delete or an export still running when the window closes
+CLOSE_WAIT_MS = 10_000  # a delete or an export still running when the window closes
+WARM_UP_MS = 300
 
 
 class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMainWindow):
@@ -88,8 +88,6 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
         self.setAcceptDrops(True)
         apply_theme(settings.theme)
         follow_system(lambda: self.settings.theme)
-        # pygments compiles its rules on first use (0.1 s): once the window is up, not mid-stream.
-        QTimer.singleShot(WARM_UP_MS, lambda: highlighted_html("x = 1"))
         self.models = ModelSetup(paths, lambda: self.settings, self, self.background)
         self.models.ready.connect(self._on_backend_ready)
         self.models.failed.connect(self._on_backend_failed)
@@ -103,6 +101,7 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
         if load_backend is None:
             self.status.set_model("No model yet")
             self.show_models()
+            self._warm_up()
         else:
             self.status.set_model("Loading the model…")
             self.models.load(load_backend, {})
@@ -421,6 +420,13 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
             milestone(what)
             if not self._start_up:
                 milestone("conversation usable")
+                self._warm_up()
+
+    def _warm_up(self) -> None:
+        """pygments compiles its Python rules on first use (0.04 s alone), on the UI thread
+        and holding the GIL that the model's load and the kernel's start want too: so once
+        those are done (or there is no model to load), and not in the middle of a reply."""
+        QTimer.singleShot(WARM_UP_MS, lambda: highlighted_html("x = 1"))
 
     def _on_busy(self, controller: ConversationController, busy: bool) -> None:
         self.keep_alive.used(controller.conversation.id)

@@ -11,7 +11,8 @@ from codeact_desktop.engine import start_early
 from codeact_desktop.llm.scripted import ScriptedBackend
 from codeact_desktop.settings import Settings
 from codeact_desktop.store.history import HistoryStore
-from codeact_desktop.ui.main_window import MainWindow
+from codeact_desktop.ui import main_window
+from codeact_desktop.ui.main_window import WARM_UP_MS, MainWindow
 
 from ._helpers import send, wait_idle
 
@@ -81,6 +82,26 @@ def test_start_early_starts_the_kernel_the_window_then_uses(qtbot, app_paths, tm
         loaded.set()
         win.close()
     qtbot.waitUntil(lambda: not early.kernel.is_alive, timeout=30_000)  # closed with the window
+
+
+def test_the_highlighter_warms_up_once_the_conversation_is_usable(qtbot, app_paths, tmp_path, monkeypatch):
+    """pygments compiles its rules on first use, holding the GIL: not while the model loads
+    and the kernel starts, which want it too."""
+    warmed = []
+    monkeypatch.setattr(main_window, "highlighted_html", warmed.append)
+    load, loaded = _slow_model(["Hi."])
+    win = MainWindow(HistoryStore(tmp_path / "history.sqlite3"), app_paths, load, Settings())
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        qtbot.waitUntil(lambda: win.current is not None and win.current.kernel.is_alive, timeout=60_000)
+        qtbot.wait(WARM_UP_MS + 500)
+        assert warmed == []  # the model is still loading
+        loaded.set()
+        qtbot.waitUntil(lambda: warmed == ["x = 1"], timeout=30_000)
+    finally:
+        loaded.set()
+        win.close()
 
 
 def test_files_given_at_start_skip_the_early_conversation(app_paths, tmp_path):
