@@ -83,6 +83,9 @@ def _count(n: int) -> str:
 
 _U64 = struct.Struct("<Q")
 _CHUNK = 1 << 20
+# More entries than any model has (a vocabulary of 262k tokens, a few thousand tensors): a
+# header that claims more is refused at once, not walked for minutes, 8 bytes at a time.
+_MAX_COUNT = 1 << 24
 
 
 class _Reader:
@@ -142,9 +145,16 @@ class _Reader:
     def skip_string(self) -> None:
         self.skip(self.scalar("<Q"))
 
+    def count(self) -> int:
+        """How many entries follow: of an array, of the keys, of the tensors."""
+        n = self.scalar("<Q")
+        if n > _MAX_COUNT:
+            raise GGUFError(f"it claims {n:,} entries where a model has at most thousands")
+        return n
+
     def find_in_strings(self, needle: bytes) -> int:
         """Reads an array of strings (after its type) and returns the index of needle, or -1."""
-        count, found, wanted = self.scalar("<Q"), -1, len(needle)
+        count, found, wanted = self.count(), -1, len(needle)
         unpack, buf, pos = _U64.unpack_from, self.buf, self.pos  # the hot loop: locals
         for i in range(count):
             if pos + 8 > len(buf):
@@ -172,24 +182,29 @@ class _Reader:
             raise GGUFError("an array runs past the end of the file")
         return self.take(count * 4)
 
-    def value(self, vtype: int):
+    def value(self, vtype: int, depth: int = 0):
         if vtype in _SCALARS:
             return self.scalar(_SCALARS[vtype])
         if vtype == _STRING:
             return self.string()
         if vtype == _ARRAY:
-            etype, count = self.scalar("<I"), self.scalar("<Q")
+            if depth > 2:  # no model nests arrays; a file of nothing else would exhaust the stack
+                raise GGUFError("its arrays are nested too deep")
+            etype = self.scalar("<I")
             if etype in _SCALARS:
+                count = self.scalar("<Q")
                 width = struct.calcsize(_SCALARS[etype])
                 if count * width > self.size:
                     raise GGUFError("an array runs past the end of the file")
                 self.skip(count * width)
             elif etype == _STRING:
+                count = self.count()
                 for _ in range(count):
                     self.skip_string()
             else:
+                count = self.count()
                 for _ in range(count):
-                    self.value(etype)
+                    self.value(etype, depth + 1)
             return f"<array of {count}>"
         raise GGUFError(f"unknown value type {vtype}")
 
@@ -273,7 +288,7 @@ def _read_header(r: _Reader) -> tuple[dict, int]:
     version = r.scalar("<I")
     if version not in (2, 3):
         raise GGUFError(f"GGUF version {version} is not supported (2 and 3 are)")
-    n_tensors, n_kv = r.scalar("<Q"), r.scalar("<Q")
+    n_tensors, n_kv = r.count(), r.count()
     meta: dict = {"GGUF.version": version, "GGUF.tensor_count": n_tensors}
     for _ in range(n_kv):
         key = r.string()

@@ -97,3 +97,39 @@ def test_a_token_past_the_first_megabyte_of_the_vocabulary_is_found(tmp_path):
     cut.write_bytes(path.read_bytes()[:3_000_000])  # inside the token list
     with pytest.raises(GGUFError, match="truncated"):
         inspect_gguf(cut)
+
+
+def _header(*entries: bytes, n_kv: int = 1) -> bytes:
+    import struct
+
+    return b"GGUF" + struct.pack("<IQQ", 3, 0, n_kv) + b"".join(entries)
+
+
+def _key(name: str) -> bytes:
+    import struct
+
+    return struct.pack("<Q", len(name)) + name.encode()
+
+
+@pytest.mark.parametrize("body, message", [
+    # a vocabulary of 2^40 empty strings: 8 bytes each, minutes to walk
+    (lambda s: _header(_key("tokenizer.ggml.tokens") + s.pack("<IIQ", 9, 8, 1 << 40)), "entries"),
+    (lambda s: _header(_key("tokenizer.ggml.merges") + s.pack("<IIQ", 9, 8, 1 << 40)), "entries"),
+    (lambda s: _header(n_kv=1 << 50), "entries"),
+    # arrays of arrays, 5,000 deep: the stack, not the file, would run out
+    (lambda s: _header(_key("general.nested") + s.pack("<I", 9) + s.pack("<IQ", 9, 1) * 5000), "nested"),
+], ids=["vocabulary", "merges", "keys", "nested arrays"])
+def test_a_hostile_header_is_refused_at_once(tmp_path, body, message):
+    """A dropped .gguf is read before anything asks the user: what its header claims is
+    bounded, so a small file cannot hold a worker (and the GIL) for minutes."""
+    import struct
+    import time
+
+    path = tmp_path / "hostile.gguf"
+    with open(path, "wb") as f:
+        f.write(body(struct))
+        f.truncate(1 << 30)  # a gigabyte of zeros, sparse: no disk used
+    started = time.monotonic()
+    with pytest.raises(GGUFError, match=message):
+        inspect_gguf(path)
+    assert time.monotonic() - started < 1
