@@ -83,9 +83,10 @@ def _count(n: int) -> str:
 
 _U64 = struct.Struct("<Q")
 _CHUNK = 1 << 20
-# More entries than any model has (a vocabulary of 262k tokens, a few thousand tensors): a
-# header that claims more is refused at once, not walked for minutes, 8 bytes at a time.
-_MAX_COUNT = 1 << 24
+# More than any model has (a vocabulary of 262k tokens, about 50 keys, a few thousand
+# tensors): a header that claims more is refused at once, not walked for minutes. Each
+# bound keeps the worst walk to a few seconds.
+_MAX_ENTRIES, _MAX_KEYS, _MAX_TENSORS = 1 << 24, 1 << 16, 1 << 20
 
 
 class _Reader:
@@ -145,11 +146,11 @@ class _Reader:
     def skip_string(self) -> None:
         self.skip(self.scalar("<Q"))
 
-    def count(self) -> int:
-        """How many entries follow: of an array, of the keys, of the tensors."""
+    def count(self, limit: int = _MAX_ENTRIES, what: str = "entries in an array") -> int:
+        """How many follow: entries of an array, keys, or tensors."""
         n = self.scalar("<Q")
-        if n > _MAX_COUNT:
-            raise GGUFError(f"it claims {n:,} entries where a model has at most thousands")
+        if n > limit:
+            raise GGUFError(f"it claims {n:,} {what}, more than any model has")
         return n
 
     def find_in_strings(self, needle: bytes) -> int:
@@ -288,7 +289,7 @@ def _read_header(r: _Reader) -> tuple[dict, int]:
     version = r.scalar("<I")
     if version not in (2, 3):
         raise GGUFError(f"GGUF version {version} is not supported (2 and 3 are)")
-    n_tensors, n_kv = r.count(), r.count()
+    n_tensors, n_kv = r.count(_MAX_TENSORS, "tensors"), r.count(_MAX_KEYS, "keys")
     meta: dict = {"GGUF.version": version, "GGUF.tensor_count": n_tensors}
     for _ in range(n_kv):
         key = r.string()

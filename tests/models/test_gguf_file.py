@@ -115,10 +115,11 @@ def _key(name: str) -> bytes:
     # a vocabulary of 2^40 empty strings: 8 bytes each, minutes to walk
     (lambda s: _header(_key("tokenizer.ggml.tokens") + s.pack("<IIQ", 9, 8, 1 << 40)), "entries"),
     (lambda s: _header(_key("tokenizer.ggml.merges") + s.pack("<IIQ", 9, 8, 1 << 40)), "entries"),
-    (lambda s: _header(n_kv=1 << 50), "entries"),
+    (lambda s: _header(n_kv=1 << 50), "keys"),
+    (lambda s: b"GGUF" + s.pack("<IQQ", 3, 1 << 24, 0), "tensors"),
     # arrays of arrays, 5,000 deep: the stack, not the file, would run out
     (lambda s: _header(_key("general.nested") + s.pack("<I", 9) + s.pack("<IQ", 9, 1) * 5000), "nested"),
-], ids=["vocabulary", "merges", "keys", "nested arrays"])
+], ids=["vocabulary", "merges", "keys", "tensors", "nested arrays"])
 def test_a_hostile_header_is_refused_at_once(tmp_path, body, message):
     """A dropped .gguf is read before anything asks the user: what its header claims is
     bounded, so a small file cannot hold a worker (and the GIL) for minutes."""
