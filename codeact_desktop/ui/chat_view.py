@@ -228,8 +228,7 @@ class ChatView(QScrollArea):
         elif isinstance(event, ev.ActionProposed):
             card = self._pending_card or self._add(CodeCard(event.code))
             self._pending_card = None
-            card.action_id = event.action_id
-            card.set_code(event.code)
+            card.set_action(event.action_id, event.code)
             self.cards[event.action_id] = card
         elif isinstance(event, ev.ActionStarted):
             card = self.cards[event.action_id]
@@ -339,10 +338,9 @@ class ChatView(QScrollArea):
             elif entry.type == "notice":
                 self.add_notice(entry.text, error=entry.error)
             elif entry.type == "action":
-                card = self._add(CodeCard(entry.text))
+                card = self._add(CodeCard(entry.text, action_id=entry.action["id"]))
                 if getattr(entry, "edited", False):
                     card.mark_edited()
-                card.action_id = entry.action["id"]
                 self.cards[card.action_id] = card
                 for out in entry.outputs:
                     if out.kind in ("stdout", "stderr"):

@@ -66,12 +66,13 @@ class CodeCard(QFrame):
 
     decided = Signal(str, bool, object)  # action id, run?, the user's edited code or None
 
-    def __init__(self, code: str = "", parent=None):
+    def __init__(self, code: str = "", parent=None, *, action_id: str = ""):
+        """``action_id``: empty while the model is still writing the code (``set_action``)."""
         super().__init__(parent)
         self.choice = ""
         self.setObjectName("codeCard")
         self.setFrameShape(QFrame.StyledPanel)
-        self.action_id = ""
+        self.action_id = action_id
         self.status: str = WRITING
         self._started: float | None = None
         self.streams: dict[str, StreamView] = {}
@@ -141,6 +142,11 @@ class CodeCard(QFrame):
         self.set_code(code)
 
     # -- code and status ------------------------------------------------------------
+
+    def set_action(self, action_id: str, code: str) -> None:
+        """The action this card shows, once the model has finished writing its code."""
+        self.action_id = action_id
+        self.set_code(code)
 
     def set_code(self, code: str) -> None:
         self.code = code
