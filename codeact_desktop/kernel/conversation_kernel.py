@@ -285,6 +285,16 @@ class ConversationKernel:
         return not self._ready.is_set()
 
     @property
+    def runtime_dir(self) -> RuntimeDir | None:
+        """This start's private folder (its sockets, connection file, temp): None before it."""
+        return self._runtime_dir
+
+    @property
+    def policy(self) -> dict:
+        """What this start's launcher was told to apply (a copy)."""
+        return dict(self._policy)
+
+    @property
     def is_alive(self) -> bool:
         km = self._km
         return km is not None and km.is_alive()

@@ -75,7 +75,7 @@ for name in ('.matplotlib', '.local'):
 """
     observation = a.act(probe)
     assert "WROTE" not in observation and observation.count("refused") == 2, observation
-    assert str(victim) not in json.dumps(a.kernel._policy)
+    assert str(victim) not in json.dumps(a.kernel.policy)
     # The next start of the app prepares the home again: nothing is written through the links.
     kernel_env(app_paths, kernel_venv, a.workspace)
     assert list(victim.iterdir()) == []

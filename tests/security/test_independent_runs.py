@@ -47,7 +47,7 @@ def test_d_the_app_never_follows_a_link_in_the_kernels_socket_folder(conversatio
         a = conversations()
         observation = a.act(f"""
 import os
-folder = {str(a.kernel._runtime_dir.sockets)!r}  # its own sockets: the app connects to these
+folder = {str(a.kernel.runtime_dir.sockets)!r}  # its own sockets: the app connects to these
 for name in os.listdir(folder):
     try:
         os.unlink(os.path.join(folder, name)); os.symlink({str(listener_path)!r}, os.path.join(folder, name))
@@ -194,7 +194,7 @@ def test_run2_sockets_count_in_the_entry_budget(conversations):
     observation = a.act(f"""
 import os, socket, time
 for i in range(60_000):
-    s = socket.socket(socket.AF_UNIX); s.bind(os.path.join({str(a.kernel._runtime_dir.sockets)!r}, f'z{{i}}')); s.close()
+    s = socket.socket(socket.AF_UNIX); s.bind(os.path.join({str(a.kernel.runtime_dir.sockets)!r}, f'z{{i}}')); s.close()
 time.sleep(20)
 """)
     assert a.last["status"] == "died" and "files, over its 20,000 limit" in observation, observation

@@ -179,12 +179,12 @@ def test_2_a_layer_that_did_not_take_is_caught_from_outside(conversations, monke
 
 def test_3_another_kernel_cannot_be_seen_signalled_or_connected_to(conversations):
     a, b = conversations(), conversations()
-    b_socket = next(Path(b.kernel._runtime_dir.sockets).glob("k-*"))
+    b_socket = next(Path(b.kernel.runtime_dir.sockets).glob("k-*"))
     b_pid = _kernel_pid(b.kernel)
     observation = a.act(f"""
 import os, socket, glob
 seen = [open(f).read() for f in glob.glob('/proc/[0-9]*/cmdline')]
-print('processes', len(seen), 'others', sum('cak-' in s and {str(b.kernel._runtime_dir.root)!r} in s for s in seen))
+print('processes', len(seen), 'others', sum('cak-' in s and {str(b.kernel.runtime_dir.root)!r} in s for s in seen))
 for attempt in ('connect', 'signal'):
     try:
         if attempt == 'connect':
