@@ -86,7 +86,8 @@ _CHUNK = 1 << 20
 # More than any model has (a vocabulary of 262k tokens, about 50 keys, a few thousand
 # tensors): a header that claims more is refused at once, not walked for minutes. Each
 # bound keeps the worst walk to a few seconds.
-_MAX_ENTRIES, _MAX_KEYS, _MAX_TENSORS = 1 << 24, 1 << 16, 1 << 20
+_MAX_ENTRIES, _MAX_KEYS, _MAX_TENSORS, _MAX_NESTED = 1 << 24, 1 << 16, 1 << 20, 1 << 16
+_MAX_STRING = 1 << 20
 
 
 class _Reader:
@@ -141,6 +142,9 @@ class _Reader:
         n = self.scalar("<Q")
         if n > self.size:
             raise GGUFError("a string length runs past the end of the file")
+        if n > _MAX_STRING:  # a chat template is tens of kilobytes; more is not kept in memory
+            self.skip(n)
+            return ""
         return self.take(n).decode("utf-8", "replace")
 
     def skip_string(self) -> None:
@@ -178,7 +182,7 @@ class _Reader:
 
     def int_array(self) -> bytes:
         """An array of 32-bit ints (after its type), raw, for a lookup later."""
-        count = self.scalar("<Q")
+        count = self.count()
         if count * 4 > self.size:
             raise GGUFError("an array runs past the end of the file")
         return self.take(count * 4)
@@ -189,25 +193,30 @@ class _Reader:
         if vtype == _STRING:
             return self.string()
         if vtype == _ARRAY:
-            if depth > 2:  # no model nests arrays; a file of nothing else would exhaust the stack
-                raise GGUFError("its arrays are nested too deep")
-            etype = self.scalar("<I")
-            if etype in _SCALARS:
-                count = self.scalar("<Q")
-                width = struct.calcsize(_SCALARS[etype])
-                if count * width > self.size:
-                    raise GGUFError("an array runs past the end of the file")
-                self.skip(count * width)
-            elif etype == _STRING:
-                count = self.count()
-                for _ in range(count):
-                    self.skip_string()
-            else:
-                count = self.count()
-                for _ in range(count):
-                    self.value(etype, depth + 1)
-            return f"<array of {count}>"
+            return self.array(self.scalar("<I"), depth)
         raise GGUFError(f"unknown value type {vtype}")
+
+    def array(self, etype: int, depth: int = 0) -> str:
+        """Skips an array whose element type has been read; what it was, in words."""
+        if depth > 2:  # no model nests arrays; a file of nothing else would exhaust the stack
+            raise GGUFError("its arrays are nested too deep")
+        if etype in _SCALARS:
+            count = self.scalar("<Q")
+            width = struct.calcsize(_SCALARS[etype])
+            if count * width > self.size:
+                raise GGUFError("an array runs past the end of the file")
+            self.skip(count * width)
+        elif etype == _STRING:
+            count = self.count()
+            for _ in range(count):
+                self.skip_string()
+        elif etype == _ARRAY:
+            count = self.count(_MAX_NESTED, "arrays in an array")
+            for _ in range(count):
+                self.array(self.scalar("<I"), depth + 1)
+        else:
+            raise GGUFError(f"unknown array element type {etype}")
+        return f"<array of {count}>"
 
 
 def inspect_gguf(path: str | os.PathLike) -> GGUFInfo:
@@ -219,7 +228,11 @@ def inspect_gguf(path: str | os.PathLike) -> GGUFInfo:
     size = path.stat().st_size
     if size == 0:
         raise GGUFError(f"{path.name} is empty (0 bytes): the download or copy did not finish.")
-    with open(path, "rb") as fh:
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise GGUFError(f"{path.name} could not be read: {exc.strerror or exc}.") from exc
+    with fh:
         magic = fh.read(4)
         if magic != GGUF_MAGIC:
             raise GGUFError(f"{path.name} is not a GGUF model file (it starts with {magic!r}, not b'GGUF').")
@@ -227,22 +240,24 @@ def inspect_gguf(path: str | os.PathLike) -> GGUFInfo:
             meta, tensors_end = _read_header(_Reader(fh, size))
         except (GGUFError, struct.error, UnicodeError) as exc:
             raise GGUFError(f"{path.name} is damaged or truncated: {exc}.") from exc
+        except OSError as exc:
+            raise GGUFError(f"{path.name} could not be read: {exc.strerror or exc}.") from exc
     if tensors_end > size:
         raise GGUFError(
             f"{path.name} is truncated: it has {size:,} bytes but its tensors need {tensors_end:,}."
             " Download or copy it again."
         )
-    arch = str(meta.get("general.architecture", "unknown"))
-    ctx = meta.get(f"{arch}.context_length")
-    n_layers = int(meta.get(f"{arch}.block_count") or 0)
+    arch = _str(meta.get("general.architecture")) or "unknown"
+    ctx = _int(meta.get(f"{arch}.context_length"))
+    n_layers = _int(meta.get(f"{arch}.block_count"), 0)
     return GGUFInfo(
         path=path,
         size=size,
         version=meta["GGUF.version"],
         architecture=arch,
-        name=str(meta.get("general.name") or path.stem),
-        context_length=int(ctx) if ctx is not None else None,
-        chat_template=meta.get("tokenizer.chat_template"),
+        name=_str(meta.get("general.name")) or path.stem,
+        context_length=ctx,
+        chat_template=_str(meta.get("tokenizer.chat_template")) or None,
         tensor_count=meta["GGUF.tensor_count"],
         parameter_count=meta["GGUF.parameter_count"],
         quantisation=_quantisation(meta),
@@ -253,21 +268,31 @@ def inspect_gguf(path: str | os.PathLike) -> GGUFInfo:
     )
 
 
+def _int(value, default: int | None = None) -> int | None:
+    """A whole number (not negative) the file gave, or ``default`` for anything else (a string, a float, an
+    array: the file's word on a count is used only when it is one)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
+
+
+def _str(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _quantisation(meta: dict) -> str:
     from gguf import LlamaFileType
 
     try:
-        return LlamaFileType(int(meta["general.file_type"])).name.removeprefix("MOSTLY_")
+        return LlamaFileType(_int(meta.get("general.file_type"), -1)).name.removeprefix("MOSTLY_")
     except (KeyError, ValueError, TypeError):
         return meta.get("GGUF.main_tensor_type", "unknown")
 
 
 def _kv_bytes_per_token(meta: dict, arch: str, n_layers: int) -> int:
-    heads = int(meta.get(f"{arch}.attention.head_count") or 0)
-    kv_heads = int(meta.get(f"{arch}.attention.head_count_kv") or heads)
-    width = int(meta.get(f"{arch}.embedding_length") or 0)
-    key = int(meta.get(f"{arch}.attention.key_length") or (width // heads if heads else 0))
-    value = int(meta.get(f"{arch}.attention.value_length") or key)
+    heads = _int(meta.get(f"{arch}.attention.head_count"), 0)
+    kv_heads = _int(meta.get(f"{arch}.attention.head_count_kv")) or heads
+    width = _int(meta.get(f"{arch}.embedding_length"), 0)
+    key = _int(meta.get(f"{arch}.attention.key_length")) or (width // heads if heads > 0 else 0)
+    value = _int(meta.get(f"{arch}.attention.value_length")) or key
     return n_layers * kv_heads * (key + value) * 2  # f16: 2 bytes
 
 
@@ -294,12 +319,15 @@ def _read_header(r: _Reader) -> tuple[dict, int]:
     for _ in range(n_kv):
         key = r.string()
         vtype = r.scalar("<I")
-        if key == "tokenizer.ggml.tokens" and vtype == _ARRAY and r.scalar("<I") == _STRING:
+        etype = r.scalar("<I") if vtype == _ARRAY else None
+        if key == "tokenizer.ggml.tokens" and etype == _STRING:
             meta["GGUF.im_end_index"] = r.find_in_strings(_IM_END_BYTES)
-        elif key == "tokenizer.ggml.token_type" and vtype == _ARRAY and r.scalar("<I") in (4, 5):
+        elif key == "tokenizer.ggml.token_type" and etype in (4, 5):
             meta["GGUF.token_types"] = r.int_array()
         else:
-            meta[key] = r.value(vtype)
+            value = r.array(etype) if etype is not None else r.value(vtype)
+            if not key.startswith("GGUF."):  # the reader's own entries, not the file's to set
+                meta[key] = value
     end_of_data, parameters, by_type = 0, 0, {}
     for _ in range(n_tensors):
         r.skip_string()
@@ -321,6 +349,8 @@ def _read_header(r: _Reader) -> tuple[dict, int]:
     meta["GGUF.parameter_count"] = parameters
     if by_type:
         meta["GGUF.main_tensor_type"] = GGMLQuantizationType(max(by_type, key=by_type.get)).name
-    alignment = int(meta.get("general.alignment", 32))
+    alignment = _int(meta.get("general.alignment"), 32)
+    if not 1 <= alignment <= 1 << 16 or alignment & (alignment - 1):
+        raise GGUFError(f"its alignment ({alignment}) is not a power of two up to 65536")
     data_start = -(-r.tell() // alignment) * alignment
     return meta, data_start + end_of_data

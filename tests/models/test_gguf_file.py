@@ -134,3 +134,97 @@ def test_a_hostile_header_is_refused_at_once(tmp_path, body, message):
     with pytest.raises(GGUFError, match=message):
         inspect_gguf(path)
     assert time.monotonic() - started < 1
+
+
+def _kv(key: str, vtype: int, value: bytes) -> bytes:
+    import struct
+
+    return _key(key) + struct.pack("<I", vtype) + value
+
+
+def _u32(x):
+    import struct
+
+    return struct.pack("<I", x)
+
+
+def _u64(x):
+    import struct
+
+    return struct.pack("<Q", x)
+
+
+def _f64(x):
+    import struct
+
+    return struct.pack("<d", x)
+
+
+def _text(x: str) -> bytes:
+    return _u64(len(x)) + x.encode()
+
+
+_ARCH = _kv("general.architecture", 8, _text("llama"))
+# From an independent attack on the reader (stop 26): each once let another exception out.
+_WRONGLY_TYPED = {
+    "alignment 0": [_kv("general.alignment", 4, _u32(0))],
+    "alignment a string": [_kv("general.alignment", 8, _text("x"))],
+    "alignment NaN": [_kv("general.alignment", 12, _f64(float("nan")))],
+    "alignment inf": [_kv("general.alignment", 12, _f64(float("inf")))],
+    "alignment 3": [_kv("general.alignment", 4, _u32(3))],
+    "block count a string": [_ARCH, _kv("llama.block_count", 8, _text("abc"))],
+    "block count inf": [_ARCH, _kv("llama.block_count", 12, _f64(float("inf")))],
+    "context an array": [_ARCH, _kv("llama.context_length", 9, _u32(4) + _u64(0))],
+    "heads NaN": [_ARCH, _kv("llama.attention.head_count", 12, _f64(float("nan")))],
+    "heads negative": [_ARCH, _kv("llama.attention.head_count", 5, b"\xff\xff\xff\xff")],
+    "file type inf": [_kv("general.file_type", 12, _f64(float("inf")))],
+    "the reader's own im_end index": [_kv("GGUF.im_end_index", 8, _text("x"))],
+    "the reader's own token types": [_kv("GGUF.im_end_index", 4, _u32(0)), _kv("GGUF.token_types", 4, _u32(0))],
+    "the reader's own version": [_kv("GGUF.version", 8, _text("99"))],
+    "a template that is an array": [_kv("tokenizer.chat_template", 9, _u32(8) + _u64(0))],
+    "a template that is a number": [_kv("tokenizer.chat_template", 4, _u32(5))],
+    "token types of int8": [_kv("tokenizer.ggml.token_type", 9, _u32(1) + _u64(2) + b"\x01\x03"),
+                            _kv("general.name", 8, _text("after"))],
+    "a 600 MB template": [_kv("tokenizer.chat_template", 8, _u64(600 << 20))],
+    "2^28 token types": [_kv("tokenizer.ggml.token_type", 9, _u32(5) + _u64(1 << 28))],
+    "2^24 empty arrays": [_kv("a", 9, _u32(9) + _u64(1 << 24))],
+}
+
+
+@pytest.mark.parametrize("entries", _WRONGLY_TYPED.values(), ids=_WRONGLY_TYPED.keys())
+def test_a_wrongly_typed_header_gets_a_message_or_a_description(tmp_path, entries):
+    """Whatever the header holds: a GGUFError, or a description of plain types, at once and
+    without holding the file in memory."""
+    import struct
+    import time
+
+    path = tmp_path / "odd.gguf"
+    with open(path, "wb") as f:
+        f.write(b"GGUF" + struct.pack("<IQQ", 3, 0, len(entries)) + b"".join(entries))
+        f.truncate(1 << 30)  # sparse
+    started = time.monotonic()
+    try:
+        info = inspect_gguf(path)
+    except GGUFError:
+        pass
+    else:
+        assert info.version == 3 and isinstance(info.name, str) and isinstance(info.quantisation, str)
+        assert info.chat_template is None or isinstance(info.chat_template, str)
+        assert all(isinstance(v, int) and v >= 0 for v in (info.n_layers, info.kv_bytes_per_token))
+        assert info.context_length is None or isinstance(info.context_length, int)
+        dict(info.describe()), info.chat_format_summary()
+        if "after" in str(entries):
+            assert info.name == "after"  # the reader kept its place past the int8 array
+    assert time.monotonic() - started < 2
+
+
+def test_an_unreadable_file_gets_a_message(tmp_path, monkeypatch):
+    path = tmp_path / "locked.gguf"
+    path.write_bytes(b"GGUF" + b"\0" * 64)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("builtins.open", refuse)
+    with pytest.raises(GGUFError, match="could not be read: Permission denied"):
+        inspect_gguf(path)
