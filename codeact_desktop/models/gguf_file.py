@@ -83,10 +83,11 @@ def _count(n: int) -> str:
 
 _U64 = struct.Struct("<Q")
 _CHUNK = 1 << 20
-# More than any model has (a vocabulary of 262k tokens, about 50 keys, a few thousand
-# tensors): a header that claims more is refused at once, not walked for minutes. Each
-# bound keeps the worst walk to a few seconds.
-_MAX_ENTRIES, _MAX_KEYS, _MAX_TENSORS, _MAX_NESTED = 1 << 24, 1 << 16, 1 << 20, 1 << 16
+# More than any model has (a vocabulary of 262k tokens, a few hundred thousand merges,
+# about 50 keys, a few thousand tensors): a header that claims more is refused at once, not
+# walked for seconds to minutes. The total over all arrays bounds a file of many arrays.
+_MAX_ENTRIES, _MAX_KEYS, _MAX_TENSORS, _MAX_NESTED = 1 << 22, 1 << 16, 1 << 20, 1 << 16
+_MAX_TOTAL = 1 << 23
 _MAX_STRING = 1 << 20
 
 
@@ -103,6 +104,7 @@ class _Reader:
         self.buf = b""  # the file's bytes from offset ``base``
         self.base = fh.tell()
         self.pos = 0  # in ``buf``; may run past its end after a skip
+        self.entries = 0  # counted so far, over every array, key and tensor
 
     def tell(self) -> int:
         return self.base + self.pos
@@ -153,7 +155,8 @@ class _Reader:
     def count(self, limit: int = _MAX_ENTRIES, what: str = "entries in an array") -> int:
         """How many follow: entries of an array, keys, or tensors."""
         n = self.scalar("<Q")
-        if n > limit:
+        self.entries += n
+        if n > limit or self.entries > _MAX_TOTAL:
             raise GGUFError(f"it claims {n:,} {what}, more than any model has")
         return n
 

@@ -228,3 +228,18 @@ def test_an_unreadable_file_gets_a_message(tmp_path, monkeypatch):
     monkeypatch.setattr("builtins.open", refuse)
     with pytest.raises(GGUFError, match="could not be read: Permission denied"):
         inspect_gguf(path)
+
+
+def test_many_arrays_within_each_bound_are_bounded_together(tmp_path):
+    """Keys may each hold an array under the bound; their total is bounded too: five keys
+    of 2^21 empty strings each (16 MB apiece, written out) are refused at the fifth."""
+    import struct
+
+    empty_strings = _u32(8) + _u64(1 << 21) + bytes(8 << 21)
+    path = tmp_path / "many.gguf"
+    with open(path, "wb") as f:
+        f.write(b"GGUF" + struct.pack("<IQQ", 3, 0, 5))
+        for i in range(5):
+            f.write(_key(f"k{i}") + _u32(9) + empty_strings)
+    with pytest.raises(GGUFError, match="more than any model has"):
+        inspect_gguf(path)
