@@ -272,8 +272,8 @@ def inspect_gguf(path: str | os.PathLike) -> GGUFInfo:
 
 
 def _int(value, default: int | None = None) -> int | None:
-    """A whole number (not negative) the file gave, or ``default`` for anything else (a string, a float, an
-    array: the file's word on a count is used only when it is one)."""
+    """A whole, non-negative number the file gave, or ``default`` for anything else (a
+    string, a float, an array): the file's word on a count is used only when it is one."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
 
 
@@ -284,10 +284,13 @@ def _str(value) -> str:
 def _quantisation(meta: dict) -> str:
     from gguf import LlamaFileType
 
-    try:
-        return LlamaFileType(_int(meta.get("general.file_type"), -1)).name.removeprefix("MOSTLY_")
-    except (KeyError, ValueError, TypeError):
-        return meta.get("GGUF.main_tensor_type", "unknown")
+    file_type = _int(meta.get("general.file_type"))
+    if file_type is not None:
+        try:
+            return LlamaFileType(file_type).name.removeprefix("MOSTLY_")
+        except ValueError:  # a type this gguf package does not know
+            pass
+    return meta.get("GGUF.main_tensor_type", "unknown")
 
 
 def _kv_bytes_per_token(meta: dict, arch: str, n_layers: int) -> int:
