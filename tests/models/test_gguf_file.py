@@ -1,6 +1,9 @@
 """GGUF inspection on the real test model, on files written by the ``gguf`` package
 (ChatML special tokens, a chat template), and on damaged copies."""
 
+import struct
+import time
+
 import numpy as np
 import pytest
 
@@ -100,15 +103,19 @@ def test_a_token_past_the_first_megabyte_of_the_vocabulary_is_found(tmp_path):
 
 
 def _header(*entries: bytes, n_kv: int = 1) -> bytes:
-    import struct
-
     return b"GGUF" + struct.pack("<IQQ", 3, 0, n_kv) + b"".join(entries)
 
 
 def _key(name: str) -> bytes:
-    import struct
-
     return struct.pack("<Q", len(name)) + name.encode()
+
+
+def _sparse(path, header: bytes):
+    """``header``, then zeros to a gigabyte, sparse: no disk used."""
+    with open(path, "wb") as f:
+        f.write(header)
+        f.truncate(1 << 30)
+    return path
 
 
 @pytest.mark.parametrize("body, message", [
@@ -123,13 +130,7 @@ def _key(name: str) -> bytes:
 def test_a_hostile_header_is_refused_at_once(tmp_path, body, message):
     """A dropped .gguf is read before anything asks the user: what its header claims is
     bounded, so a small file cannot hold a worker (and the GIL) for minutes."""
-    import struct
-    import time
-
-    path = tmp_path / "hostile.gguf"
-    with open(path, "wb") as f:
-        f.write(body(struct))
-        f.truncate(1 << 30)  # a gigabyte of zeros, sparse: no disk used
+    path = _sparse(tmp_path / "hostile.gguf", body(struct))
     started = time.monotonic()
     with pytest.raises(GGUFError, match=message):
         inspect_gguf(path)
@@ -137,26 +138,18 @@ def test_a_hostile_header_is_refused_at_once(tmp_path, body, message):
 
 
 def _kv(key: str, vtype: int, value: bytes) -> bytes:
-    import struct
-
     return _key(key) + struct.pack("<I", vtype) + value
 
 
 def _u32(x):
-    import struct
-
     return struct.pack("<I", x)
 
 
 def _u64(x):
-    import struct
-
     return struct.pack("<Q", x)
 
 
 def _f64(x):
-    import struct
-
     return struct.pack("<d", x)
 
 
@@ -195,13 +188,7 @@ _WRONGLY_TYPED = {
 def test_a_wrongly_typed_header_gets_a_message_or_a_description(tmp_path, entries):
     """Whatever the header holds: a GGUFError, or a description of plain types, at once and
     without holding the file in memory."""
-    import struct
-    import time
-
-    path = tmp_path / "odd.gguf"
-    with open(path, "wb") as f:
-        f.write(b"GGUF" + struct.pack("<IQQ", 3, 0, len(entries)) + b"".join(entries))
-        f.truncate(1 << 30)  # sparse
+    path = _sparse(tmp_path / "odd.gguf", _header(*entries, n_kv=len(entries)))
     started = time.monotonic()
     try:
         info = inspect_gguf(path)
@@ -233,8 +220,6 @@ def test_an_unreadable_file_gets_a_message(tmp_path, monkeypatch):
 def test_many_arrays_within_each_bound_are_bounded_together(tmp_path):
     """Keys may each hold an array under the bound; their total is bounded too: five keys
     of 2^21 empty strings each (16 MB apiece, written out) are refused at the fifth."""
-    import struct
-
     empty_strings = _u32(8) + _u64(1 << 21) + bytes(8 << 21)
     path = tmp_path / "many.gguf"
     with open(path, "wb") as f:
