@@ -171,3 +171,27 @@ def test_sympys_display_maths_keeps_display_size_fractions():
     assert math_source(r"$\displaystyle - \frac{e^{- x^{2}}}{2}$") == r"$- \dfrac{e^{- x^{2}}}{2}$"
     assert math_source(r"$\frac{a}{b}$") == r"$\frac{a}{b}$"  # inline maths stays inline
     assert latex_png(r"$\displaystyle \frac{1}{2}$").startswith(b"\x89PNG")
+
+
+def test_a_jpeg_and_a_png_are_sized_from_their_headers_and_refused_past_the_pixel_bound():
+    """The size comes from the header (a JPEG's start of frame, after its EXIF and tables),
+    so a bomb is refused before anything decodes it, from a live message or a stored row."""
+    import io
+
+    from PIL import Image
+
+    from codeact_desktop.kernel.outputs import MAX_IMAGE_PIXELS, image_size, jpeg_size
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (321, 123)).save(buffer, "JPEG", exif=Image.Exif(), progressive=True)
+    jpeg = buffer.getvalue()
+    assert jpeg_size(jpeg) == image_size(jpeg) == (321, 123)
+    assert jpeg_size(b"\xff\xd8\xff\xe0\x00") is None and jpeg_size(b"not a jpeg") is None
+    huge = jpeg.replace(b"\x00\x7b\x01\x41", (6000).to_bytes(2, "big") + (5000).to_bytes(2, "big"), 1)
+    assert jpeg_size(huge) == (5000, 6000) and 5000 * 6000 > MAX_IMAGE_PIXELS
+    def shown(data: bytes):
+        return item_from_output({"output_type": "display_data", "metadata": {},
+                                 "data": {"image/jpeg": base64.b64encode(data).decode(), "text/plain": "x"}})
+
+    assert (shown(jpeg).kind, shown(jpeg).mime) == ("image", "image/jpeg")
+    assert shown(huge).kind == "stderr" and "5,000 × 6,000 pixels was not shown" in shown(huge).text

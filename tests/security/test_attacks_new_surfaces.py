@@ -476,6 +476,44 @@ def test_4_an_svg_of_nested_uses_does_not_freeze_the_window(conversations, qtbot
     assert isinstance(drawn, ImageView)
 
 
+_BLANK_PNG = """
+import struct, zlib
+from IPython.display import Image, display
+def blank_png(w, h):
+    # All zeros: a few hundred KB that claim w x h pixels
+    rows = zlib.compress(bytes((w * 3 + 1) * h), 9)
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+"""
+
+
+def test_4_images_that_claim_huge_sizes_cost_the_window_neither_memory_nor_seconds(conversations, qtbot):
+    """A PNG of zeros is tiny on the wire and in the history, but the window decodes it at
+    the size its header claims: 180 KB for 8,000 x 8,000 pixels took 256 MB and 0.8 s of
+    the UI thread, kept for as long as the conversation is open and again at every opening;
+    a hundred of them (the display cap) 25 GB. One image is refused past 25 million pixels,
+    one run's images past 64 million together, each with a note the model reads too."""
+    from codeact_desktop.kernel.outputs import image_pixels
+    from codeact_desktop.ui.output_views import output_view
+
+    a = conversations()
+    seen = a.act(_BLANK_PNG + "for _ in range(3):\n    display(Image(blank_png(8000, 8000)))\n"
+                 "for _ in range(6):\n    display(Image(blank_png(3000, 4000)))")
+    assert "8,000 × 8,000 pixels was not shown" in seen and "1 more images were not kept" in seen, seen
+    items = [i for i in _stored_items(a.conversation) if i is not None]
+    assert sum(image_pixels(i) for i in items) <= 64_000_000
+    assert len([i for i in items if i.kind == "image"]) == 5  # 12 million pixels each: 5 fit
+    started = time.monotonic()
+    for item in items:
+        qtbot.addWidget(output_view(item))
+    assert time.monotonic() - started < 5
+    # A plot of an ordinary size is shown as before
+    a.act(_BLANK_PNG + "display(Image(blank_png(1600, 1200)))")
+    assert [i for i in _stored_items(a.conversation) if i is not None and i.kind == "image"][-1].data
+
+
 def test_4_latex_that_asks_for_a_giant_drawing_costs_neither_memory_nor_minutes(conversations, tmp_path):
     """``text/latex`` is drawn by mathtext in the app's own process (the window, the HTML
     export): the attacker sends 1.8 KB whose ``\\hspace{4000}`` and 600 stacked rows lay out to
