@@ -70,3 +70,31 @@ def test_markdown_keeps_the_formula_as_math(conversation, tmp_path):
     text = export_conversation(conversation, tmp_path / "rich.md").read_text()
     assert "```math\n\\sqrt{x}\n```" in text and "![output](rich_files/image-1.svg)" in text
     assert (tmp_path / "rich_files" / "image-1.svg").read_bytes().startswith(b"<svg")
+
+
+def test_a_stored_svg_bomb_and_a_pixel_bomb_reach_no_export():
+    """A history from before the SVG count (stop 24) or the pixel bound can hold what is
+    refused now; each export reads the rows again through the same checks, so a browser
+    opening the page, the Markdown's image folder or a notebook viewer draws neither."""
+    import struct
+    import zlib
+
+    from codeact_desktop.agent.timeline import Entry, StoredOutput
+    from codeact_desktop.export import to_html, to_markdown, to_notebook
+    from tests.security.test_attacks_new_surfaces import _use_bomb
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 9000, 9000, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(bytes(9000 * 3 + 1) * 10)) + chunk(b"IEND", b""))
+    bundles = [{"image/svg+xml": _use_bomb(7)}, {"image/png": base64.b64encode(png).decode()}]
+    entries = [Entry(type="action", text="x", action={"status": "ok"}, outputs=[
+        StoredOutput(kind="image", text="", meta={"output": {"output_type": "display_data", "metadata": {},
+                                                              "data": {**b, "text/plain": "plot"}}})
+        for b in bundles])]
+    page = to_html("t", entries)
+    assert "<img" not in page and "9,000 × 9,000 pixels was not shown" in page
+    assert to_markdown("t", entries)[1] == {}
+    shown = [o.get("data", {}) for c in to_notebook("t", entries).cells for o in c.get("outputs", [])]
+    assert not [d for d in shown if "image/svg+xml" in d or "image/png" in d], shown
