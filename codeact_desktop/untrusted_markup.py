@@ -20,6 +20,8 @@ import xml.etree.ElementTree as ElementTree
 
 import nh3
 
+from .image_size import MAX_IMAGE_PIXELS, data_url_pixels
+
 _TAGS = {"a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "del", "details",
          "div", "dl", "dt", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "mark",
          "ol", "p", "pre", "q", "s", "samp", "small", "span", "strong", "sub", "summary", "sup", "table",
@@ -40,19 +42,36 @@ _LINK = re.compile(r"(https?:|mailto:|#)", re.IGNORECASE)
 CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'none'"
 
 
-def _keep(tag: str, attribute: str, value: str, svg_images: bool = False) -> str | None:
+def _keep(tag: str, attribute: str, value: str, svg_images: bool = False, budget: list[int] | None = None
+          ) -> str | None:
     if tag == "img" and attribute == "src":
-        return value if _IMAGE.match(value) or (svg_images and _SVG_IMAGE.match(value)) else None
+        if svg_images and _SVG_IMAGE.match(value):
+            return value
+        return value if _IMAGE.match(value) and _fits(value, budget) else None
     if tag == "a" and attribute == "href":
         return value if _LINK.match(value.strip()) else None
     return value
 
 
-def clean_html(html: str, svg_images: bool = False) -> str:
+def _fits(url: str, budget: list[int] | None) -> bool:
+    """An inline image whose header says it is small enough to decode, within what is left."""
+    pixels = data_url_pixels(url)
+    if pixels is None or pixels > MAX_IMAGE_PIXELS or (budget is not None and pixels > budget[0]):
+        return False
+    if budget is not None:
+        budget[0] -= pixels
+    return True
+
+
+def clean_html(html: str, svg_images: bool = False, pixels: int | None = None) -> str:
     """The HTML with only formatting left: no scripts, handlers, frames, forms or remote loads.
     ``svg_images``: inline SVG images kept (a browser draws them inert, as images; the window's
-    rich text would not)."""
-    keep = (lambda tag, attribute, value: _keep(tag, attribute, value, True)) if svg_images else _keep
+    rich text would not). Inline images: each within MAX_IMAGE_PIXELS, and ``pixels`` together."""
+    budget = [pixels] if pixels is not None else None
+
+    def keep(tag: str, attribute: str, value: str) -> str | None:
+        return _keep(tag, attribute, value, svg_images, budget)
+
     return nh3.clean(html, tags=_TAGS, clean_content_tags={"script", "style", "template", "noscript"},
                      attributes=_ATTRIBUTES, attribute_filter=keep, url_schemes={"http", "https", "mailto", "data"},
                      filter_style_properties=_STYLE, link_rel="noopener noreferrer")
@@ -154,7 +173,8 @@ def _clean_svg_element(element: ElementTree.Element) -> None:
         name = attribute.rpartition("}")[2].lower()
         if name.startswith("on") or name == "base":  # xml:base would move where "#..." points
             del element.attrib[attribute]
-        elif name == "href" and not (value.strip().startswith("#") or (image and _INLINE_IMAGE.match(value))):
+        elif name == "href" and not (value.strip().startswith("#") or (
+                image and _INLINE_IMAGE.match(value) and _fits(value, None))):
             del element.attrib[attribute]
         elif _loads_anything(value):
             del element.attrib[attribute]

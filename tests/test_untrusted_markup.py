@@ -7,13 +7,13 @@ from codeact_desktop.visible_text import for_terminal, visible_name
 def test_clean_html_keeps_tables_and_drops_what_runs_or_loads():
     html = ('<table class="dataframe"><tr><th>a</th><td style="color:red;background:url(http://x/y)">1</td></tr>'
             '</table><script>alert(1)</script><img src="http://x/p.png" onerror="x()">'
-            '<img src="data:image/png;base64,iVBOR"><a href="javascript:alert(1)">j</a><a href="https://ok">ok</a>'
+            '<img src="data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="><a href="javascript:alert(1)">j</a><a href="https://ok">ok</a>'
             '<iframe src="file:///etc/passwd"></iframe><style>*{}</style><svg onload="x()"></svg>')
     cleaned = clean_html(html)
     assert "<table>" in cleaned and "<th>a</th>" in cleaned and 'style="color:red"' in cleaned
     for gone in ("script", "alert", "onerror", "http://x", "javascript", "iframe", "passwd", "<style", "svg"):
         assert gone not in cleaned, gone
-    assert 'src="data:image/png;base64,iVBOR"' in cleaned and 'href="https://ok"' in cleaned
+    assert 'src="data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="' in cleaned and 'href="https://ok"' in cleaned
 
 
 def test_neutral_markdown_escapes_raw_html_and_odd_links_but_not_code():
@@ -46,3 +46,48 @@ def test_the_terminal_sees_no_control_characters():
     shown = for_terminal("a\x1b]52;c;aGk=\x07b\r\nc\rd\u202ee\x9bf\tg\n")
     assert shown == "a\\x1b]52;c;aGk=\\x07b\nc\\rd\\u202ee\\x9bf\tg\n"
     assert visible_name("a\nb\tc\x1b.csv") == "a\\nb\\tc\\x1b.csv"
+
+
+def test_inline_images_are_kept_only_while_their_headers_claim_few_enough_pixels():
+    """An HTML output's ``<img src="data:...">`` and an SVG's ``<image>`` are decoded by Qt at
+    the size their header claims: four 182 KB PNGs of 8,000 x 8,000 took 4.3 s and 500 MB of
+    the window's thread. Each is kept within 25 million pixels, an output's within 64 million."""
+    import base64
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    from codeact_desktop.image_size import image_size
+    from codeact_desktop.untrusted_markup import clean_html, clean_svg
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    def png(width: int, height: int) -> bytes:
+        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(bytes(width * 3 + 1) * 4)) + chunk(b"IEND", b""))
+
+    def saved(fmt: str, **options) -> bytes:
+        out = io.BytesIO()
+        Image.new("RGB", (301, 203)).save(out, fmt, **options)
+        return out.getvalue()
+
+    for fmt, options in (("GIF", {}), ("WEBP", {}), ("WEBP", {"lossless": True}), ("JPEG", {"exif": Image.Exif()})):
+        assert image_size(saved(fmt, **options)) == (301, 203), (fmt, options)
+
+    def img(data: bytes, kind: str = "png") -> str:
+        return f'<img src="data:image/{kind};base64,{base64.b64encode(data).decode()}">'
+
+    small, bomb, big = img(png(640, 480)), img(png(8000, 8000)), img(png(4000, 5000))
+    assert clean_html(small).count("<img src=") == 1
+    assert "<img src=" not in clean_html(bomb) and "<img src=" not in clean_html(img(b"GIF89a\xff\xff\xff\xff", "gif"))
+    assert "<img src=" not in clean_html(img(b"\x00" * 40))  # no header it can read: not decoded
+    assert clean_html(big * 4).count("<img src=") == 4  # no budget: an exported page
+    assert clean_html(big * 4, pixels=64_000_000).count("<img src=") == 3
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><image href="data:image/png;base64,'
+           + base64.b64encode(png(8000, 8000)).decode() + '"/></svg>')
+    assert "data:image/png" not in clean_svg(svg)
+    assert "data:image/png" in clean_svg(svg.replace(base64.b64encode(png(8000, 8000)).decode(),
+                                                     base64.b64encode(png(64, 64)).decode()))

@@ -17,6 +17,7 @@ from typing import Callable, Protocol
 
 from ..action_status import ActionStatus
 from ..resources import messages
+from ..image_size import MAX_PIXELS_PER_RUN
 from ..visible_text import well_formed
 from .outputs import OutputItem, StreamBuffer, image_pixels, item_from_message
 
@@ -30,9 +31,6 @@ MAX_DISPLAYS_PER_RUN = 100
 # a stream is kept as head and tail, but code that switches between stdout and stderr, or
 # displays huge texts, would otherwise start a new item each time (1.5 GB seen).
 MAX_KEPT_PER_RUN = 64 << 20
-# Pixels the window decodes for one run's images (each holds 4 bytes of its memory): a
-# hundred images of 25 million pixels each are 10 GB from a few megabytes of PNG.
-MAX_IMAGE_PIXELS_PER_RUN = 64_000_000
 _DISPLAY_KINDS = ("image", "html", "text")
 
 
@@ -134,7 +132,7 @@ class Execution:
         self.displays_dropped = 0
         self.output_dropped = 0  # characters and bytes beyond MAX_KEPT_PER_RUN
         self.image_pixels = 0
-        self.images_dropped = 0  # beyond MAX_IMAGE_PIXELS_PER_RUN
+        self.images_dropped = 0  # beyond MAX_PIXELS_PER_RUN
         self.mangled = 0  # IOPub messages that could not be read: skipped, logged once
         self._kept_items = 0
 
@@ -177,7 +175,7 @@ class Execution:
                     self.displays_dropped += 1
                     return
             pixels = image_pixels(item)
-            if self.image_pixels + pixels > MAX_IMAGE_PIXELS_PER_RUN:
+            if self.image_pixels + pixels > MAX_PIXELS_PER_RUN:
                 self.images_dropped += 1
                 return
             self.image_pixels += pixels
@@ -256,7 +254,7 @@ class Execution:
                                                                kept=MAX_DISPLAYS_PER_RUN))
         if self.images_dropped:
             notes.append(messages()["images_dropped"].format(dropped=self.images_dropped,
-                                                             most=MAX_IMAGE_PIXELS_PER_RUN // 1_000_000))
+                                                             most=MAX_PIXELS_PER_RUN // 1_000_000))
         if self.output_dropped:
             notes.append(messages()["output_dropped"].format(dropped=self.output_dropped, kept=MAX_KEPT_PER_RUN >> 20))
         if notes:

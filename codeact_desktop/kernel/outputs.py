@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from ..image_size import MAX_IMAGE_PIXELS, image_size, png_size
 from ..untrusted_markup import clean_svg
 from ..visible_text import well_formed
 
@@ -29,9 +30,6 @@ DISPLAY_KINDS = ("image", "html", "text")
 # nbformat's own patterns for a bundle's keys: JSON types hold any JSON value, the rest text.
 _MIME = re.compile(r"[a-zA-Z0-9]+/[a-zA-Z0-9\-+.]+\Z")
 _JSON_MIME = re.compile(r"application/(.*\+)?json\Z")
-# The window decodes an image at the size its header claims: 180 KB of PNG zeros claim
-# 8,000 x 8,000 pixels, 256 MB and 0.8 s of the UI thread each time the conversation opens.
-MAX_IMAGE_PIXELS = 25_000_000  # 5,000 x 5,000; a 16-inch figure at 300 dpi is 4,800 x 3,600
 
 
 @dataclass
@@ -324,35 +322,7 @@ def _too_large(data: dict) -> tuple[int, int] | None:
     return None
 
 
-def image_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height of a PNG or JPEG from its header, without decoding the image."""
-    return png_size(data) or jpeg_size(data)
-
-
 def image_pixels(item: OutputItem) -> int:
     """How many pixels drawing the item's raster image takes (0: not one, or an SVG)."""
     size = image_size(item.data or b"") if item.kind == "image" else None
     return size[0] * size[1] if size else 0
-
-
-def jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height from a JPEG's start-of-frame segment (the markers before it skipped)."""
-    at = 2
-    if not data.startswith(b"\xff\xd8"):
-        return None
-    while at + 9 <= len(data) and data[at] == 0xFF:
-        marker = data[at + 1]
-        if marker == 0xFF:  # fill bytes before a marker
-            at += 1
-            continue
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return int.from_bytes(data[at + 7:at + 9], "big"), int.from_bytes(data[at + 5:at + 7], "big")
-        at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
-    return None
-
-
-def png_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height from a PNG header, without decoding the image."""
-    if len(data) >= 24 and data[:8] == b"\x89PNG\r\n\x1a\n":
-        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    return None

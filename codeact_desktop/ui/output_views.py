@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
 
 from ..kernel.observation import strip_ansi
 from ..kernel.outputs import OutputItem
+from ..image_size import MAX_PIXELS_PER_RUN
 from ..kernel.tracebacks import summarize_error
 from ..untrusted_markup import clean_html
 from .fonts import mono_font
@@ -260,7 +261,7 @@ class ChatTextBrowser(PassesWheelAtEnd, QTextBrowser):
 
 def table_view(html: str) -> QTextBrowser:
     """An HTML output (a DataFrame's table), sanitized: the kernel wrote it."""
-    return _rich_text_view(clean_html(html), "htmlOutput", "table output", TABLE_CSS)
+    return _rich_text_view(clean_html(html, pixels=MAX_PIXELS_PER_RUN), "htmlOutput", "table output", TABLE_CSS)
 
 
 def markdown_view(text: str) -> QTextBrowser:
@@ -289,7 +290,7 @@ def safe_markdown_html(text: str) -> str:
     document = QTextDocument()
     document.setMarkdown(text, QTextDocument.MarkdownFeatures(
         QTextDocument.MarkdownDialectGitHub | QTextDocument.MarkdownNoHTML))
-    return clean_html(document.toHtml())
+    return clean_html(document.toHtml(), pixels=MAX_PIXELS_PER_RUN)
 
 
 def output_view(item: OutputItem) -> QWidget:

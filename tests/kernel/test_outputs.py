@@ -180,7 +180,7 @@ def test_a_jpeg_and_a_png_are_sized_from_their_headers_and_refused_past_the_pixe
 
     from PIL import Image
 
-    from codeact_desktop.kernel.outputs import MAX_IMAGE_PIXELS, image_size, jpeg_size
+    from codeact_desktop.image_size import MAX_IMAGE_PIXELS, image_size, jpeg_size
 
     buffer = io.BytesIO()
     Image.new("RGB", (321, 123)).save(buffer, "JPEG", exif=Image.Exif(), progressive=True)
