@@ -16,7 +16,7 @@ from ..kernel.observation import strip_ansi
 from ..kernel.outputs import OutputItem
 from ..image_size import MAX_PIXELS_PER_RUN
 from ..kernel.tracebacks import summarize_error
-from ..untrusted_markup import clean_html
+from ..untrusted_markup import MAX_TABLE_DEPTH, clean_html, table_depth, text_only
 from .fonts import mono_font
 from .math_view import MathView
 from .output_dialogs import ImageDialog, TextDialog, save_image
@@ -261,7 +261,10 @@ class ChatTextBrowser(PassesWheelAtEnd, QTextBrowser):
 
 def table_view(html: str) -> QTextBrowser:
     """An HTML output (a DataFrame's table), sanitized: the kernel wrote it."""
-    return _rich_text_view(clean_html(html, pixels=MAX_PIXELS_PER_RUN), "htmlOutput", "table output", TABLE_CSS)
+    clean = clean_html(html, pixels=MAX_PIXELS_PER_RUN)
+    if table_depth(clean) > MAX_TABLE_DEPTH:
+        clean = text_only(clean)
+    return _rich_text_view(clean, "htmlOutput", "table output", TABLE_CSS)
 
 
 def markdown_view(text: str) -> QTextBrowser:
