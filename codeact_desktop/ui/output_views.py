@@ -218,8 +218,10 @@ class ErrorView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         interrupted = summary.exception.startswith("KeyboardInterrupt")
+        # A word-wrapped label lays out all it holds: 33 MB of frameless traceback took 73 s
+        exception = summary.exception if len(summary.exception) <= 1000 else summary.exception[:999] + "…"
         self.exception_label = QLabel("Interrupted: the code was stopped before it finished." if interrupted
-                                      else summary.exception or "The code failed.")
+                                      else exception or "The code failed.")
         # A Stop the user asked for is not shown as the code's own failure.
         self.exception_label.setObjectName("notice" if interrupted else "errorSummary")
         self.exception_label.setTextFormat(Qt.PlainText)  # the kernel wrote it

@@ -159,3 +159,18 @@ def test_tables_nested_deep_or_spanning_far_are_laid_out_at_once(qtbot):
     kept = table_view("<table>" * 3 + "<tr><td colspan=2>ok</td></tr>" + "</table>" * 3)
     qtbot.addWidget(kept)
     assert 'colspan="2"' in kept.toHtml()
+
+
+def test_an_error_of_a_huge_frameless_traceback_is_drawn_at_once(qtbot):
+    """An attacker's error of 300,000 traceback lines with no frame: all of it became the
+    word-wrapped exception label (73 s and 2 GB at every opening). The label holds 1,000
+    characters; the whole traceback stays in its capped view."""
+    lines = ["\x1b[31m" + "y" * 100 + "\x1b[0m"] * 300_000
+    started = time.monotonic()
+    view = output_view(OutputItem(kind="error", ename="E", evalue="v", traceback=lines, text="\n".join(lines)))
+    qtbot.addWidget(view)
+    view.resize(700, 400)
+    view.show()
+    view.grab()
+    assert time.monotonic() - started < 10
+    assert len(view.findChild(QLabel, "errorSummary").text()) <= 1000
