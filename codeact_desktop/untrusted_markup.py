@@ -41,6 +41,7 @@ MAX_SPAN = 1000
 MAX_TABLE_DEPTH = 6
 _TABLE_TAG = re.compile(r"<(/?)table\b", re.IGNORECASE)
 _LINK = re.compile(r"(https?:|mailto:|#)", re.IGNORECASE)
+_DROPPED_WITH_CONTENT = {"script", "style", "template", "noscript"}
 
 # For an exported page: nothing loads from anywhere, nothing runs, even if the sanitizer missed it.
 CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'none'"
@@ -79,7 +80,7 @@ def clean_html(html: str, svg_images: bool = False, pixels: int | None = None) -
     def keep(tag: str, attribute: str, value: str) -> str | None:
         return _keep(tag, attribute, value, svg_images, budget)
 
-    return nh3.clean(html, tags=_TAGS, clean_content_tags={"script", "style", "template", "noscript"},
+    return nh3.clean(html, tags=_TAGS, clean_content_tags=_DROPPED_WITH_CONTENT,
                      attributes=_ATTRIBUTES, attribute_filter=keep, url_schemes={"http", "https", "mailto", "data"},
                      filter_style_properties=_STYLE, link_rel="noopener noreferrer")
 
@@ -95,7 +96,7 @@ def table_depth(html: str) -> int:
 
 def text_only(html: str) -> str:
     """The HTML's text, no tags at all: what is shown where its layout would take too long."""
-    return nh3.clean(html, tags=set(), clean_content_tags={"script", "style", "template", "noscript"})
+    return nh3.clean(html, tags=set(), clean_content_tags=_DROPPED_WITH_CONTENT)
 
 
 # -- SVG ------------------------------------------------------------------------------
