@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ElementTree
+from html import escape, unescape
 
 import nh3
 
@@ -37,9 +38,27 @@ _STYLE = {"color", "background-color", "font-weight", "font-style", "font-family
           "-qt-block-indent", "-qt-list-indent", "-qt-paragraph-type", "-qt-user-state"}  # Qt's own, for its layout
 _IMAGE = re.compile(r"data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=\s]*\Z")
 MAX_SPAN = 1000
-# Qt's layout of nested tables doubles in time with each level: 19 levels in 666 bytes took 80 s.
+# Qt builds and lays out rich text on the UI thread, at once and at every opening, in time
+# that grows faster than its size: a 50,000-row table took 74 s, 20,000 nested spans 43 s,
+# one row of 20,000 cells 10 s, a 20,000-row Markdown table 59 s, and each level of nested
+# tables doubles the time (19 levels in 666 bytes took 80 s). Costs are counted in elements:
+# 20,000 paragraphs take about as long as 3,000 table cells, about a second here. Past the
+# bounds the text is shown without its layout.
+MAX_LAYOUT_COST = 20_000
+LAYOUT_COST_PER_RUN = 3 * MAX_LAYOUT_COST  # what one run's rich outputs may cost together
+_CELL_COST = 7
+MAX_RICH_DEPTH = 100
+# nh3's parser itself takes time growing with the square of the nesting: 1.5 s for 20,000
+# nested <div>. HTML that opens more tags than this, as written, is shown as its words.
+MAX_RAW_DEPTH = 2_000
 MAX_TABLE_DEPTH = 6
-_TABLE_TAG = re.compile(r"<(/?)table\b", re.IGNORECASE)
+_BEYOND = 1 << 40  # the cost of what no budget covers
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)[^>]*>?")
+_BLANK_LINES = re.compile(r"\n[ \t]*\n")
+_VOID = {"br", "hr", "img", "col", "wbr"}
+_ROW_END = re.compile(r"\t+\n")  # the tab after a row's last cell
+_CELL_END = re.compile(r"</t[dh]\s*>", re.IGNORECASE)
+_LINE_END = re.compile(r"<br\s*/?>|</(tr|p|div|li|h[1-6]|pre|blockquote|dt|dd|caption)\s*>", re.IGNORECASE)
 _LINK = re.compile(r"(https?:|mailto:|#)", re.IGNORECASE)
 _DROPPED_WITH_CONTENT = {"script", "style", "template", "noscript"}
 
@@ -76,6 +95,8 @@ def clean_html(html: str, svg_images: bool = False, pixels: int | None = None) -
     ``svg_images``: inline SVG images kept (a browser draws them inert, as images; the window's
     rich text would not). Inline images: each within MAX_IMAGE_PIXELS, and ``pixels`` together."""
     budget = [pixels] if pixels is not None else None
+    if _nests_deeper_than(html, MAX_RAW_DEPTH):
+        return escape(_TAG.sub(" ", html), quote=False)  # its words, as text
 
     def keep(tag: str, attribute: str, value: str) -> str | None:
         return _keep(tag, attribute, value, svg_images, budget)
@@ -85,18 +106,62 @@ def clean_html(html: str, svg_images: bool = False, pixels: int | None = None) -
                      filter_style_properties=_STYLE, link_rel="noopener noreferrer")
 
 
-def table_depth(html: str) -> int:
-    """How deep tables nest in sanitized HTML (nh3 has balanced its tags)."""
-    depth = deepest = 0
-    for closing in _TABLE_TAG.findall(html):
-        depth = max(0, depth - 1) if closing else depth + 1
-        deepest = max(deepest, depth)
-    return deepest
+def _nests_deeper_than(html: str, limit: int) -> bool:
+    """Whether tags as written open deeper than ``limit`` (an unclosed ``<p>`` counts too:
+    the bound is loose enough for that)."""
+    depth = 0
+    for closing, tag in _TAG.findall(html):
+        if closing:
+            depth = max(0, depth - 1)
+        elif tag.lower() not in _VOID:
+            depth += 1
+            if depth > limit:
+                return True
+    return False
+
+
+def html_layout_cost(html: str) -> int:
+    """What laying out sanitized HTML costs Qt (nh3 has balanced its tags), in elements;
+    nesting past the bounds costs more than any budget."""
+    cost = depth = tables = 0
+    for closing, tag in _TAG.findall(html):
+        tag = tag.lower()
+        if closing:
+            depth = max(0, depth - 1)
+            tables = max(0, tables - 1) if tag == "table" else tables
+            continue
+        cost += _CELL_COST if tag in ("td", "th") else 1
+        if tag not in _VOID:
+            depth += 1
+            tables += tag == "table"
+            if depth > MAX_RICH_DEPTH or tables > MAX_TABLE_DEPTH:
+                return _BEYOND
+    return cost
+
+
+def markdown_cost(text: str) -> int:
+    """What Qt's Markdown reader and layout cost, in elements, estimated from the source
+    before it is read: the reader builds all of it first. A GitHub table's row has as many
+    cells as its header, written or not, and runs to the next blank line; so a block of
+    lines holding a ``|`` counts its lines times its widest line's cells."""
+    cost = 0
+    for block in _BLANK_LINES.split(text):
+        lines = block.count("\n") + 1
+        widest = max(line.count("|") for line in block.split("\n"))
+        cost += lines + (_CELL_COST * lines * (widest + 1) if widest else 0)
+    return cost
 
 
 def text_only(html: str) -> str:
-    """The HTML's text, no tags at all: what is shown where its layout would take too long."""
-    return nh3.clean(html, tags=set(), clean_content_tags=_DROPPED_WITH_CONTENT)
+    """The HTML's text, no tags at all, rows and paragraphs on lines of their own, cells
+    apart: what is shown where its layout would take too long."""
+    spaced = _LINE_END.sub("\n", _CELL_END.sub("\t", html))
+    return _ROW_END.sub("\n", unescape(nh3.clean(spaced, tags=set(), clean_content_tags=_DROPPED_WITH_CONTENT)))
+
+
+def plain_text_html(text: str) -> str:
+    """Text as rich text that shows it as it is, lines kept."""
+    return f'<div style="white-space: pre-wrap">{escape(text, quote=False)}</div>'
 
 
 # -- SVG ------------------------------------------------------------------------------

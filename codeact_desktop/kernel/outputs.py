@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..image_size import MAX_IMAGE_PIXELS, image_size, png_size
-from ..untrusted_markup import clean_svg
+from ..untrusted_markup import clean_html, clean_svg, html_layout_cost, markdown_cost, text_only
 from ..visible_text import well_formed
 
 # One action may print far more than anyone will read; keep the head and the tail
@@ -30,6 +30,11 @@ DISPLAY_KINDS = ("image", "html", "text")
 # nbformat's own patterns for a bundle's keys: JSON types hold any JSON value, the rest text.
 _MIME = re.compile(r"[a-zA-Z0-9]+/[a-zA-Z0-9\-+.]+\Z")
 _JSON_MIME = re.compile(r"application/(.*\+)?json\Z")
+# A JSON value (a bundle's application/json, metadata) is validated by nbformat and written
+# out as text at every opening: 600,000 objects took 7.9 s of the UI thread, and 900 levels
+# of nesting overflowed nbformat's validator. Past these the value is left out.
+MAX_JSON_NODES = 100_000
+MAX_JSON_DEPTH = 64
 
 
 @dataclass
@@ -170,6 +175,22 @@ def _jpeg(value) -> bytes | None:
     return raw if raw.startswith(b"\xff\xd8\xff") else None
 
 
+def json_within_bounds(value) -> bool:
+    """Whether a JSON value has at most MAX_JSON_NODES values, MAX_JSON_DEPTH levels deep;
+    walked without recursion, and no further than the bounds."""
+    stack, nodes = [(value, 1)], 0
+    while stack:
+        value, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_JSON_NODES or depth > MAX_JSON_DEPTH:
+            return False
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return True
+
+
 def _clean_bundle(data: dict) -> dict:
     """The types whose key and value nbformat accepts; an SVG cleaned, or left out if it cannot be."""
     bundle = {}
@@ -177,7 +198,8 @@ def _clean_bundle(data: dict) -> dict:
         if not isinstance(mime, str) or not _MIME.match(mime):
             continue
         if _JSON_MIME.match(mime):
-            bundle[mime] = value  # any JSON value: it came as JSON
+            if json_within_bounds(value):
+                bundle[mime] = value  # any JSON value: it came as JSON
             continue
         text = _text(value)
         if mime == "image/svg+xml":
@@ -192,7 +214,7 @@ def _clean_metadata(metadata) -> dict:
     if not isinstance(metadata, dict):
         return {}
     return {key: value for key, value in metadata.items()
-            if isinstance(key, str) and (isinstance(value, dict) or not _MIME.match(key))}
+            if isinstance(key, str) and (isinstance(value, dict) or not _MIME.match(key)) and json_within_bounds(value)}
 
 
 def _shown(mime: str, value) -> tuple[bytes | None, str] | None:
@@ -264,7 +286,7 @@ def item_from_message(msg: dict) -> OutputItem | None:
 
         try:
             output = v4.output_from_msg({"header": {"msg_type": kind}, "content": clean})
-        except (ValidationError, ValueError, TypeError):
+        except (ValidationError, ValueError, TypeError, RecursionError):
             return None
         return _display_item(kind, dict(output.data), dict(output.metadata), count)
     return None
@@ -320,6 +342,27 @@ def _too_large(data: dict) -> tuple[int, int] | None:
             size = image_size(read(data[mime]) or b"")
             return size if size and size[0] * size[1] > MAX_IMAGE_PIXELS else None
     return None
+
+
+_LAID_OUT = ("text/html", "text/markdown")
+_OBJECT_REPR = re.compile(r"<[\w.]+ object( at 0x[0-9a-fA-F]+)?>\Z")  # IPython's HTML(...) says no more
+
+
+def layout_cost(item: OutputItem) -> int:
+    """What laying out the item's rich text costs the window (0: it shows none)."""
+    if item.mime == "text/html":
+        return html_layout_cost(clean_html(item.text))
+    if item.mime == "text/markdown":
+        return markdown_cost(item.text)
+    return 0
+
+
+def without_layout(item: OutputItem) -> OutputItem | None:
+    """The item as its next type that needs no rich layout (a table's text twin)."""
+    bundle = {mime: value for mime, value in item.bundle.items() if mime not in _LAID_OUT}
+    if not any(mime in bundle for mime in DISPLAY_PRIORITY) or _OBJECT_REPR.match(item.plain):
+        bundle["text/plain"] = text_only(clean_html(item.text)) if item.mime == "text/html" else item.text
+    return _display_item(item.output_type, bundle, item.metadata, item.execution_count)
 
 
 def image_pixels(item: OutputItem) -> int:

@@ -16,7 +16,7 @@ from ..kernel.observation import strip_ansi
 from ..kernel.outputs import OutputItem
 from ..image_size import MAX_PIXELS_PER_RUN
 from ..kernel.tracebacks import summarize_error
-from ..untrusted_markup import MAX_TABLE_DEPTH, clean_html, table_depth, text_only
+from ..untrusted_markup import MAX_LAYOUT_COST, clean_html, html_layout_cost, markdown_cost, plain_text_html, text_only
 from .fonts import mono_font
 from .math_view import MathView
 from .output_dialogs import ImageDialog, TextDialog, save_image
@@ -261,17 +261,29 @@ class ChatTextBrowser(PassesWheelAtEnd, QTextBrowser):
     """Rich text inside the chat (code, tables)."""
 
 
-def table_view(html: str) -> QTextBrowser:
-    """An HTML output (a DataFrame's table), sanitized: the kernel wrote it."""
+def table_view(html: str) -> QWidget:
+    """An HTML output (a DataFrame's table), sanitized: the kernel wrote it. Too big to lay
+    out at once, its text instead, rows on lines of their own."""
     clean = clean_html(html, pixels=MAX_PIXELS_PER_RUN)
-    if table_depth(clean) > MAX_TABLE_DEPTH:
-        clean = text_only(clean)
+    if html_layout_cost(clean) > MAX_LAYOUT_COST:
+        return text_view(text_only(clean))
     return _rich_text_view(clean, "htmlOutput", "table output", TABLE_CSS)
 
 
-def markdown_view(text: str) -> QTextBrowser:
+def markdown_view(text: str) -> QWidget:
     """A ``text/markdown`` output as rich text: its raw HTML shows as text, the rest is sanitized."""
+    if markdown_cost(text) > MAX_LAYOUT_COST:
+        return text_view(text)
     return _rich_text_view(safe_markdown_html(text), "markdownOutput", "markdown output")
+
+
+def text_view(text: str) -> StreamView:
+    """Text in the plain view streams use: drawn up to its cap, all of it behind "Open all"."""
+    view = StreamView("result")
+    view.add(text)
+    if view.truncated:
+        view.full_text = text
+    return view
 
 
 def _rich_text_view(clean: str, name: str, accessible: str, css: str = "") -> QTextBrowser:
@@ -291,7 +303,10 @@ def _rich_text_view(clean: str, name: str, accessible: str, css: str = "") -> QT
 
 def safe_markdown_html(text: str) -> str:
     """Markdown as rich text: raw HTML in it stays text (Qt's own Markdown reader without
-    HTML), and what remains is sanitized, so no local file is shown as an image."""
+    HTML), and what remains is sanitized, so no local file is shown as an image. Markdown
+    too big to read and lay out at once is shown as its text."""
+    if markdown_cost(text) > MAX_LAYOUT_COST:
+        return plain_text_html(text)
     document = QTextDocument()
     document.setMarkdown(text, QTextDocument.MarkdownFeatures(
         QTextDocument.MarkdownDialectGitHub | QTextDocument.MarkdownNoHTML))
@@ -314,9 +329,7 @@ def output_view(item: OutputItem) -> QWidget:
         return MathView(item.text, item.plain)
     elif item.mime == "text/markdown":
         return markdown_view(item.text)
-    view = StreamView("result")
-    view.add(item.plain if item.kind == "image" else item.text)
-    return view
+    return text_view(item.plain if item.kind == "image" else item.text)
 
 
 class OutputBlock(QWidget):

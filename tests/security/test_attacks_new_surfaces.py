@@ -549,3 +549,101 @@ def test_4_latex_that_asks_for_a_giant_drawing_costs_neither_memory_nor_minutes(
     seconds, grown = float(words[words.index("seconds") + 1]), int(words[words.index("MB") + 1])
     assert "drawn False" in done.stdout and "text giant" in done.stdout, done.stdout
     assert grown < 300 and seconds < 15, done.stdout
+
+
+def test_4_a_run_of_thousands_of_switching_outputs_opens_as_a_few_hundred(conversations, qtbot):
+    """Each output is a widget in the window. Code that switched between stdout and stderr
+    15,000 times made 21,354 outputs (78 s and 1.2 GB to open the conversation), and 3,000
+    ``error`` messages sent on IOPub 1,993 error views. One run keeps 200 outputs; past them
+    the streams are joined in order and other outputs counted; the last error still reaches
+    the model, which must read it to fix its code."""
+    from codeact_desktop.ui.chat_view import ChatView
+
+    a = conversations()
+    seen = a.act(textwrap.dedent("""
+        import sys
+        for i in range(15000):
+            (sys.stdout if i % 2 else sys.stderr).write(f"{i}\\n"); (sys.stdout if i % 2 else sys.stderr).flush()
+        k = get_ipython().kernel
+        for i in range(3000):
+            k.session.send(k.iopub_socket, "error", {"ename": "Flood", "evalue": str(i), "traceback": ["flood"]},
+                           parent=k.get_parent("shell"))
+        print("last line")
+        raise ValueError("the real mistake")
+    """))
+    outputs = a.conversation.outputs(a.last["id"])
+    assert len(outputs) <= 200 + 3, len(outputs)  # the joined stream, the last error, the note
+    assert a.last["status"] == "error" and "the real mistake" in seen, seen[-2000:]
+    assert "more than 200 outputs" in seen and "more errors and displays were not kept" in seen, seen[-2000:]
+    assert "last line" in seen and "14999" in seen  # stream text past the cap is kept, in order
+    chat = ChatView()
+    qtbot.addWidget(chat)
+    started = time.monotonic()
+    chat.show_conversation(a.conversation)
+    took = time.monotonic() - started
+    assert took < 10, f"opening took {took:.1f} s"
+
+
+def test_4_json_outputs_huge_or_deep_neither_freeze_the_window_nor_fail_the_turn(conversations, qtbot):
+    """``application/json`` is validated by nbformat and written out as text at every
+    opening: 600,000 objects took 7.9 s of the UI thread; nested 900 deep it overflowed
+    nbformat's validator and the turn failed. Past 100,000 values or 64 levels the JSON
+    is left out and the text twin shown; the same for metadata."""
+    from codeact_desktop.ui.chat_view import ChatView
+
+    a = conversations()
+    seen = a.act(textwrap.dedent("""
+        from IPython.display import display
+        huge = [{"i": i} for i in range(600000)]
+        deep = []
+        for _ in range(900):
+            deep = [deep]
+        display({"application/json": huge, "text/plain": "HUGE-TWIN"}, raw=True)
+        display({"application/json": deep, "text/plain": "DEEP-TWIN"}, raw=True)
+        display({"text/plain": "DEEP-META"}, metadata={"x": deep}, raw=True)
+        display({"application/json": {"a": [1, 2, {"b": None}]}, "text/plain": "small"}, raw=True)
+    """))
+    assert a.last["status"] == "ok", seen[-2000:]
+    for twin in ("HUGE-TWIN", "DEEP-TWIN", "DEEP-META"):
+        assert twin in seen, seen[-2000:]
+    items = [i for i in _stored_items(a.conversation) if i is not None]
+    assert [i.mime for i in items].count("application/json") == 1  # the small one is shown as JSON
+    chat = ChatView()
+    qtbot.addWidget(chat)
+    started = time.monotonic()
+    chat.show_conversation(a.conversation)
+    took = time.monotonic() - started
+    assert took < 3, f"opening took {took:.1f} s"
+
+
+def test_4_many_rich_outputs_just_under_the_bound_cost_the_window_seconds_not_minutes(conversations, qtbot):
+    """Each table is laid out by Qt on the UI thread at every opening, about a second at
+    the largest one kept as a table: a run of 100 of them would be 100 s. One run's rich
+    outputs are laid out within three such seconds; past them, and past the bound for one,
+    each is shown as its text twin (the model reads the same)."""
+    from codeact_desktop.ui.chat_view import ChatView
+
+    a = conversations()
+    seen = a.act(textwrap.dedent("""
+        from IPython.display import HTML, Markdown, display
+        table = "<table>" + "<tr><td>1</td><td>2</td><td>3</td></tr>" * 900 + "</table>"
+        for i in range(40):
+            display({"text/html": table, "text/plain": f"TWIN-{i}"}, raw=True)
+        display(HTML("<table>" + "<tr><td>r</td></tr>" * 50000 + "</table>"))
+        display(Markdown("| a | b |\\n|---|---|\\n" + "| x | 1 |\\n" * 20000))
+    """))
+    assert a.last["status"] == "ok", seen[-2000:]
+    items = [i for i in _stored_items(a.conversation) if i is not None]
+    assert len([i for i in items if i.mime == "text/html"]) == 3, [i.mime for i in items]
+    assert "TWIN-3" in seen and "TWIN-39" in seen
+    assert items[-2].mime == "text/plain" and "r\nr\n" in items[-2].text  # no twin: its text
+    assert items[-1].mime == "text/plain" and "| x | 1 |" in items[-1].text
+    chat = ChatView()
+    qtbot.addWidget(chat)
+    chat.resize(900, 700)
+    chat.show()
+    started = time.monotonic()
+    chat.show_conversation(a.conversation)
+    chat.grab()
+    took = time.monotonic() - started
+    assert took < 8, f"opening took {took:.1f} s"

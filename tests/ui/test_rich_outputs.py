@@ -4,6 +4,7 @@ its text when it cannot be drawn, and hostile SVG reads no file."""
 
 import time
 
+import pytest
 from PySide6.QtWidgets import QLabel
 
 from codeact_desktop.kernel.outputs import OutputItem, item_from_message
@@ -174,3 +175,57 @@ def test_an_error_of_a_huge_frameless_traceback_is_drawn_at_once(qtbot):
     view.grab()
     assert time.monotonic() - started < 10
     assert len(view.findChild(QLabel, "errorSummary").text()) <= 1000
+
+
+RICH_BOMBS = {  # name: (HTML, text shown)
+    "50,000 rows": ("<table>" + "<tr><td>r</td><td>1.5</td></tr>" * 50_000 + "</table>", "r\t1.5\nr\t1.5"),
+    "20,000 nested spans": ("<span>" * 20_000 + "deep" + "</span>" * 20_000, "deep"),
+    "20,000 nested divs": ("<div>" * 20_000 + "deep" + "</div>" * 20_000, "deep"),
+    "200,000 nested divs": ("<div>" * 200_000 + "deep" + "</div>" * 200_000, "deep"),
+    "one row of 20,000 cells": ("<table><tr>" + "<td>c</td>" * 20_000 + "</tr></table>", "c\tc"),
+}
+
+
+@pytest.mark.parametrize("name", RICH_BOMBS)
+def test_html_too_big_to_lay_out_is_shown_as_its_text_at_once(qtbot, name):
+    """An independent attacker's finds: Qt lays rich text out on the UI thread at every
+    opening, in time growing faster than its size: a 2.1 MB table of 50,000 rows took 74 s,
+    20,000 nested spans 43 s, divs 38 s, one row of 20,000 cells 10 s. Past the bounds the
+    window shows the text without its layout, rows on lines of their own."""
+    from codeact_desktop.ui.output_views import table_view
+
+    started = time.monotonic()
+    html, shown = RICH_BOMBS[name]
+    view = table_view(html)
+    qtbot.addWidget(view)
+    view.resize(700, 400)
+    view.show()
+    view.grab()
+    took = time.monotonic() - started
+    assert took < 3, f"{name}: {took:.1f} s"
+    # As plain text, or (nested past what the sanitizer reads quickly) as its words
+    assert shown in (view.all_text() if isinstance(view, StreamView) else view.toPlainText())
+    assert isinstance(view, StreamView) or "<div" not in view.toHtml().split("<body", 1)[1]
+
+
+def test_markdown_too_big_to_lay_out_is_shown_as_its_text_at_once(qtbot):
+    """A 20,000-row Markdown table took 59 s, as an output and as a reply's bubble (the
+    model's reply is drawn through the same reader, at every tick while it streams)."""
+    from codeact_desktop.ui.chat_view import Bubble
+    from codeact_desktop.ui.output_views import markdown_view
+
+    table = "| a | b |\n|---|---|\n" + "| x | 1 |\n" * 20_000
+    wide = "|" + " c |" * 5_000 + "\n|" + "---|" * 5_000 + "\n" + "| y |\n" * 400
+    for text in (table, wide):
+        started = time.monotonic()
+        for view in (markdown_view(text), Bubble("assistant", text)):
+            qtbot.addWidget(view)
+            assert "<table" not in (view.text() if isinstance(view, Bubble) else view.document().toHtml())
+            view.resize(700, 400)
+            view.show()
+            view.grab()
+        took = time.monotonic() - started
+        assert took < 4, f"{took:.1f} s"
+    small = markdown_view("| a | b |\n|---|---|\n| x | 1 |\n")
+    qtbot.addWidget(small)
+    assert "<table" in small.toHtml()
