@@ -20,7 +20,7 @@ from ..untrusted_markup import MAX_LAYOUT_COST, clean_html, html_layout_cost, ma
 from .fonts import mono_font
 from .math_view import MathView
 from .output_dialogs import ImageDialog, TextDialog, save_image
-from .svg_image import image_pixmap
+from .svg_image import ShownImage
 
 __all__ = ["ImageDialog", "TextDialog", "mono_font", "save_image"]  # their home before they moved
 
@@ -136,14 +136,16 @@ class StreamView(PassesWheelAtEnd, QPlainTextEdit):
 
 class ImageView(QWidget):
     """A plot (PNG, JPEG or SVG) drawn at its own size, or scaled down to the column's width
-    (never wider, so the chat never scrolls sideways); a click opens it at full size."""
+    (never wider, so the chat never scrolls sideways); a click opens it at full size. It is
+    decoded at the size it is drawn (``svg_image.ShownImage``), at full size only when asked."""
 
     def __init__(self, data: bytes, parent=None, cleaned: bool = False):
         super().__init__(parent)
         self.data = data
         screen = QGuiApplication.primaryScreen()
-        self.pixmap_full = image_pixmap(data, screen.devicePixelRatio() if screen is not None else 1.0, cleaned)
-        self._scaled = QPixmap()
+        self.image = ShownImage(data, screen.devicePixelRatio() if screen is not None else 1.0, cleaned)
+        # Read now (at the width it is first drawn), so a broken image shows as its text
+        self.readable = not self.image.pixmap(round(self.sizeHint().width() * self.image.ratio)).isNull()
         self.setAccessibleName("image output")
         self.setToolTip("Click to view at full size")
         self.setCursor(Qt.PointingHandCursor)
@@ -152,12 +154,16 @@ class ImageView(QWidget):
         policy.setHeightForWidth(True)
         self.setSizePolicy(policy)
 
+    @property
+    def pixmap_full(self) -> QPixmap:
+        return self.image.full()
+
     def natural_width(self) -> int:
-        # HiDPI plots (savefig dpi 2×) carry their ratio; drawn at logical size.
-        return max(1, int(self.pixmap_full.width() / max(1.0, self.pixmap_full.devicePixelRatio())))
+        # An SVG is read at the screen's ratio; drawn at logical size.
+        return max(1, int(self.image.size.width() / self.image.size_ratio))
 
     def sizeHint(self) -> QSize:  # noqa: N802
-        if self.pixmap_full.isNull():
+        if self.image.size.isEmpty():
             return QSize(0, 0)
         width = min(self.natural_width(), MAX_IMAGE_WIDTH)
         return QSize(width, self.heightForWidth(width))
@@ -169,24 +175,23 @@ class ImageView(QWidget):
         return True
 
     def heightForWidth(self, width: int) -> int:  # noqa: N802
-        if self.pixmap_full.isNull():
+        if self.image.size.isEmpty():
             return 0
         shown = min(width, self.natural_width(), MAX_IMAGE_WIDTH)
-        return round(shown * self.pixmap_full.height() / self.pixmap_full.width())
+        return round(shown * self.image.size.height() / self.image.size.width())
 
     def shown_width(self) -> int:
         return min(self.width(), self.natural_width(), MAX_IMAGE_WIDTH)
 
     def paintEvent(self, event):  # noqa: N802
-        if self.pixmap_full.isNull():
-            return
         width = self.shown_width()
         ratio = self.devicePixelRatioF()
-        if self._scaled.isNull() or self._scaled.width() != round(width * ratio):
-            self._scaled = self.pixmap_full.scaledToWidth(round(width * ratio), Qt.SmoothTransformation)
-            self._scaled.setDevicePixelRatio(ratio)
+        pixmap = self.image.pixmap(round(width * ratio))
+        if pixmap.isNull():
+            return
+        pixmap.setDevicePixelRatio(ratio)
         painter = QPainter(self)
-        painter.drawPixmap(0, 0, self._scaled)
+        painter.drawPixmap(0, 0, pixmap)
         if self.hasFocus():
             painter.setPen(self.palette().highlight().color())
             painter.drawRect(0, 0, width - 1, self.heightForWidth(width) - 1)
@@ -320,7 +325,7 @@ def output_view(item: OutputItem) -> QWidget:
     if item.kind == "image" and item.data:
         # An SVG of a kernel's bundle was cleaned as it arrived; one made by hand is cleaned here.
         view = ImageView(item.data, cleaned=item.mime == "image/svg+xml" and bool(item.bundle))
-        if not view.pixmap_full.isNull():
+        if view.readable:
             return view
         view.deleteLater()  # a broken image: its text instead
     elif item.kind == "html":

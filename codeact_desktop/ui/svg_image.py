@@ -11,8 +11,10 @@ stop 24; an output stored before then is counted here.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QSize, Qt
-from PySide6.QtGui import QPainter, QPixmap
+import itertools
+
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSize, Qt
+from PySide6.QtGui import QImageReader, QPainter, QPixmap, QPixmapCache
 from PySide6.QtSvg import QSvgRenderer
 
 from ..kernel.outputs import image_type
@@ -59,3 +61,64 @@ def image_pixmap(data: bytes, ratio: float = 1.0, cleaned: bool = False) -> QPix
     painter.end()
     pixmap.setDevicePixelRatio(ratio)
     return pixmap
+
+
+# Drawn images are kept in Qt's pixmap cache at the size they are shown, not in each view:
+# a view holding its image decoded at full size kept up to 64 million pixels a run (256 MB)
+# for as long as the conversation was open. The cache holds what is on screen, decoded
+# again from the bytes when it is needed after being dropped.
+SHOWN_IMAGES_KB = 96 * 1024
+_keys = itertools.count()
+
+
+class ShownImage:
+    """An output's image, read once for its size and drawn at the width asked for."""
+
+    def __init__(self, data: bytes, ratio: float = 1.0, cleaned: bool = False):
+        self.data, self.ratio, self.cleaned = data, ratio, cleaned
+        self._key = f"codeact-image-{next(_keys)}-"
+        self._renderer = None
+        if image_type(data) == "svg":
+            self._renderer = svg_renderer(data, cleaned)
+            natural = drawn_size(self._renderer.defaultSize()) if self._renderer is not None else QSize()
+            self.size, self.size_ratio = natural * ratio, ratio  # device pixels, drawn sharp
+        else:
+            buffer = self._buffer()  # held while the reader reads: it does not own it
+            self.size, self.size_ratio = QImageReader(buffer).size(), 1.0
+        if QPixmapCache.cacheLimit() < SHOWN_IMAGES_KB:
+            QPixmapCache.setCacheLimit(SHOWN_IMAGES_KB)
+
+    def _buffer(self) -> QBuffer:
+        buffer = QBuffer()
+        buffer.setData(QByteArray(self.data))
+        buffer.open(QIODevice.ReadOnly)
+        return buffer
+
+    def pixmap(self, width: int) -> QPixmap:
+        """The image ``width`` device pixels wide (null when it cannot be read)."""
+        if self.size.isEmpty():
+            return QPixmap()
+        width = max(1, width)
+        height = max(1, round(width * self.size.height() / self.size.width()))
+        key = f"{self._key}{width}"
+        found = QPixmapCache.find(key)
+        if found is not None and not found.isNull():
+            return found
+        if self._renderer is not None:
+            pixmap = QPixmap(width, height)
+            pixmap.fill(Qt.white)  # plots assume paper, as in image_pixmap
+            painter = QPainter(pixmap)
+            self._renderer.render(painter)
+            painter.end()
+        else:
+            buffer = self._buffer()
+            reader = QImageReader(buffer)
+            reader.setScaledSize(QSize(width, height))
+            pixmap = QPixmap.fromImage(reader.read())
+        if not pixmap.isNull():
+            QPixmapCache.insert(key, pixmap)
+        return pixmap
+
+    def full(self) -> QPixmap:
+        """The image at its own size (for the full-size dialog and the clipboard; not kept)."""
+        return image_pixmap(self.data, self.ratio, self.cleaned)

@@ -229,3 +229,35 @@ def test_markdown_too_big_to_lay_out_is_shown_as_its_text_at_once(qtbot):
     small = markdown_view("| a | b |\n|---|---|\n| x | 1 |\n")
     qtbot.addWidget(small)
     assert "<table" in small.toHtml()
+
+
+def test_images_are_kept_at_the_size_they_are_drawn_not_their_own(qtbot):
+    """A view held its image decoded at full size for as long as the conversation was open:
+    up to 64 million pixels a run (256 MB), more with each run. Now the pixmap cache holds
+    them at the size drawn, and the full size is decoded only for the full-size dialog."""
+    import gc
+    import io
+
+    import psutil
+    from PIL import Image
+    from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4000, 4000), (200, 30, 30)).save(buffer, "PNG")
+    png = buffer.getvalue()
+    process = psutil.Process()
+    gc.collect()
+    before = process.memory_info().rss
+    column = QWidget()
+    qtbot.addWidget(column)
+    layout = QVBoxLayout(column)
+    views = [ImageView(png) for _ in range(12)]  # 192 million pixels, 768 MB decoded whole
+    for view in views:
+        layout.addWidget(view)
+    column.resize(800, 600)
+    column.show()
+    column.grab()
+    grown = (process.memory_info().rss - before) >> 20
+    assert grown < 300, f"{grown} MB"
+    assert views[0].pixmap_full.width() == 4000  # the full size, when asked for
+    assert views[0].image.pixmap(720).toImage().pixelColor(10, 10).red() == 200
