@@ -198,16 +198,17 @@ class Execution:
                 item, cost = without_layout(item), 0  # its text twin: the window lays out the rest at once
                 if item is None:
                     return
-            self.rich_cost += cost
             pixels = image_pixels(item)
             if self.image_pixels + pixels > MAX_PIXELS_PER_RUN:
                 self.images_dropped += 1
                 return
-            self.image_pixels += pixels
             size = _kept_size(item)
             if self.kept + size > MAX_KEPT_PER_RUN:
                 self.output_dropped += size
                 return
+            # Counted only once kept: a dropped output leaves the budgets to the next ones
+            self.rich_cost += cost
+            self.image_pixels += pixels
             self._add(item, size)
 
     @property
