@@ -121,6 +121,9 @@ class StreamView(PassesWheelAtEnd, QPlainTextEdit):
 
     def fit(self) -> None:
         shown = max(1, self.lines if self.expanded else min(self.lines, COLLAPSE_LINES))
+        # All lines shown: no bar (the empty block after a final newline would make one
+        # scroll a line, on every printed output).
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff if shown >= self.lines else Qt.ScrollBarAsNeeded)
         # Room for a horizontal scroll bar, so a long line does not hide the last one.
         bar = self.horizontalScrollBar().sizeHint().height() if self._wide() else 0
         margin = 2 * int(self.document().documentMargin()) + 2 * self.frameWidth()

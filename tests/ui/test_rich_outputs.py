@@ -261,3 +261,18 @@ def test_images_are_kept_at_the_size_they_are_drawn_not_their_own(qtbot):
     assert grown < 300, f"{grown} MB"
     assert views[0].pixmap_full.width() == 4000  # the full size, when asked for
     assert views[0].image.pixmap(720).toImage().pixelColor(10, 10).red() == 200
+
+
+def test_a_printed_line_shows_without_a_scroll_bar(qtbot):
+    """Every print ends in a newline, whose empty last line made each short output scroll
+    by one line, with a bar beside it; a collapsed long one keeps its bar."""
+    short, long = StreamView("stdout"), StreamView("stdout")
+    short.add("saved table.csv\n")
+    long.add("x\n" * 100)
+    for view in (short, long):
+        qtbot.addWidget(view)
+        view.resize(600, view.height())
+        view.show()
+    qtbot.waitExposed(long)
+    assert not short.verticalScrollBar().isVisible()
+    assert long.verticalScrollBar().isVisible()
