@@ -15,6 +15,10 @@ MAX_IMAGE_PIXELS = 25_000_000  # 5,000 x 5,000; a 16-inch figure at 300 dpi is 4
 # What one run's images (or one HTML output's) may ask the window to decode, 4 bytes a pixel:
 # a hundred of 25 million pixels would be 10 GB from a few megabytes of PNG.
 MAX_PIXELS_PER_RUN = 64_000_000
+# Images inside HTML or Markdown are decoded and kept by Qt's rich text at their own size,
+# for as long as the conversation is open: 10 outputs of 64 million pixels took 2.4 GB.
+# One run's together (the window's own images are drawn at the size shown instead).
+MAX_INLINE_PIXELS_PER_RUN = 8_000_000
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:

@@ -54,7 +54,14 @@ MAX_RAW_DEPTH = 2_000
 MAX_TABLE_DEPTH = 6
 _BEYOND = 1 << 40  # the cost of what no budget covers
 _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)[^>]*>?")
+_IMG_SRC = re.compile(r"<img\b[^>]*?\ssrc=\"(data:[^\"]*)\"", re.IGNORECASE)
 _BLANK_LINES = re.compile(r"\n[ \t]*\n")
+_LINE_BREAK = re.compile(r"\r\n?")
+_INLINE_MARKS = ("`", "*", "_", "[", "~", "<", "://")
+# Qt breaks a word into lines in time growing with the square of its length: one of
+# 200,000 characters took 13 s. Longer words than this are shown as plain text.
+MAX_WORD = 10_000
+_WORD = re.compile(r"\S+")
 _VOID = {"br", "hr", "img", "col", "wbr"}
 _ROW_END = re.compile(r"\t+\n")  # the tab after a row's last cell
 _CELL_END = re.compile(r"</t[dh]\s*>", re.IGNORECASE)
@@ -120,10 +127,26 @@ def _nests_deeper_than(html: str, limit: int) -> bool:
     return False
 
 
+def inline_image_pixels(html: str) -> int:
+    """Pixels the inline images of sanitized HTML claim together."""
+    return sum(data_url_pixels(src) or 0 for src in _IMG_SRC.findall(html))
+
+
+def _longest_word(text: str) -> int:
+    return max(map(len, text.split()), default=0)
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
+
 def html_layout_cost(html: str) -> int:
     """What laying out sanitized HTML costs Qt (nh3 has balanced its tags), in elements;
     nesting past the bounds costs more than any budget."""
-    cost = depth = tables = 0
+    if _longest_word(html) > MAX_WORD:
+        return _BEYOND
+    cost = html.count("\n") + html.count("\r")  # each line of a <pre> is a block of its own
+    depth = tables = 0
     for closing, tag in _TAG.findall(html):
         tag = tag.lower()
         if closing:
@@ -143,8 +166,12 @@ def markdown_cost(text: str) -> int:
     """What Qt's Markdown reader and layout cost, in elements, estimated from the source
     before it is read: the reader builds all of it first. A GitHub table's row has as many
     cells as its header, written or not, and runs to the next blank line; so a block of
-    lines holding a ``|`` counts its lines times its widest line's cells."""
-    cost = 0
+    lines holding a ``|`` counts its lines times its widest line's cells. Inline marks (code,
+    emphasis, links) each make a piece of their own."""
+    if _longest_word(text) > MAX_WORD:
+        return _BEYOND
+    text = _LINE_BREAK.sub("\n", text)  # the reader ends lines at a lone CR too
+    cost = sum(text.count(mark) for mark in _INLINE_MARKS)
     for block in _BLANK_LINES.split(text):
         lines = block.count("\n") + 1
         widest = max(line.count("|") for line in block.split("\n"))
@@ -160,7 +187,9 @@ def text_only(html: str) -> str:
 
 
 def plain_text_html(text: str) -> str:
-    """Text as rich text that shows it as it is, lines kept."""
+    """Text as rich text that shows it as it is, lines kept; words too long to break into
+    lines at once get a zero-width space every MAX_WORD characters."""
+    text = _WORD.sub(lambda word: "\u200b".join(_pieces(word.group(), MAX_WORD)), text)
     return f'<div style="white-space: pre-wrap">{escape(text, quote=False)}</div>'
 
 

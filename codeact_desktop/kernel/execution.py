@@ -17,10 +17,11 @@ from typing import Callable, Protocol
 
 from ..action_status import ActionStatus
 from ..resources import messages
-from ..image_size import MAX_PIXELS_PER_RUN
+from ..image_size import MAX_INLINE_PIXELS_PER_RUN, MAX_PIXELS_PER_RUN
 from ..visible_text import well_formed
 from ..untrusted_markup import LAYOUT_COST_PER_RUN, MAX_LAYOUT_COST
-from .outputs import OutputItem, StreamBuffer, image_pixels, item_from_message, layout_cost, without_layout
+from .outputs import (OutputItem, StreamBuffer, image_pixels, inline_pixels, item_from_message, layout_cost,
+                      without_layout)
 
 _log = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ class Execution:
         self.output_dropped = 0  # characters and bytes beyond MAX_KEPT_PER_RUN
         self.image_pixels = 0
         self.rich_cost = 0  # of rich text (HTML, Markdown), within LAYOUT_COST_PER_RUN
+        self.inline_pixels = 0  # of images inside HTML, within MAX_INLINE_PIXELS_PER_RUN
         self.images_dropped = 0  # beyond MAX_PIXELS_PER_RUN
         self.items_dropped = 0  # non-stream outputs beyond MAX_ITEMS_PER_RUN
         self.streams_joined = 0  # stream switches beyond MAX_ITEMS_PER_RUN
@@ -193,9 +195,10 @@ class Execution:
                 if self.displays > MAX_DISPLAYS_PER_RUN:
                     self.displays_dropped += 1
                     return
-            cost = layout_cost(item)
-            if cost > MAX_LAYOUT_COST or self.rich_cost + cost > LAYOUT_COST_PER_RUN:
-                item, cost = without_layout(item), 0  # its text twin: the window lays out the rest at once
+            cost, inline = layout_cost(item), inline_pixels(item)
+            if (cost > MAX_LAYOUT_COST or self.rich_cost + cost > LAYOUT_COST_PER_RUN
+                    or self.inline_pixels + inline > MAX_INLINE_PIXELS_PER_RUN):
+                item, cost, inline = without_layout(item), 0, 0  # its text twin: drawn at once
                 if item is None:
                     return
             pixels = image_pixels(item)
@@ -208,6 +211,7 @@ class Execution:
                 return
             # Counted only once kept: a dropped output leaves the budgets to the next ones
             self.rich_cost += cost
+            self.inline_pixels += inline
             self.image_pixels += pixels
             self._add(item, size)
 

@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass, field
 
 from ..image_size import MAX_IMAGE_PIXELS, image_size, png_size
-from ..untrusted_markup import clean_html, clean_svg, html_layout_cost, markdown_cost, text_only
+from ..untrusted_markup import (clean_html, clean_svg, html_layout_cost, inline_image_pixels, markdown_cost,
+                               text_only)
 from ..visible_text import well_formed
 
 # One action may print far more than anyone will read; keep the head and the tail
@@ -355,6 +356,11 @@ def layout_cost(item: OutputItem) -> int:
     if item.mime == "text/markdown":
         return markdown_cost(item.text)
     return 0
+
+
+def inline_pixels(item: OutputItem) -> int:
+    """Pixels of the images inside the item's HTML (a Markdown output's are links)."""
+    return inline_image_pixels(clean_html(item.text)) if item.mime == "text/html" else 0
 
 
 def without_layout(item: OutputItem) -> OutputItem | None:

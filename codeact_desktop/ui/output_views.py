@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
 
 from ..kernel.observation import strip_ansi
 from ..kernel.outputs import OutputItem
-from ..image_size import MAX_PIXELS_PER_RUN
+from ..image_size import MAX_INLINE_PIXELS_PER_RUN
 from ..kernel.tracebacks import summarize_error
 from ..untrusted_markup import MAX_LAYOUT_COST, clean_html, html_layout_cost, markdown_cost, plain_text_html, text_only
 from .fonts import mono_font
@@ -272,7 +272,7 @@ class ChatTextBrowser(PassesWheelAtEnd, QTextBrowser):
 def table_view(html: str) -> QWidget:
     """An HTML output (a DataFrame's table), sanitized: the kernel wrote it. Too big to lay
     out at once, its text instead, rows on lines of their own."""
-    clean = clean_html(html, pixels=MAX_PIXELS_PER_RUN)
+    clean = clean_html(html, pixels=MAX_INLINE_PIXELS_PER_RUN)
     if html_layout_cost(clean) > MAX_LAYOUT_COST:
         return text_view(text_only(clean))
     return _rich_text_view(clean, "htmlOutput", "table output", TABLE_CSS)
@@ -318,7 +318,7 @@ def safe_markdown_html(text: str) -> str:
     document = QTextDocument()
     document.setMarkdown(text, QTextDocument.MarkdownFeatures(
         QTextDocument.MarkdownDialectGitHub | QTextDocument.MarkdownNoHTML))
-    return clean_html(document.toHtml(), pixels=MAX_PIXELS_PER_RUN)
+    return clean_html(document.toHtml(), pixels=MAX_INLINE_PIXELS_PER_RUN)
 
 
 def output_view(item: OutputItem) -> QWidget:

@@ -638,3 +638,30 @@ def _assert_opens_within(conversation, qtbot, seconds: float) -> None:
     chat.grab()
     took = time.monotonic() - started
     assert took < seconds, f"opening took {took:.1f} s"
+
+
+def test_4_images_inside_html_are_counted_per_run(conversations, qtbot):
+    """A second independent run: images inside an HTML output were counted for that output
+    only (64 million pixels each), and Qt's rich text keeps them decoded at their own size:
+    10 such outputs opened in 11.4 s and took 2.4 GB. One run's inline images may claim 8
+    million pixels together; past them an output is shown as its text twin."""
+    import gc
+
+    a = conversations()
+    seen = a.act(_BLANK_PNG + textwrap.dedent("""
+        import base64
+        def inline(w, h):
+            return '<img src="data:image/png;base64,' + base64.b64encode(blank_png(w, h)).decode() + '" width="10">'
+        display({"text/html": "<p>small</p>" + inline(200, 100), "text/plain": "SMALL"}, raw=True)
+        for i in range(4):
+            display({"text/html": inline(3000, 3000 - i) * 3, "text/plain": f"BIG-{i}"}, raw=True)
+    """))
+    assert a.last["status"] == "ok", seen[-2000:]
+    items = [i for i in _stored_items(a.conversation) if i is not None]
+    assert [i.mime for i in items] == ["text/html"] + ["text/plain"] * 4, [i.mime for i in items]
+    assert "BIG-3" in seen
+    process = psutil.Process()
+    gc.collect()
+    before = process.memory_info().rss
+    _assert_opens_within(a.conversation, qtbot, 5)
+    assert (process.memory_info().rss - before) >> 20 < 200
