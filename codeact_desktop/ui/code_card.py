@@ -15,7 +15,8 @@ from PySide6.QtWidgets import (
 
 from ..action_status import ActionStatus
 from ..kernel.outputs import OutputItem
-from .output_views import ChatTextBrowser, ErrorView, OutputBlock, StreamView, flash_done, mono_font, output_view
+from .output_views import (CARD_SHOWN_CHARS, ChatTextBrowser, ErrorView, OutputBlock, StreamView, flash_done,
+                           mono_font, output_view)
 from .theme import is_dark, set_tone
 
 # The card's own two states before the engine's (action_status.py) begin.
@@ -77,6 +78,7 @@ class CodeCard(QFrame):
         self._started: float | None = None
         self.streams: dict[str, StreamView] = {}
         self._last_stream: StreamView | None = None
+        self._room = CARD_SHOWN_CHARS  # characters its text views may still draw
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 8, 10, 8)
@@ -223,18 +225,25 @@ class CodeCard(QFrame):
             self._add_output(view)
             self._last_stream = view
             self.streams.setdefault(name, view)
-        return view.add(text)
+        drawn = view.add(text, self._room)
+        self._room -= drawn
+        return drawn
 
     def add_item(self, item: OutputItem) -> None:
         """A completed item; stream text already arrived live through ``add_stream``."""
         if item.kind in ("stdout", "stderr"):
-            # The stored text (head and tail of up to a megabyte) backs "Open all".
-            view = self.streams.get(item.kind)
-            if view is not None and view.truncated:
+            # The stored text (head and tail of up to a megabyte) backs "Open all": streams
+            # end in the order their views began, so it is the first of its name not ended.
+            view = next((v for v in self.findChildren(StreamView)
+                         if v.name == item.kind and v.full_text is None), None)
+            if view is not None:
                 view.full_text = item.text
             return
         self._last_stream = None
-        self._add_output(output_view(item))  # the view for the type the bundle shows
+        view = output_view(item, self._room)  # the view for the type the bundle shows
+        if isinstance(view, StreamView):
+            self._room -= min(self._room, view.drawn_chars)
+        self._add_output(view)
 
     def add_stored_output(self, kind: str, text: str, image: bytes | None) -> None:
         """Rebuilds an output from the history."""

@@ -25,7 +25,11 @@ from .svg_image import ShownImage
 __all__ = ["ImageDialog", "TextDialog", "mono_font", "save_image"]  # their home before they moved
 
 COLLAPSE_LINES = 30
-SHOWN_CHARS = 200_000  # drawn in the card; the whole stored text opens in a viewer
+SHOWN_CHARS = 200_000  # drawn in one view; the whole stored text opens in a viewer
+# Drawn in one card's text views together: shaping text costs the UI thread up to a second
+# per 200,000 characters of mixed scripts, and a run may have 200 outputs (8 switching
+# streams of them took 8.7 s at every opening).
+CARD_SHOWN_CHARS = 400_000
 TABLE_CSS = "table { border-collapse: collapse; } th, td { padding: 3px 10px; } th { font-weight: 600; }"
 MAX_IMAGE_WIDTH = 720  # a plot wider than this is scaled down even in a wide window
 MIN_IMAGE_WIDTH = 120
@@ -97,14 +101,14 @@ class StreamView(PassesWheelAtEnd, QPlainTextEdit):
         self.full_text: str | None = None  # the stored (complete) text, once the action ends
         self._chars = 0
 
-    def add(self, text: str) -> int:
-        """Appends text up to the card's cap; returns the characters drawn."""
-        room = SHOWN_CHARS - self._chars
-        if room <= 0:
-            self.truncated = True
+    def add(self, text: str, room: int = SHOWN_CHARS) -> int:
+        """Appends text up to the view's cap (and ``room``, what its card has left); returns
+        the characters drawn."""
+        room = min(room, SHOWN_CHARS - self._chars)
+        if not text or (self.truncated and room <= 0):
             return 0
         if len(text) > room:
-            text = text[:room] + "\n[… more: use “Open all” …]\n"
+            text = text[:max(0, room)] + "\n[… more: use “Open all” …]\n"
             self.truncated = True
         self._chars += len(text)
         cursor = self.textCursor()
@@ -112,6 +116,10 @@ class StreamView(PassesWheelAtEnd, QPlainTextEdit):
         cursor.insertText(strip_ansi(text))
         self.fit()
         return len(text)
+
+    @property
+    def drawn_chars(self) -> int:
+        return self._chars
 
     @property
     def lines(self) -> int:
@@ -269,26 +277,26 @@ class ChatTextBrowser(PassesWheelAtEnd, QTextBrowser):
     """Rich text inside the chat (code, tables)."""
 
 
-def table_view(html: str) -> QWidget:
+def table_view(html: str, room: int = SHOWN_CHARS) -> QWidget:
     """An HTML output (a DataFrame's table), sanitized: the kernel wrote it. Too big to lay
     out at once, its text instead, rows on lines of their own."""
     clean = clean_html(html, pixels=MAX_INLINE_PIXELS_PER_RUN)
     if html_layout_cost(clean) > MAX_LAYOUT_COST:
-        return text_view(text_only(clean))
+        return text_view(text_only(clean), room)
     return _rich_text_view(clean, "htmlOutput", "table output", TABLE_CSS)
 
 
-def markdown_view(text: str) -> QWidget:
+def markdown_view(text: str, room: int = SHOWN_CHARS) -> QWidget:
     """A ``text/markdown`` output as rich text: its raw HTML shows as text, the rest is sanitized."""
     if markdown_cost(text) > MAX_LAYOUT_COST:
-        return text_view(text)
+        return text_view(text, room)
     return _rich_text_view(safe_markdown_html(text), "markdownOutput", "markdown output")
 
 
-def text_view(text: str) -> StreamView:
+def text_view(text: str, room: int = SHOWN_CHARS) -> StreamView:
     """Text in the plain view streams use: drawn up to its cap, all of it behind "Open all"."""
     view = StreamView("result")
-    view.add(text)
+    view.add(text, room)
     if view.truncated:
         view.full_text = text
     return view
@@ -321,8 +329,9 @@ def safe_markdown_html(text: str) -> str:
     return clean_html(document.toHtml(), pixels=MAX_INLINE_PIXELS_PER_RUN)
 
 
-def output_view(item: OutputItem) -> QWidget:
-    """The view of a finished display or error, by the type it shows."""
+def output_view(item: OutputItem, room: int = SHOWN_CHARS) -> QWidget:
+    """The view of a finished display or error, by the type it shows; shown as text, at
+    most ``room`` characters of it are drawn."""
     if item.kind == "error":
         return ErrorView("\n".join(item.traceback) or item.text or f"{item.ename}: {item.evalue}")
     if item.kind == "image" and item.data:
@@ -332,12 +341,12 @@ def output_view(item: OutputItem) -> QWidget:
             return view
         view.deleteLater()  # a broken image: its text instead
     elif item.kind == "html":
-        return table_view(item.text)
+        return table_view(item.text, room)
     elif item.mime == "text/latex":
         return MathView(item.text, item.plain)
     elif item.mime == "text/markdown":
-        return markdown_view(item.text)
-    return text_view(item.plain if item.kind == "image" else item.text)
+        return markdown_view(item.text, room)
+    return text_view(item.plain if item.kind == "image" else item.text, room)
 
 
 class OutputBlock(QWidget):
