@@ -54,6 +54,9 @@ MAX_RAW_DEPTH = 2_000
 MAX_TABLE_DEPTH = 6
 _BEYOND = 1 << 40  # the cost of what no budget covers
 _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)[^>]*>?")
+# Tags that end a word where they stand; inline ones (<b>, <span>) do not
+_BLOCK_TAG = re.compile(r"</?(td|th|tr|p|div|br|li|ul|ol|dl|dt|dd|h[1-6]|pre|blockquote|table|thead|tbody|tfoot|"
+                        r"caption|hr|img|details|summary)\b[^>]*>?", re.IGNORECASE)
 _IMG_SRC = re.compile(r"<img\b[^>]*?\ssrc=\"(data:[^\"]*)\"", re.IGNORECASE)
 _BLANK_LINES = re.compile(r"\n[ \t]*\n")
 _LINE_BREAK = re.compile(r"\r\n?")
@@ -143,7 +146,7 @@ def _pieces(text: str, size: int) -> list[str]:
 def html_layout_cost(html: str) -> int:
     """What laying out sanitized HTML costs Qt (nh3 has balanced its tags), in elements;
     nesting past the bounds costs more than any budget."""
-    if _longest_word(html) > MAX_WORD:
+    if _longest_word(_TAG.sub("", _BLOCK_TAG.sub(" ", html))) > MAX_WORD:  # words as Qt sees them
         return _BEYOND
     cost = html.count("\n") + html.count("\r")  # each line of a <pre> is a block of its own
     depth = tables = 0

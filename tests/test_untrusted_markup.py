@@ -91,3 +91,12 @@ def test_inline_images_are_kept_only_while_their_headers_claim_few_enough_pixels
     assert "data:image/png" not in clean_svg(svg)
     assert "data:image/png" in clean_svg(svg.replace(base64.b64encode(png(8000, 8000)).decode(),
                                                      base64.b64encode(png(64, 64)).decode()))
+
+
+def test_a_word_is_measured_as_qt_breaks_it_across_inline_tags_not_cells():
+    """Qt breaks a long word in square time; a table written without spaces is many short
+    words (cells end them), a word split by <b> is still one."""
+    from codeact_desktop.untrusted_markup import MAX_LAYOUT_COST, html_layout_cost
+
+    assert html_layout_cost("<table>" + "<tr><td>1</td><td>2</td></tr>" * 2_000 + "</table>") < 1 << 40
+    assert html_layout_cost("<p>" + "x" * 6_000 + "<b>" + "x" * 6_000 + "</b></p>") > MAX_LAYOUT_COST
