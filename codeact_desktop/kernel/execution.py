@@ -20,8 +20,7 @@ from ..resources import messages
 from ..image_size import MAX_INLINE_PIXELS_PER_RUN, MAX_PIXELS_PER_RUN
 from ..visible_text import well_formed
 from ..untrusted_markup import LAYOUT_COST_PER_RUN, MAX_LAYOUT_COST
-from .outputs import (OutputItem, StreamBuffer, image_pixels, inline_pixels, item_from_message, layout_cost,
-                      without_layout)
+from .outputs import OutputItem, StreamBuffer, image_pixels, item_from_message, rich_costs, without_layout
 
 _log = logging.getLogger(__name__)
 
@@ -195,7 +194,7 @@ class Execution:
                 if self.displays > MAX_DISPLAYS_PER_RUN:
                     self.displays_dropped += 1
                     return
-            cost, inline = layout_cost(item), inline_pixels(item)
+            cost, inline = rich_costs(item)
             if (cost > MAX_LAYOUT_COST or self.rich_cost + cost > LAYOUT_COST_PER_RUN
                     or self.inline_pixels + inline > MAX_INLINE_PIXELS_PER_RUN):
                 item, cost, inline = without_layout(item), 0, 0  # its text twin: drawn at once

@@ -349,18 +349,16 @@ _LAID_OUT = ("text/html", "text/markdown")
 _OBJECT_REPR = re.compile(r"<[\w.]+ object( at 0x[0-9a-fA-F]+)?>\Z")  # IPython's HTML(...) says no more
 
 
-def layout_cost(item: OutputItem) -> int:
-    """What laying out the item's rich text costs the window (0: it shows none)."""
+def rich_costs(item: OutputItem) -> tuple[int, int]:
+    """What drawing the item's rich text costs the window: its layout (``untrusted_markup``'s
+    elements) and the pixels of the images inside its HTML (a Markdown output's are links).
+    (0, 0) for an item that shows no rich text."""
     if item.mime == "text/html":
-        return html_layout_cost(clean_html(item.text))
+        clean = clean_html(item.text)  # once for both
+        return html_layout_cost(clean), inline_image_pixels(clean)
     if item.mime == "text/markdown":
-        return markdown_cost(item.text)
-    return 0
-
-
-def inline_pixels(item: OutputItem) -> int:
-    """Pixels of the images inside the item's HTML (a Markdown output's are links)."""
-    return inline_image_pixels(clean_html(item.text)) if item.mime == "text/html" else 0
+        return markdown_cost(item.text), 0
+    return 0, 0
 
 
 def without_layout(item: OutputItem) -> OutputItem | None:

@@ -242,7 +242,7 @@ class CodeCard(QFrame):
         self._last_stream = None
         view = output_view(item, self._room)  # the view for the type the bundle shows
         if isinstance(view, StreamView):
-            self._room -= min(self._room, view.drawn_chars)
+            self._room -= view.drawn_chars  # as add_stream counts
         self._add_output(view)
 
     def add_stored_output(self, kind: str, text: str, image: bytes | None) -> None:
