@@ -365,7 +365,8 @@ print("top:", max(wc.words_, key=wc.words_.get))
 """)
     assert "top: Solar" in observation or "top: power" in observation
     cloud = np.asarray(Image.open(desk.workspace / "cloud.png").convert("L"))
-    assert cloud.shape == (300, 400) and (cloud < 128).sum() > 2000  # words drawn on white
+    # Words are drawn in random colours (some light yellow), so count what is not white.
+    assert cloud.shape == (300, 400) and (cloud < 240).sum() > 2000
 
 
 def test_audio_cut_to_its_first_ten_seconds(desk):
