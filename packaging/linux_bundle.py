@@ -177,6 +177,25 @@ def bundle_libraries(stage: Path, lib_folder: Path) -> tuple[list[str], dict[str
     return sorted(copied), missing
 
 
+# What Qt's X11 plugin loads: without them the window cannot open, so they must travel in the
+# bundle (a desktop may lack libxcb-cursor0, say), and so they must be on the build machine.
+WINDOW_PLUGIN = ("libqxcb.so", "libQt6XcbQpa.so.6")
+
+
+def require_window_libraries(missing: dict[str, list[str]]) -> None:
+    lacking = sorted(name for name, needers in missing.items() if set(needers) & set(WINDOW_PLUGIN))
+    if lacking:
+        packages = " ".join(debian_package(name) for name in lacking)
+        raise SystemExit(f"the window's X11 plugin needs {', '.join(lacking)}, which this build machine lacks, "
+                         f"so the bundle could not carry them; install them (apt-get install {packages}) and build again")
+
+
+def debian_package(library: str) -> str:
+    """libxcb-icccm.so.4 -> libxcb-icccm4; libxkbcommon-x11.so.0 -> libxkbcommon-x11-0 (Debian's naming)."""
+    stem, _, soname = library.partition(".so.")
+    return f"{stem}-{soname}" if stem[-1].isdigit() else f"{stem}{soname}"
+
+
 def _add_rpath(elf: Path, folder: Path) -> None:
     rel = os.path.relpath(folder, elf.parent)
     entry = "$ORIGIN" if rel == "." else f"$ORIGIN/{rel}"
@@ -287,6 +306,7 @@ def build(version: str, backends: list[str], work: Path, dist: Path, vulkan_sdk:
     copied, missing = bundle_libraries(stage, runtime / "lib")
     for library, needers in sorted(missing.items()):
         print(f"note: {library} is not on this machine; needed by {', '.join(sorted(set(needers))[:4])}")
+    require_window_libraries(missing)
     desktop_files(stage)
     source = llama_libs.fetch_source(work)
     licences = {"CPython": Path(sys.base_prefix) / "lib" / PY / "LICENSE.txt",

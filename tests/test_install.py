@@ -107,3 +107,18 @@ def test_the_bundle_keeps_every_qt_module_the_app_imports():
         imported |= set(re.findall(r"\bPySide6\.(Qt\w+)", source.read_text(encoding="utf-8")))
     assert "QtWidgets" in imported  # the scan sees the imports
     assert imported <= set(QT_MODULES_KEPT), sorted(imported - set(QT_MODULES_KEPT))
+
+
+def test_a_linux_bundle_without_the_window_plugins_libraries_is_not_built():
+    """The build copies what Qt's X11 plugin loads into the bundle; a build machine lacking one
+    made a bundle whose window could not open on a desktop without it (stop 28's smoke run:
+    libxcb-icccm4, libxcb-keysyms1), so the build stops and names the package."""
+    sys.path.insert(0, str(ROOT / "packaging"))
+    try:
+        import linux_bundle
+    finally:
+        sys.path.remove(str(ROOT / "packaging"))
+    linux_bundle.require_window_libraries({"libwayland-cursor.so.0": ["libqwayland.so"]})  # another desktop's
+    with pytest.raises(SystemExit, match=r"apt-get install libxcb-icccm4 libxkbcommon-x11-0\)"):
+        linux_bundle.require_window_libraries({"libxcb-icccm.so.4": ["libqxcb.so"],
+                                               "libxkbcommon-x11.so.0": ["libQt6XcbQpa.so.6", "libqxcb.so"]})
