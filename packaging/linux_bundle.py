@@ -186,8 +186,9 @@ def require_window_libraries(missing: dict[str, list[str]]) -> None:
     lacking = sorted(name for name, needers in missing.items() if set(needers) & set(WINDOW_PLUGIN))
     if lacking:
         packages = " ".join(debian_package(name) for name in lacking)
-        raise SystemExit(f"the window's X11 plugin needs {', '.join(lacking)}, which this build machine lacks, "
-                         f"so the bundle could not carry them; install them (apt-get install {packages}) and build again")
+        raise SystemExit(f"the window's X11 plugin needs {', '.join(lacking)}, which this build machine "
+                         f"lacks, so the bundle could not carry them; install them (apt-get install {packages}) "
+                         "and build again")
 
 
 def debian_package(library: str) -> str:
