@@ -179,11 +179,11 @@ def bundle_libraries(stage: Path, lib_folder: Path) -> tuple[list[str], dict[str
 
 # What Qt's X11 plugin loads: without them the window cannot open, so they must travel in the
 # bundle (a desktop may lack libxcb-cursor0, say), and so they must be on the build machine.
-WINDOW_PLUGIN = ("libqxcb.so", "libQt6XcbQpa.so.6")
+WINDOW_PLUGIN = frozenset({"libqxcb.so", "libQt6XcbQpa.so.6"})
 
 
 def require_window_libraries(missing: dict[str, list[str]]) -> None:
-    lacking = sorted(name for name, needers in missing.items() if set(needers) & set(WINDOW_PLUGIN))
+    lacking = sorted(name for name, needers in missing.items() if WINDOW_PLUGIN.intersection(needers))
     if lacking:
         packages = " ".join(debian_package(name) for name in lacking)
         raise SystemExit(f"the window's X11 plugin needs {', '.join(lacking)}, which this build machine "

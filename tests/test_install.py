@@ -97,11 +97,7 @@ def test_the_bundle_keeps_every_qt_module_the_app_imports():
     """The bundles delete the Qt modules not listed as kept; one imported but pruned fails
     only in the built bundle's self-test (it did: QtSvg, stop 23's CI)."""
     import re
-    sys.path.insert(0, str(ROOT / "packaging"))
-    try:
-        from bundle_common import QT_MODULES_KEPT
-    finally:
-        sys.path.remove(str(ROOT / "packaging"))
+    QT_MODULES_KEPT = _packaging_module("bundle_common").QT_MODULES_KEPT
     imported = set()
     for source in (ROOT / "codeact_desktop").rglob("*.py"):
         imported |= set(re.findall(r"\bPySide6\.(Qt\w+)", source.read_text(encoding="utf-8")))
@@ -113,12 +109,18 @@ def test_a_linux_bundle_without_the_window_plugins_libraries_is_not_built():
     """The build copies what Qt's X11 plugin loads into the bundle; a build machine lacking one
     made a bundle whose window could not open on a desktop without it (stop 28's smoke run:
     libxcb-icccm4, libxcb-keysyms1), so the build stops and names the package."""
-    sys.path.insert(0, str(ROOT / "packaging"))
-    try:
-        import linux_bundle
-    finally:
-        sys.path.remove(str(ROOT / "packaging"))
+    linux_bundle = _packaging_module("linux_bundle")
     linux_bundle.require_window_libraries({"libwayland-cursor.so.0": ["libqwayland.so"]})  # another desktop's
     with pytest.raises(SystemExit, match=r"apt-get install libxcb-icccm4 libxkbcommon-x11-0\)"):
         linux_bundle.require_window_libraries({"libxcb-icccm.so.4": ["libqxcb.so"],
                                                "libxkbcommon-x11.so.0": ["libQt6XcbQpa.so.6", "libqxcb.so"]})
+
+
+def _packaging_module(name: str):
+    """A module of packaging/ (scripts, not a package of the app)."""
+    import importlib
+    sys.path.insert(0, str(ROOT / "packaging"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ROOT / "packaging"))
