@@ -5,6 +5,11 @@ cancelled or failed copy leaves nothing half-written behind. Each copy is writte
 a hidden name that carries the copying process's id and renamed when complete, so not
 even a kill mid-copy leaves a partial file under the real name; the next start removes
 the hidden leftovers of processes that are gone (``remove_abandoned_copies``).
+
+A dropped folder is as hostile as the files in it (an archive from the web, another
+conversation's workspace): a link inside it may point at ``~/.ssh`` or ``/proc/self/environ``,
+so links below the folder are neither followed nor copied, only counted and named. The file
+or folder the user dropped may itself be a link: that one the user chose.
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePath
 from typing import Callable
 
-from ..no_follow import Folder
+from ..no_follow import Folder, UnsafePath
 from ..resources import messages
 from ..sizes import human_size
 from ..visible_text import visible_name, well_formed
@@ -35,6 +41,7 @@ class Attachment:
     name: str  # relative to the workspace
     size: int
     kind: str
+    links_left: int = 0  # links inside a folder: not copied
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -60,19 +67,46 @@ def _free_name(folder: Folder, name: str) -> str:
     return target
 
 
-def _files_of(source: Path) -> list[Path]:
-    """A file, or the files of a folder (links to folders are not followed)."""
-    if source.is_file():
-        return [source]
-    found = []
-    for root, dirs, files in os.walk(source):
-        dirs.sort()
-        found += [Path(root) / f for f in sorted(files) if (Path(root) / f).is_file()]
-    return found
+def _plain(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def _files_of(source: Path) -> tuple[list[Path], int]:
+    """A file, or the plain files of a folder; and how many links below the folder were
+    left out (to files or folders: never followed). Fifos, devices and sockets are not
+    files to copy either."""
+    if not source.is_dir():
+        return [source], 0
+    found, links = [], 0
+    for root, dirs, files in os.walk(source):  # os.walk does not descend into linked folders
+        entries = [Path(root) / name for name in dirs + files]
+        links += sum(1 for entry in entries if entry.is_symlink())
+        dirs[:] = sorted(d for d in dirs if not (Path(root) / d).is_symlink())
+        found += [Path(root) / f for f in sorted(files) if _plain(Path(root) / f)]
+    return found, links
 
 
 def total_bytes(sources: list[Path]) -> int:
-    return sum(f.stat().st_size for s in sources for f in _files_of(Path(s)))
+    return sum(f.stat().st_size for s in sources for f in _files_of(Path(s))[0])
+
+
+def _open_source(source: Path, file: Path) -> int:
+    """A descriptor for ``file``: the dropped file itself (a link the user chose is followed),
+    or a plain file below the dropped folder, reached without following any link on the way
+    (something could swap a folder for a link between the walk and the copy)."""
+    if file == source:
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    else:
+        relative = file.relative_to(source)
+        with Folder(source, relative.parent) as folder:
+            fd = folder.open(relative.name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a fifo would block the copy for ever, a device never end
+        os.close(fd)
+        raise UnsafePath(f"{file} is not a plain file.")
+    return fd
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -112,7 +146,7 @@ def copy_into_workspace(
     attached = []
     for source in sources:
         if _inside(source, workspace):
-            size = sum(f.stat().st_size for f in _files_of(source))
+            size = sum(f.stat().st_size for f in _files_of(source)[0])
             name = str(source.resolve().relative_to(workspace.resolve()))
             attached.append(Attachment(name=name, size=size, kind=describe_kind(source)))
             continue
@@ -121,12 +155,14 @@ def copy_into_workspace(
             # random too: code cannot plant something under the name before the copy starts
             partial = f".{target}.partial-{os.getpid()}-{secrets.token_hex(4)}"
             size = 0
+            files, links_left = _files_of(source)
             try:
                 if source.is_dir():
                     folder.mkdir(partial)  # fails on anything already there, a link included
-                for file in _files_of(source):
-                    relative = PurePath(partial) if source.is_file() else PurePath(partial, file.relative_to(source))
-                    with Folder(workspace, relative.parent, create=True) as into, open(file, "rb") as src:
+                for file in files:
+                    relative = PurePath(partial) if file == source else PurePath(partial, file.relative_to(source))
+                    with Folder(workspace, relative.parent, create=True) as into, \
+                            os.fdopen(_open_source(source, file), "rb") as src:
                         out = os.fdopen(into.open(relative.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb")
                         with out:
                             while chunk := src.read(CHUNK):
@@ -137,12 +173,13 @@ def copy_into_workspace(
                                 size += len(chunk)
                                 if progress:
                                     progress(done, total)
-                            os.utime(out.fileno(), ns=(file.stat().st_atime_ns, file.stat().st_mtime_ns))
+                            copied = os.fstat(src.fileno())
+                            os.utime(out.fileno(), ns=(copied.st_atime_ns, copied.st_mtime_ns))
                 folder.rename(partial, target)  # complete: under its real name at once
             except BaseException:
                 _remove(workspace / partial)  # nothing half-copied may look like a complete file to the model
                 raise
-        attached.append(Attachment(name=target, size=size, kind=describe_kind(source)))
+        attached.append(Attachment(name=target, size=size, kind=describe_kind(source), links_left=links_left))
     return attached
 
 
@@ -173,8 +210,15 @@ def remove_abandoned_copies(workspace: Path) -> list[str]:
 def attachment_lines(attached: list[Attachment]) -> str:
     lines = [messages()["files_header"]]
     # A name may hold a newline or escape bytes (a file from an archive, say): one visible line each.
-    lines += [f"- ./{visible_name(a.name)} ({human_size(a.size)}, {a.kind})" for a in attached]
+    lines += [f"- ./{visible_name(a.name)} ({'; '.join([f'{human_size(a.size)}, {a.kind}', *links_note(a)])})"
+              for a in attached]
     return "\n".join(lines)
+
+
+def links_note(attachment: Attachment) -> list[str]:
+    """What was left out of a copied folder, for the model and the user (none: [])."""
+    n = attachment.links_left
+    return [f"{n} link{'s' if n != 1 else ''} inside not copied"] if n else []
 
 
 def split_user_text(content: str) -> str:

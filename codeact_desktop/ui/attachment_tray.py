@@ -10,7 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
-from ..agent.attachments import Attachment, CopyCancelled, copy_into_workspace
+from ..agent.attachments import Attachment, CopyCancelled, copy_into_workspace, links_note
 from ..sizes import human_size
 from ..visible_text import visible_name
 from .background import BackgroundWork
@@ -166,8 +166,11 @@ class AttachmentTray(QWidget):
             chip.setObjectName("chip")
             row = QHBoxLayout(chip)
             row.setContentsMargins(8, 2, 2, 2)
-            label = QLabel(f"{visible_name(attachment.name)} · {human_size(attachment.size)}")
+            label = QLabel(" · ".join([visible_name(attachment.name), human_size(attachment.size),
+                                       *links_note(attachment)]))
             label.setTextFormat(Qt.PlainText)  # a name such as "<b>x" is not markup
+            if attachment.links_left:
+                label.setToolTip("Links inside a folder can point anywhere on this computer, so they are not copied.")
             row.addWidget(label)
             remove = QPushButton("×")
             remove.setObjectName("chipRemove")

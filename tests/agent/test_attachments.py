@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from codeact_desktop.agent.attachments import CHUNK, CopyCancelled, copy_into_workspace, remove_abandoned_copies
+from codeact_desktop.agent.attachments import (CHUNK, CopyCancelled, attachment_lines, copy_into_workspace,
+                                               remove_abandoned_copies)
 
 
 def test_progress_reaches_the_total_and_folders_copy(tmp_path):
@@ -74,3 +75,49 @@ def test_a_kill_mid_copy_leaves_no_file_under_the_real_name(tmp_path, what):
     live.write_bytes(b"x")
     assert remove_abandoned_copies(ws) == [partial.name]
     assert sorted(p.name for p in ws.iterdir()) == [live.name]
+
+
+def test_links_inside_a_dropped_folder_are_counted_not_copied(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "key").write_text("secret")
+    drop = tmp_path / "drop"
+    (drop / "sub").mkdir(parents=True)
+    (drop / "a.txt").write_text("a")
+    (drop / "sub" / "b.txt").write_text("b")
+    os.symlink(outside / "key", drop / "key.txt")
+    os.symlink(outside, drop / "sub" / "elsewhere")
+    os.symlink(tmp_path / "nothing", drop / "dangling")
+    os.mkfifo(drop / "pipe")
+    ws = tmp_path / "ws"
+    [attached] = copy_into_workspace([drop], ws)
+    copied = sorted(str(p.relative_to(ws)) for p in ws.rglob("*"))
+    assert copied == ["drop", "drop/a.txt", "drop/sub", "drop/sub/b.txt"], copied
+    assert attached.links_left == 3 and attached.size == 2
+    assert attachment_lines([attached]).endswith("- ./drop (2 bytes, folder; 3 links inside not copied)")
+    # A link the user dropped is the user's choice: what it points at is copied.
+    [chosen] = copy_into_workspace([drop / "key.txt"], ws)
+    assert (ws / chosen.name).read_text() == "secret" and chosen.links_left == 0
+
+
+def test_a_folder_swapped_for_a_link_during_the_copy_is_not_read_through(tmp_path):
+    """The dropped folder may be one that running code controls (another conversation's
+    workspace): a folder it swaps for a link between the walk and the copy is not followed."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "b.txt").write_text("secret")
+    drop = tmp_path / "drop"
+    (drop / "sub").mkdir(parents=True)
+    (drop / "a.txt").write_text("a")
+    (drop / "sub" / "b.txt").write_text("b")
+    ws = tmp_path / "ws"
+
+    def swap(done, total):
+        if (drop / "sub").is_dir() and not (drop / "sub").is_symlink():
+            (drop / "sub" / "b.txt").unlink()
+            (drop / "sub").rmdir()
+            os.symlink(outside, drop / "sub")
+
+    with pytest.raises(OSError, match="not a plain folder"):
+        copy_into_workspace([drop], ws, progress=swap)
+    assert list(ws.iterdir()) == []
