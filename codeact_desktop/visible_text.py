@@ -16,6 +16,13 @@ _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u2
 _NAME_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
+# For code shown for approval: also what Qt draws as a line break but Python does not read
+# as one (U+2028, U+2029, form feed, vertical tab), and the invisible marks (zero-width
+# space and joiners, word joiner, BOM, soft hyphen) a token can hide behind.
+_CODE_ODD = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+                       "\u2060-\u2069\ufeff\ud800-\udfff]")
+
+
 def _escape(match: re.Match) -> str:
     char = match.group()
     if char == "\r":
@@ -43,3 +50,14 @@ def visible_name(name: str) -> str:
     """A file name on one line, every odd character visible (newlines included)."""
     return _NAME_CONTROLS.sub(lambda m: "\\n" if m.group() == "\n" else "\\t" if m.group() == "\t" else _escape(m),
                               name)
+
+
+def for_code_view(code: str) -> tuple[str, bool]:
+    """Code as it must be shown to a person who decides whether it runs: every character
+    that is invisible, reorders what is around it (Trojan Source) or breaks a line only on
+    screen becomes a visible escape, so no line is hidden or drawn out of order. Also
+    whether there was any: the card then says so. Inside a string literal the escape
+    means the same character, so copied code still runs the same."""
+    text = code.replace("\r\n", "\n")
+    shown = _CODE_ODD.sub(_escape, text)
+    return shown, shown != text

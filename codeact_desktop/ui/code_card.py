@@ -7,7 +7,7 @@ import time
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget,
@@ -17,6 +17,7 @@ from ..action_status import ActionStatus
 from ..kernel.outputs import OutputItem
 from .output_views import (CARD_SHOWN_CHARS, ChatTextBrowser, ErrorView, OutputBlock, StreamView, flash_done,
                            mono_font, output_view)
+from ..visible_text import for_code_view
 from .theme import is_dark, set_tone
 
 # The card's own two states before the engine's (action_status.py) begin.
@@ -39,7 +40,9 @@ def _failed(status: str) -> bool:
 def highlighted_html(code: str) -> str:
     formatter = HtmlFormatter(noclasses=True, nowrap=True, style="monokai" if is_dark() else "default")
     body = highlight(code, PythonLexer(), formatter)
-    return f"<pre style='margin:0'>{body}</pre>"
+    # Long lines wrap: nothing of the code waits out of sight behind a scroll bar (a call
+    # put 300 spaces to the right of a harmless one would).
+    return f"<pre style='margin:0; white-space:pre-wrap'>{body}</pre>"
 
 
 class CodeEditor(QPlainTextEdit):
@@ -94,7 +97,8 @@ class CodeCard(QFrame):
         self.status_label.setAccessibleName("action status")
         copy = QPushButton("Copy code")
         copy.setAccessibleName("copy code")
-        copy.clicked.connect(lambda: (QGuiApplication.clipboard().setText(self.code), flash_done(copy, "Copied ✓")))
+        copy.clicked.connect(lambda: (QGuiApplication.clipboard().setText(self.shown_code),
+                                      flash_done(copy, "Copied ✓")))
         self.copy_button = copy
         header.addWidget(title)
         header.addWidget(self.edited_label)
@@ -102,6 +106,15 @@ class CodeCard(QFrame):
         header.addWidget(self.status_label)
         header.addWidget(copy)
         layout.addLayout(header)
+        self.odd_characters = QLabel("This code holds characters that are invisible, reorder the text around "
+                                     "them or break lines only on screen. They are shown as escapes "
+                                     "such as \\u202e, so what you see is what runs.")
+        self.odd_characters.setObjectName("oddCharacters")
+        self.odd_characters.setTextFormat(Qt.PlainText)
+        self.odd_characters.setWordWrap(True)
+        set_tone(self.odd_characters, "error")
+        self.odd_characters.hide()
+        layout.addWidget(self.odd_characters)
 
         self.code_view = ChatTextBrowser()
         self.code_view.setObjectName("code")
@@ -109,6 +122,8 @@ class CodeCard(QFrame):
         self.code_view.setFont(mono_font())
         self.code_view.setFrameShape(QFrame.NoFrame)
         self.code_view.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.code_view.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.code_view.installEventFilter(self)  # its height follows its width (wrapped lines)
         layout.addWidget(self.code_view)
 
         self.approval_bar = QWidget()
@@ -151,10 +166,25 @@ class CodeCard(QFrame):
         self.set_code(code)
 
     def set_code(self, code: str) -> None:
+        """``code`` runs; what is drawn, copied and edited is ``shown_code``, the same code with
+        its invisible and reordering characters made visible (``for_code_view``)."""
         self.code = code
-        self.code_view.setHtml(highlighted_html(code))
-        lines = max(1, code.count("\n") + 1)
-        self.code_view.setFixedHeight(int(self.code_view.fontMetrics().lineSpacing() * lines) + 16)
+        self.shown_code, odd = for_code_view(code)
+        self.odd_characters.setVisible(odd)
+        self.code_view.setHtml(highlighted_html(self.shown_code))
+        self._fit_code(self.code_view.width())
+
+    def _fit_code(self, width: int) -> None:
+        """As tall as the code is at this width: every line drawn, none cut off."""
+        document = self.code_view.document()
+        document.setTextWidth(max(width - 2 * self.code_view.frameWidth(), 80))
+        self.code_view.setFixedHeight(int(document.size().height()) + 2 * self.code_view.frameWidth() + 4)
+
+    def eventFilter(self, watched, event):  # noqa: N802
+        if watched is self.code_view and event.type() == QEvent.Resize \
+                and event.size().width() != event.oldSize().width():
+            self._fit_code(event.size().width())
+        return super().eventFilter(watched, event)
 
     def set_status(self, status: str, seconds: float | None = None) -> None:
         self.status = status
@@ -182,10 +212,10 @@ class CodeCard(QFrame):
             self.run_button.setFocus(Qt.OtherFocusReason)
 
     def _edit_clicked(self) -> None:
-        self.editor = CodeEditor(self.code, self.code_view.font())
+        self.editor = CodeEditor(self.shown_code, self.code_view.font())
         self.editor.run_requested.connect(self._run_clicked)
         self.code_view.hide()
-        self.layout().insertWidget(1, self.editor)
+        self.layout().insertWidget(self.layout().indexOf(self.code_view), self.editor)
         self.edit_button.setEnabled(False)
         self.run_button.setText("&Run edited")
         self.approval_hint.setText("Ctrl+Enter or Alt+R runs your version · Alt+S skips")

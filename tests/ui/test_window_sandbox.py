@@ -6,6 +6,7 @@ import socket
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
 
 from codeact_desktop.kernel import conversation_kernel as session_module
 from codeact_desktop.ui.code_card import CodeCard
@@ -45,3 +46,41 @@ def test_a_restriction_that_breaks_the_start_falls_back_to_asking(qtbot, window,
     assert "ran" in card.streams["stdout"].toPlainText()
     notices = [n.text() for n in win.chat.findChildren(type(win.model_label), "errorNotice")]
     assert any("not fully restricted" in n and "the restricted start failed" in n for n in notices)
+
+
+# Code hidden from the person who approves it, each a way that worked on the card before:
+# a lone CR (IPython runs what follows as a line of its own; the card cut it off), a U+2028
+# (drawn as a new line the card's height did not count), bidi isolates that draw a string's
+# end as a comment (Trojan Source), and a call pushed out of sight by 300 spaces.
+HIDDEN_CODE = {
+    "cr": ('print("counting rows")\rimport os; os.remove("notes.txt")', "\\rimport os"),
+    "u2028": ('total = 3\u2028import os\nprint(total)', "\\u2028import os"),
+    "bidi": ('access = "user"\nif access != "none\u202e \u2066# not admin\u2069 \u2066":  # check\n'
+             '    print("admin")', '"none\\u202e \\u2066# not admin\\u2069 \\u2066"'),
+    "spaces": ('print("hello")' + " " * 300 + '; import shutil; shutil.rmtree("data")', "shutil.rmtree"),
+}
+
+
+def test_code_waiting_for_approval_hides_nothing_from_the_person(qtbot, window, monkeypatch):
+    monkeypatch.setattr(session_module, "launcher_argv", lambda *args: ["/bin/false"])  # every action asks
+    replies = [r for code, _ in HIDDEN_CODE.values() for r in (f"<execute>\n{code}\n</execute>", "ok")]
+    win, backend = window(replies)
+    qtbot.waitUntil(lambda: win.sandbox_status.text() == "Not restricted", timeout=30_000)
+    for name, (code, shown) in HIDDEN_CODE.items():
+        send(qtbot, win, f"run the {name} one")
+        qtbot.waitUntil(lambda: any(c.approval_bar.isVisible() for c in win.chat.findChildren(CodeCard)),
+                        timeout=10_000)
+        card = next(c for c in win.chat.findChildren(CodeCard) if c.approval_bar.isVisible())
+        qtbot.waitUntil(lambda c=card: c.code_view.viewport().width() > 200)
+        drawn = card.code_view.toPlainText()
+        assert shown in drawn, (name, drawn)
+        assert not any(c in drawn for c in "\r\u2028\u202e\u2066\u2069"), name
+        document = card.code_view.document()
+        assert document.size().height() <= card.code_view.viewport().height(), name  # no line cut off
+        assert document.idealWidth() <= card.code_view.viewport().width() + 1, name  # none out of sight
+        assert card.odd_characters.isVisible() == (name != "spaces"), name
+        assert card.code == code  # what runs is what the model wrote: the card only shows it plainly
+        card.copy_button.click()
+        assert QGuiApplication.clipboard().text() == card.shown_code
+        qtbot.mouseClick(card.skip_button, Qt.LeftButton)
+        wait_idle(qtbot, win)
