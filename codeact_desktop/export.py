@@ -29,7 +29,7 @@ from .kernel.observation import strip_ansi
 from .kernel.outputs import DISPLAY_PRIORITY, OutputItem, image_type, item_from_stored
 from .store.history import Conversation
 from .untrusted_markup import CONTENT_SECURITY_POLICY, clean_html, neutral_markdown
-from .visible_text import visible_name
+from .visible_text import for_code_view, visible_name
 
 FORMATS = {"ipynb": "Jupyter notebook", "md": "Markdown", "html": "HTML page"}
 
@@ -150,7 +150,7 @@ def to_markdown(title: str, entries: list[Entry], image_prefix: str = "", inline
         elif entry.type == "notice":
             parts.append(f"> *{neutral_markdown(entry.text)}*")
         elif entry.type == "action":
-            parts.append(_fenced(entry.text, "python"))
+            parts.append(_fenced(for_code_view(entry.text)[0], "python"))  # drawn as the window draws it
             if entry.status not in (ActionStatus.OK, ""):
                 parts.append(f"*({entry.status.replace('_', ' ')})*")
             for out in entry.outputs:

@@ -266,10 +266,12 @@ def test_7_exports_keep_no_script_link_or_remote_load(conversations, tmp_path):
     hostile_reply = ("Done. <script>alert('model')</script> [report](javascript:alert(2)) "
                      "![pixel](http://127.0.0.1:9/p.png) <img src=x onerror=alert(3)>")
     a.act(f"from IPython.display import HTML, display\ndisplay(HTML({HOSTILE_HTML!r}))\n"
-          "print('```\\n<script>alert(4)</script>')", then=hostile_reply)
+          "print('```\\n<script>alert(4)</script>')\n"
+          "level = 'user\u202e \u2066# admin\u2069 \u2066'", then=hostile_reply)  # a string drawn as a comment
     target = tmp_path / "chat.html"
     export_conversation(a.conversation, target)
     page = target.read_text()
+    assert "\u202e" not in page and "\\u202e" in page  # the code a reader reads hides nothing
     audit = _PageAudit()
     audit.feed(page)
     assert audit.problems == [], audit.problems
@@ -280,6 +282,7 @@ def test_7_exports_keep_no_script_link_or_remote_load(conversations, tmp_path):
     import nbformat
 
     exported_md = export_conversation(a.conversation, tmp_path / "chat.md").read_text()
+    assert "\u2066" not in exported_md and "\\u2066" in exported_md
     notebook = nbformat.read(str(export_conversation(a.conversation, tmp_path / "chat.ipynb")), as_version=4)
     rendered = [python_markdown.markdown(exported_md, extensions=["fenced_code"])]
     rendered += [python_markdown.markdown(c.source) for c in notebook.cells if c.cell_type == "markdown"]
