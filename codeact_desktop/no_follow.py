@@ -13,6 +13,8 @@ checked with ``lstat`` first: racy, which is one reason Windows counts as not is
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import stat
 from pathlib import Path, PurePath
 
@@ -178,3 +180,67 @@ def copy_out(root: Path, rel: str | PurePath, target: Path, chunk: int = 1 << 20
         with open(target, "wb") as out:
             while block := src.read(chunk):
                 out.write(block)
+
+
+def remove_tree(path: Path) -> None:
+    """Removes a file, a link or a folder and all below it, as ``shutil.rmtree(path,
+    ignore_errors=True)`` would, but at any depth and with two descriptors open at most.
+
+    Code can nest folders as deep as it likes (``mkdir`` relative to a descriptor knows no
+    path length), and shutil.rmtree recurses: at 1,000 levels it raised RecursionError,
+    which ``ignore_errors`` does not catch, and the kernel's next start failed for good.
+    So each folder's subfolders are first moved up beside it, directly below ``path``
+    (rename within one file system), and removed from there; nothing is followed."""
+    path = Path(path)
+    try:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            path.unlink()
+            return
+    except OSError:
+        return
+    if not _AT:
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+        except RecursionError:
+            pass
+        return
+    try:
+        top = os.open(path, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC)
+    except OSError:
+        return
+    tag = secrets.token_hex(4)
+    moved = 0
+    try:
+        removed_some = True
+        while removed_some:  # until a round removes nothing: empty, or all that is left refuses
+            removed_some = False
+            with os.scandir(top) as entries:
+                names = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+            for name, is_folder in names:
+                try:
+                    if not is_folder:
+                        os.unlink(name, dir_fd=top)
+                        removed_some = True
+                        continue
+                    inner = os.open(name, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=top)
+                    try:
+                        with os.scandir(inner) as entries:
+                            below = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+                        for child, child_is_folder in below:
+                            if child_is_folder:  # up beside it: removed in a later round
+                                moved += 1
+                                os.rename(child, f".removing-{tag}-{moved}", src_dir_fd=inner, dst_dir_fd=top)
+                                removed_some = True
+                            else:
+                                os.unlink(child, dir_fd=inner)
+                    finally:
+                        os.close(inner)
+                    os.rmdir(name, dir_fd=top)
+                    removed_some = True
+                except OSError:
+                    continue  # as ignore_errors: what cannot be removed stays
+        os.rmdir(path)
+    except OSError:
+        pass
+    finally:
+        os.close(top)

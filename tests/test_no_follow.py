@@ -57,3 +57,36 @@ def test_copy_out_copies_the_file_not_what_a_link_points_at(tree, tmp_path):
     assert (tmp_path / "saved").read_text() == "plain"
     with pytest.raises(no_follow.UnsafePath):
         no_follow.copy_out(root, "real/linked-file", tmp_path / "saved2")
+
+
+def _nest(top, depth: int) -> None:
+    """``depth`` folders one in another below ``top``, a file and a link at the bottom."""
+    fd = os.open(top, os.O_RDONLY)
+    for _ in range(depth):  # relative to a descriptor: no path length bounds the depth
+        os.mkdir("d", dir_fd=fd)
+        inner = os.open("d", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    os.close(os.open("f", os.O_WRONLY | os.O_CREAT, dir_fd=fd))
+    os.symlink("/", "root-link", dir_fd=fd)
+    os.close(fd)
+
+
+def test_remove_tree_at_any_depth_follows_nothing(tmp_path):
+    kept = tmp_path / "users"
+    kept.mkdir()
+    (kept / "precious.txt").write_text("keep me")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    _nest(tree, 3000)  # shutil.rmtree raised RecursionError at 1,000
+    os.symlink(kept, tree / "link-to-users")
+    (tree / "a").mkdir()
+    os.symlink(kept, tree / "a" / "inner-link")
+    no_follow.remove_tree(tree)
+    assert not os.path.lexists(tree)
+    assert (kept / "precious.txt").read_text() == "keep me"
+    no_follow.remove_tree(tree)  # gone already: nothing to do, no error
+    link = tmp_path / "a-link"
+    os.symlink(kept, link)
+    no_follow.remove_tree(link)  # a link is removed, never what it points to
+    assert not os.path.lexists(link) and (kept / "precious.txt").exists()

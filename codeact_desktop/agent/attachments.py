@@ -18,19 +18,19 @@ import mimetypes
 import os
 import re
 import secrets
-import shutil
 import stat
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePath
 from typing import Callable
 
-from ..no_follow import Folder, UnsafePath
+from ..no_follow import Folder, UnsafePath, remove_tree
 from ..resources import messages
 from ..sizes import human_size
 from ..visible_text import visible_name, well_formed
 
 CHUNK = 1 << 20
+MAX_DEPTH = 100  # folders inside a dropped folder; deeper is refused with a message
 _PARTIAL = re.compile(r"^\..+\.partial-(\d+)(?:-[0-9a-f]+)?$")  # .NAME.partial-PID-RANDOM
 
 
@@ -67,25 +67,24 @@ def _free_name(folder: Folder, name: str) -> str:
     return target
 
 
-def _plain(path: Path) -> bool:
-    try:
-        return stat.S_ISREG(path.lstat().st_mode)
-    except OSError:
-        return False
-
-
 def _files_of(source: Path) -> tuple[list[Path], int]:
     """A file, or the plain files of a folder; and how many links below the folder were
     left out (to files or folders: never followed). Fifos, devices and sockets are not
-    files to copy either."""
+    files to copy either. Walked without recursion, and no deeper than MAX_DEPTH: a folder
+    from an archive can nest thousands deep (os.walk raised RecursionError at 1,000)."""
     if not source.is_dir():
         return [source], 0
-    found, links = [], 0
-    for root, dirs, files in os.walk(source):  # os.walk does not descend into linked folders
-        entries = [Path(root) / name for name in dirs + files]
+    found, links, folders = [], 0, [(source, 0)]
+    while folders:
+        folder, depth = folders.pop()
+        if depth > MAX_DEPTH:
+            raise OSError(f"{source.name} holds folders nested more than {MAX_DEPTH} deep; "
+                          "attach the part you need instead.")
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
         links += sum(1 for entry in entries if entry.is_symlink())
-        dirs[:] = sorted(d for d in dirs if not (Path(root) / d).is_symlink())
-        found += [Path(root) / f for f in sorted(files) if _plain(Path(root) / f)]
+        found += [Path(e.path) for e in entries if e.is_file(follow_symlinks=False)]
+        folders += [(Path(e.path), depth + 1) for e in reversed(entries) if e.is_dir(follow_symlinks=False)]
     return found, links
 
 
@@ -160,6 +159,8 @@ def copy_into_workspace(
                 if source.is_dir():
                     folder.mkdir(partial)  # fails on anything already there, a link included
                 for file in files:
+                    if cancel is not None and cancel.is_set():  # between files too: thousands of empty ones
+                        raise CopyCancelled(f"Copying {source.name} was cancelled.")
                     relative = PurePath(partial) if file == source else PurePath(partial, file.relative_to(source))
                     with Folder(workspace, relative.parent, create=True) as into, \
                             os.fdopen(_open_source(source, file), "rb") as src:
@@ -177,17 +178,12 @@ def copy_into_workspace(
                             os.utime(out.fileno(), ns=(copied.st_atime_ns, copied.st_mtime_ns))
                 folder.rename(partial, target)  # complete: under its real name at once
             except BaseException:
-                _remove(workspace / partial)  # nothing half-copied may look like a complete file to the model
+                remove_tree(workspace / partial)  # nothing half-copied may look like a complete file to the model
                 raise
         attached.append(Attachment(name=target, size=size, kind=describe_kind(source), links_left=links_left))
     return attached
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
 
 
 def remove_abandoned_copies(workspace: Path) -> list[str]:
@@ -202,7 +198,7 @@ def remove_abandoned_copies(workspace: Path) -> list[str]:
     for entry in entries:
         match = _PARTIAL.match(entry.name)
         if match and not psutil.pid_exists(int(match.group(1))):
-            _remove(entry)
+            remove_tree(entry)
             removed.append(entry.name)
     return removed
 

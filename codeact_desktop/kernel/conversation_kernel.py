@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -24,6 +23,7 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.provisioning import LocalProvisioner
 
 from .. import defaults
+from ..no_follow import remove_tree
 from .execution import (INTERRUPT_GRACE_S, MAX_DISPLAYS_PER_RUN, MAX_KEPT_PER_RUN,  # noqa: F401 - re-exported
                         Execution, ExecutionResult, run_quietly)
 from .kernel_process import exit_reason, innermost_process, log_tail
@@ -365,8 +365,8 @@ class ConversationKernel:
                     _log.debug("the kernel could not be killed (already gone?)", exc_info=True)
             self._km = None
         if self._runtime_dir is not None:
-            shutil.rmtree(self._runtime_dir.root, ignore_errors=True)
-            shutil.rmtree(self._runtime_dir.tmp, ignore_errors=True)
+            remove_tree(self._runtime_dir.root)
+            remove_tree(self._runtime_dir.tmp)
             self._runtime_dir = None
 
     # -- death ---------------------------------------------------------------------

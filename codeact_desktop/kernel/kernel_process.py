@@ -4,10 +4,11 @@ one ended, what it wrote before it failed, and the runtime folders of apps that 
 
 from __future__ import annotations
 
-import shutil
 import signal
 import tempfile
 from pathlib import Path
+
+from ..no_follow import remove_tree
 
 
 def remove_abandoned_runtime_folders() -> list[str]:
@@ -19,7 +20,7 @@ def remove_abandoned_runtime_folders() -> list[str]:
     for folder in Path(tempfile.gettempdir()).glob("cak-*-*"):
         pid = folder.name.split("-")[1]
         if pid.isdigit() and not psutil.pid_exists(int(pid)) and folder.is_dir() and not folder.is_symlink():
-            shutil.rmtree(folder, ignore_errors=True)
+            remove_tree(folder)
             removed.append(folder.name)
     return removed
 

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..no_follow import remove_tree
 from .bubblewrap import bwrap_argv, bwrap_path
 from .venv import KernelVenv, base_interpreter, base_layer_paths
 
@@ -85,18 +86,13 @@ class RuntimeDir:
 
     def make(self) -> "RuntimeDir":
         if self.tmp_in is not None:
-            _remove_no_follow(self.tmp)  # a fresh one per start: what the last kernel left is gone
+            remove_tree(self.tmp)  # a fresh one per start: what the last kernel left is gone
         for folder in (self.sockets, self.tmp):
             folder.mkdir(mode=0o700, parents=True, exist_ok=False if folder == self.tmp else True)
         self.start_folder.mkdir(mode=0o555, exist_ok=True)
         return self
 
 
-def _remove_no_follow(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path)  # removes links inside, never what they point to
 
 
 def kernel_policy(venv: KernelVenv, workspace: Path, runtime: RuntimeDir, writable: list[Path],

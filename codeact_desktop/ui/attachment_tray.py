@@ -3,7 +3,6 @@ background work (progress, cancel), shown as chips above the input, each removab
 
 from __future__ import annotations
 
-import shutil
 import threading
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from ..agent.attachments import Attachment, CopyCancelled, copy_into_workspace, links_note
+from ..no_follow import remove_tree
 from ..sizes import human_size
 from ..visible_text import visible_name
 from .background import BackgroundWork
@@ -89,7 +89,8 @@ class AttachmentTray(QWidget):
             except OSError as exc:  # full disk, unreadable file: nothing is half-copied
                 return [], f"Could not copy the files: {exc}"
 
-        if not self.background.run("copy files", work, lambda result: self._on_done(workspace, *result)):
+        if not self.background.run("copy files", work, lambda result: self._on_done(workspace, *result),
+                                   lambda error: self._on_done(workspace, [], f"Could not copy the files: {error}")):
             self._cancel = None  # the window is closing
             return False
         self._on_progress(0, 1)
@@ -118,9 +119,8 @@ class AttachmentTray(QWidget):
         # Not through a link the kernel may have put in its place: unlink removes the link itself.
         if copy.is_symlink() or copy.is_file():
             copy.unlink(missing_ok=True)
-        elif copy.is_dir() and not self.background.run("remove attachment",
-                                                        lambda: shutil.rmtree(copy, ignore_errors=True)):
-            shutil.rmtree(copy, ignore_errors=True)  # the window is closing: now, not never
+        elif copy.is_dir() and not self.background.run("remove attachment", lambda: remove_tree(copy)):
+            remove_tree(copy)  # the window is closing: now, not never
         self._render()
 
     def discard(self, workspace: Path) -> None:

@@ -4,11 +4,11 @@ conversation's controller and kernel and removes its folder in the background.""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from ..action_status import ActionStatus
 from ..engine import start_kernel
+from ..no_follow import remove_tree
 from ..resources import messages
 from .controller import ConversationController
 
@@ -117,9 +117,9 @@ class WindowConversations:
             controller.shutdown()
             if backend is not None:
                 backend.forget(messages)  # what the model read of it, kept to come back to it
-            shutil.rmtree(kernel_home, ignore_errors=True)
+            remove_tree(kernel_home)
             if ours:  # never remove a folder the user chose for a CLI run
-                shutil.rmtree(workspace, ignore_errors=True)
+                remove_tree(workspace)
 
         def finished(message: str) -> None:
             self.statusBar().showMessage(message, 8000)

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from codeact_desktop.no_follow import remove_tree
 from codeact_desktop.agent.attachments import (CHUNK, CopyCancelled, attachment_lines, copy_into_workspace,
                                                remove_abandoned_copies)
 
@@ -121,3 +122,32 @@ def test_a_folder_swapped_for_a_link_during_the_copy_is_not_read_through(tmp_pat
     with pytest.raises(OSError, match="not a plain folder"):
         copy_into_workspace([drop], ws, progress=swap)
     assert list(ws.iterdir()) == []
+
+
+def test_a_folder_nested_thousands_deep_gets_a_message(tmp_path):
+    top = tmp_path / "archive"
+    top.mkdir()
+    fd = os.open(top, os.O_RDONLY)
+    for _ in range(1500):  # as an unpacked archive can be; os.walk raised RecursionError
+        os.mkdir("d", dir_fd=fd)
+        inner = os.open("d", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    os.close(fd)
+    ws = tmp_path / "ws"
+    with pytest.raises(OSError, match="nested more than 100 deep"):
+        copy_into_workspace([top], ws)
+    assert not ws.exists() or list(ws.iterdir()) == []
+    remove_tree(top)  # pytest's own clean-up of old runs recurses (shutil.rmtree)
+
+
+def test_cancel_is_seen_between_empty_files(tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(50):
+        (folder / f"{i}.txt").touch()
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(CopyCancelled):
+        copy_into_workspace([folder], tmp_path / "ws", cancel=cancel)
+    assert list((tmp_path / "ws").iterdir()) == []

@@ -112,14 +112,14 @@ def test_quit_mid_removal_of_a_folders_copy_removes_it(qtbot, window, tmp_path, 
     workspace = Path(win.current.conversation.workspace)
     win.attach([photos])
     qtbot.waitUntil(lambda: [a.name for a in win.tray.files()] == ["photos"], timeout=10_000)
-    real_rmtree = attachment_tray.shutil.rmtree
+    real_remove = attachment_tray.remove_tree
 
-    def slow_rmtree(path, *args, **kwargs):
+    def slow_remove(path):
         if Path(path) == workspace / "photos":
             time.sleep(0.5)  # a large folder
-        return real_rmtree(path, *args, **kwargs)
+        return real_remove(path)
 
-    monkeypatch.setattr(attachment_tray.shutil, "rmtree", slow_rmtree)
+    monkeypatch.setattr(attachment_tray, "remove_tree", slow_remove)
     win.tray.remove(win.tray.files()[0])  # taken back: its copy goes, off the UI thread
     assert "remove attachment" in win.background.running  # the one owner, which quitting waits for
     win.close()
@@ -267,3 +267,23 @@ def test_help_copies_a_diagnostic_report_without_the_conversation(qtbot, window)
     report = QGuiApplication.clipboard().text()
     assert "CodeAct Desktop" in report and "scripted" in report.lower()
     assert "marzipan" not in report and "pelicans" not in report
+
+
+def test_a_copy_that_fails_unexpectedly_frees_the_tray(qtbot, window, tmp_path, monkeypatch):
+    win, _ = window(["never"])
+    data = tmp_path / "data.csv"
+    data.write_text("a\n1\n")
+
+    def broken_copy(paths, workspace, progress, cancel):
+        raise RecursionError("maximum recursion depth exceeded")  # not an OSError
+
+    monkeypatch.setattr(attachment_tray, "copy_into_workspace", broken_copy)
+    failures = []
+    win.tray.failed.connect(failures.append)
+    win.attach([data])
+    qtbot.waitUntil(lambda: bool(failures), timeout=10_000)
+    assert "Could not copy the files" in failures[0] and not win.tray.copying
+    assert not win.tray.progress.isVisible()
+    monkeypatch.undo()
+    win.attach([data])  # the next drop is taken, not "another copy is still running"
+    qtbot.waitUntil(lambda: [a.name for a in win.tray.files()] == ["data.csv"], timeout=10_000)
