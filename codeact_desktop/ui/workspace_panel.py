@@ -250,4 +250,5 @@ class WorkspacePanel(QWidget):
                 return f"{visible_name(name)} could not be saved: {exc}"
             return ""
 
-        self.background.run("save file", work, lambda problem: self.save_failed.emit(problem) if problem else None)
+        self.background.run("save file", work, lambda problem: self.save_failed.emit(problem) if problem else None,
+                            lambda error: self.save_failed.emit(f"{visible_name(name)} could not be saved: {error}"))
