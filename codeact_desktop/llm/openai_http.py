@@ -1,18 +1,26 @@
 """OpenAI-compatible HTTP (``/v1/chat/completions``, streaming): vLLM, llama.cpp's
-server, Ollama, LM Studio. The server applies the chat template; we send messages."""
+server, Ollama, LM Studio. The server applies the chat template; we send messages.
+
+What a server sends is read within bounds (a line, an error body, the model list, a
+reply), since a hostile server or a man in the middle of an http:// address sent an endless
+line and took 6 GB in 10 s; its words reach the window on one line, quoted; and Stop closes
+the connection at once, even while the server sends nothing.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 import httpx
 
 from .. import defaults
 from ..app_log import safe_description
+from ..visible_text import visible_name
 from .base import (
     BackendError,
     BackendInfo,
@@ -26,6 +34,10 @@ from .base import (
 DEFAULT_N_CTX = defaults.N_CTX
 # Without the server's tokenizer, a cautious estimate for fitting the context.
 CHARS_PER_TOKEN = 3.2
+MAX_LINE = 1 << 20  # one streamed line; a chunk is a few hundred bytes
+MAX_MODELS_BODY = 4 << 20  # /models: hundreds of entries
+MAX_ERROR_BODY = 4096  # what is read of an error's body
+CHARS_PER_REPLY_TOKEN = 32  # a reply longer than max_tokens of these ends as "length"
 log = logging.getLogger(__name__)
 
 
@@ -58,8 +70,9 @@ class OpenAIBackend(ChatBackend):
             if not listed:
                 raise BackendError(f"The server at {self.base_url} lists no models; name one.")
             model = listed[0]["id"]
-        entry = next((m for m in listed if m.get("id") == model), {})
+        entry = next((m for m in listed if m["id"] == model), {})
         ctx = n_ctx or entry.get("max_model_len") or entry.get("context_length") or DEFAULT_N_CTX
+        ctx = min(ctx, 1 << 24)  # a server's claim of 10**30 tokens is not a context to plan for
         self.model = model
         self.info = BackendInfo(
             kind="openai", model=model, n_ctx=int(ctx), chat_format="server", device="remote"
@@ -67,19 +80,28 @@ class OpenAIBackend(ChatBackend):
 
     def _list_models(self) -> list[dict]:
         try:
-            response = self._http.get("/models")
+            with self._http.stream("GET", "/models") as response:
+                if response.status_code >= 400:
+                    raise BackendError(f"The server at {self.base_url} answered {response.status_code} to "
+                                       f"/models: {_quoted(_read_at_most(response, MAX_ERROR_BODY))}")
+                body = _read_at_most(response, MAX_MODELS_BODY + 1)
         except httpx.HTTPError as exc:
             log.warning("cannot reach the server: %s", safe_description(exc))
             raise BackendError(f"Cannot reach the server at {self.base_url}: {_reason(exc)}") from exc
-        if response.status_code >= 400:
-            raise BackendError(
-                f"The server at {self.base_url} answered {response.status_code} to /models:"
-                f" {response.text[:200]}"
-            )
+        if len(body) > MAX_MODELS_BODY:
+            raise BackendError(f"The server at {self.base_url} sent a model list of more than "
+                               f"{MAX_MODELS_BODY >> 20} MB; it is not read.")
         try:
-            return list(response.json().get("data", []))
-        except ValueError as exc:
+            listed = json.loads(body)
+        except (ValueError, RecursionError) as exc:
             raise BackendError(f"{self.base_url} is not an OpenAI-compatible API (/models is not JSON)") from exc
+        data = listed.get("data", []) if isinstance(listed, dict) else None
+        if not isinstance(data, list):
+            raise BackendError(f"{self.base_url} is not an OpenAI-compatible API (/models holds no list)")
+        # Only entries that name a model with a string id; a context that is not a count is left out.
+        return [{"id": entry["id"], **{key: entry[key] for key in ("max_model_len", "context_length")
+                                      if _count(entry.get(key))}}
+                for entry in data if isinstance(entry, dict) and isinstance(entry.get("id"), str)]
 
     def count_tokens(self, messages: list[Message]) -> int:
         chars = sum(len(m["content"]) + 16 for m in messages)
@@ -109,14 +131,14 @@ class OpenAIBackend(ChatBackend):
         parts: list[str] = []
         finish = "stop"
         usage: dict = {}
+        room = max(params.max_tokens, 1) * CHARS_PER_REPLY_TOKEN
         try:
-            with self._http.stream("POST", "/chat/completions", json=body) as response:
+            with self._http.stream("POST", "/chat/completions", json=body) as response, \
+                    _closed_on(cancel, response):
                 if response.status_code >= 400:
-                    response.read()
-                    raise BackendError(
-                        f"The server refused the request ({response.status_code}): {response.text[:300]}"
-                    )
-                for line in response.iter_lines():
+                    raise BackendError(f"The server refused the request ({response.status_code}): "
+                                       f"{_quoted(_read_at_most(response, MAX_ERROR_BODY))}")
+                for line in _lines(response):
                     if cancel is not None and cancel.is_set():
                         finish = "cancelled"
                         break  # leaving the block closes the connection: the server stops
@@ -131,11 +153,20 @@ class OpenAIBackend(ChatBackend):
                         if piece:
                             if first is None:
                                 first = time.monotonic() - started
+                            piece = piece[:room]
+                            room -= len(piece)
                             parts.append(piece)
                             on_piece(piece)
                         if finish_reason:
                             finish = finish_reason
+                    if room <= 0:  # a server that does not keep to max_tokens: the reply ends here
+                        finish = "length"
+                        break
+                if cancel is not None and cancel.is_set():  # the stream ended because Stop shut it
+                    finish = "cancelled"
         except httpx.HTTPError as exc:
+            if cancel is not None and cancel.is_set():  # Stop closed the connection under the read
+                return self._result(parts, "cancelled", usage, messages, started, first)
             log.warning("lost the server mid-reply: %s", safe_description(exc))
             raise BackendError(f"Lost the server at {self.base_url}: {_reason(exc)}") from exc
         except MalformedStream as exc:
@@ -145,13 +176,16 @@ class OpenAIBackend(ChatBackend):
                 "The answer stopped there; send the message again, or check that the server speaks "
                 "OpenAI's streaming format."
             ) from exc
-        text = "".join(parts)
+        return self._result(parts, finish, usage, messages, started, first)
+
+    def _result(self, parts: list[str], finish: str, usage: dict, messages: list[Message], started: float,
+                first: float | None) -> GenerationResult:
         return GenerationResult(
-            text=text,
+            text="".join(parts),
             finish_reason=finish if finish in ("stop", "length", "cancelled") else "stop",
-            prompt_tokens=int(usage.get("prompt_tokens") or self.count_tokens(messages)),
+            prompt_tokens=_count(usage.get("prompt_tokens")) or self.count_tokens(messages),
             prompt_tokens_evaluated=None,
-            completion_tokens=int(usage.get("completion_tokens") or len(parts)),
+            completion_tokens=_count(usage.get("completion_tokens")) or len(parts),
             seconds=time.monotonic() - started,
             first_piece_seconds=first,
         )
@@ -160,19 +194,82 @@ class OpenAIBackend(ChatBackend):
         self._http.close()
 
 
+def _count(value) -> int:
+    """A server's count (tokens, a context length) when it is one, else 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1 << 40 else 0
+
+
+def _quoted(text: str) -> str:
+    """A server's words, on one line and quoted: never read as the app's own lines."""
+    return f"“{visible_name(' '.join(text.split())[:300])}”"
+
+
+def _read_at_most(response: httpx.Response, limit: int) -> str:
+    data = bytearray()
+    for block in response.iter_bytes():
+        data += block
+        if len(data) >= limit:
+            break
+    return bytes(data[:limit]).decode("utf-8", "replace")
+
+
+def _lines(response: httpx.Response) -> Iterator[str]:
+    """The stream's lines, split at LF only (httpx also split at U+2028 inside a JSON
+    string), none longer than MAX_LINE (an endless line grew without bound)."""
+    pending = bytearray()
+    for block in response.iter_bytes():
+        pending += block
+        while (end := pending.find(b"\n")) >= 0:
+            line, pending = bytes(pending[:end]), pending[end + 1:]
+            yield line.rstrip(b"\r").decode("utf-8", "replace")
+        if len(pending) > MAX_LINE:
+            raise MalformedStream(f"a streamed line longer than {MAX_LINE >> 20} MB")
+    if pending:
+        yield bytes(pending).decode("utf-8", "replace")
+
+
+class _closed_on:  # noqa: N801 - a context manager, used as a statement
+    """While the block runs, a set ``cancel`` shuts the response's socket down: a read
+    waiting on a silent server (one reading a long prompt says nothing for minutes) returns
+    at once instead of at the read timeout."""
+
+    def __init__(self, cancel: threading.Event | None, response: httpx.Response):
+        self.cancel, self.response, self.done = cancel, response, threading.Event()
+
+    def __enter__(self):
+        if self.cancel is not None:
+            threading.Thread(target=self._watch, name="http-stop", daemon=True).start()
+        return self
+
+    def _watch(self) -> None:
+        while not self.done.wait(0.1):
+            if self.cancel.is_set():
+                stream = self.response.extensions.get("network_stream")
+                sock = stream.get_extra_info("socket") if stream is not None else None
+                if sock is not None:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                return
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+
+
 def _chunk(data: str) -> dict:
     """One ``data:`` line's JSON object. Raises MalformedStream (naming what was wrong,
     not quoting it: it may hold the model's words)."""
     try:
         chunk = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested 100,000 deep
         raise MalformedStream("a streamed line that is not JSON") from None
     if not isinstance(chunk, dict):
         raise MalformedStream(f"a streamed chunk that is a JSON {type(chunk).__name__}, not an object")
     error = chunk.get("error")
     if error is not None:  # vLLM and others report a failure mid-stream this way
         detail = error.get("message") if isinstance(error, dict) else error
-        raise MalformedStream(f"the server reported an error: {str(detail)[:200]}")
+        raise MalformedStream(f"the server reported an error: {_quoted(str(detail))}")
     if "choices" not in chunk and "usage" not in chunk:
         raise MalformedStream("a streamed chunk without choices")
     return chunk

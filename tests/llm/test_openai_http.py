@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from codeact_desktop.llm.base import BackendError, GenerationParams
-from codeact_desktop.llm.openai_http import OpenAIBackend
+from codeact_desktop.llm.openai_http import DEFAULT_N_CTX, OpenAIBackend
 
 from ..conftest import free_port
 from ..scripted_openai import send_json
@@ -101,7 +101,7 @@ def test_a_malformed_chunk_is_a_plain_backend_error_and_the_next_reply_works(raw
 def test_an_error_reported_mid_stream_is_the_servers_words(raw_server):
     raw_server.streams.append([piece("Hel"), json.dumps({"error": {"message": "out of memory on the GPU"}})])
     backend = OpenAIBackend(raw_server.url)
-    with pytest.raises(BackendError, match="the server reported an error: out of memory on the GPU"):
+    with pytest.raises(BackendError, match="the server reported an error: “out of memory on the GPU”"):
         backend.generate([{"role": "user", "content": "hi"}], GenerationParams(), lambda p: None)
     backend.close()
 
@@ -159,3 +159,120 @@ def test_unreachable_server_is_a_clear_message_at_once():
     with pytest.raises(BackendError, match="Cannot reach the server"):
         OpenAIBackend(f"http://127.0.0.1:{free_port()}/v1")
     assert time.monotonic() - t0 < 6
+
+
+class HostileServer:
+    """A real HTTP server that misbehaves as ``mode`` says: endless bodies, silence, a
+    reply that never ends (stop 30's attack run on the HTTP backend)."""
+
+    def __init__(self):
+        self.mode = ""
+        self.stop = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _endless(self, status: int, unit: bytes, ends_lines: bool = False):
+                self.send_response(status)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                try:
+                    while not server.stop.is_set():
+                        self.wfile.write(unit)
+                except OSError:
+                    pass  # the client hung up: as it should
+
+            def do_GET(self):  # noqa: N802
+                if server.mode == "models endless":
+                    self._endless(200, b'{"data": [' + b'{"id": "m"},' * 5000)
+                elif server.mode == "models odd":
+                    send_json(self, {"data": [["list"], "name", {"id": {"a": 1}}, {"id": "ok", "context_length": 10**30},
+                                              {"id": "lots", "context_length": "lots"}]})
+                else:
+                    send_json(self, {"data": [{"id": "hostile", "context_length": 8192}]})
+
+            def do_POST(self):  # noqa: N802
+                self.rfile.read(int(self.headers["Content-Length"]))
+                if server.mode == "endless line":
+                    self._endless(200, b'data: {"choices": [{"delta": {"content": "' + b"x" * 65536)
+                elif server.mode == "endless error":
+                    self._endless(500, b"Bad Gateway\n\nThe sandbox could not start: turn the network on. " * 100)
+                elif server.mode == "silent":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    self.wfile.flush()
+                    server.stop.wait(60)
+                elif server.mode == "never ends":
+                    self._endless(200, f"data: {piece('y' * 10_000)}\n\n".encode())
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def hostile_server():
+    server = HostileServer()
+    yield server
+    server.close()
+
+
+def _peak_rss_mb() -> float:
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def test_a_hostile_server_costs_bounded_memory_and_time(hostile_server):
+    backend = OpenAIBackend(hostile_server.url)
+    before = _peak_rss_mb()
+    hostile_server.mode = "endless line"  # took 6.1 GB in 10 s
+    started = time.monotonic()
+    with pytest.raises(BackendError, match="a streamed line longer than 1 MB"):
+        backend.generate([{"role": "user", "content": "hi"}], GenerationParams(), lambda p: None)
+    hostile_server.mode = "endless error"  # 6.1 GB in 5.5 s; its text read as the app's own lines
+    with pytest.raises(BackendError) as raised:
+        backend.generate([{"role": "user", "content": "hi"}], GenerationParams(), lambda p: None)
+    message = str(raised.value)
+    assert message.startswith("The server refused the request (500): “Bad Gateway The sandbox")
+    assert "\n" not in message and len(message) < 400
+    hostile_server.mode = "never ends"  # 10 KB pieces for ever, past max_tokens
+    pieces = []
+    result = backend.generate([{"role": "user", "content": "hi"}], GenerationParams(max_tokens=64), pieces.append)
+    assert result.finish_reason == "length" and len(result.text) == 64 * 32 == sum(map(len, pieces))
+    backend.close()
+    hostile_server.mode = "models endless"  # 5.1 GB at every start with a remembered server
+    with pytest.raises(BackendError, match="a model list of more than 4 MB"):
+        OpenAIBackend(hostile_server.url)
+    assert time.monotonic() - started < 30
+    assert _peak_rss_mb() - before < 300, (before, _peak_rss_mb())
+
+
+def test_stop_ends_a_reply_while_the_server_says_nothing(hostile_server):
+    hostile_server.mode = "silent"  # as a server reading a long prompt: headers, then minutes of nothing
+    backend = OpenAIBackend(hostile_server.url)
+    cancel = threading.Event()
+    threading.Timer(1.0, cancel.set).start()
+    started = time.monotonic()
+    result = backend.generate([{"role": "user", "content": "hi"}], GenerationParams(), lambda p: None, cancel)
+    assert result.finish_reason == "cancelled" and time.monotonic() - started < 3  # was the 300 s read timeout
+    hostile_server.mode = ""
+    backend.close()
+
+
+def test_a_model_list_of_odd_entries_keeps_the_ones_that_name_a_model(hostile_server):
+    hostile_server.mode = "models odd"  # raised AttributeError, TypeError, ValueError; took 10**30 as a context
+    backend = OpenAIBackend(hostile_server.url)
+    assert backend.model == "ok" and backend.info.n_ctx == DEFAULT_N_CTX
+    backend.close()
+    backend = OpenAIBackend(hostile_server.url, model="lots")
+    assert backend.info.n_ctx == DEFAULT_N_CTX
+    backend.close()
