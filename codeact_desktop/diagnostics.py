@@ -17,6 +17,7 @@ from importlib import metadata
 from . import __version__, app_log
 from .paths import AppPaths
 from .sizes import human_size
+from .visible_text import visible_name
 
 # Distribution names; the first one installed of each group is reported (a bundle may
 # carry PySide6's essentials alone).
@@ -40,7 +41,7 @@ def diagnostic_report(paths: AppPaths, backend=None, kernel=None, log_lines: int
     lines = []
     for title, rows in sections:
         lines.append(f"== {title}")
-        lines += [f"{key}: {value}" for key, value in rows]
+        lines += [f"{key}: {visible_name(str(value))}" for key, value in rows]  # a server's model id, say
         lines.append("")
     tail = app_log.tail(paths, log_lines)
     lines.append(f"== Last {len(tail)} log lines ({app_log.log_file(paths)})")

@@ -31,7 +31,8 @@ _ATTRIBUTES = {"*": {"title", "style", "align"}, "a": {"href"}, "img": {"src", "
                "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan", "scope"}, "ol": {"start"},
                "table": {"border"}}
 # Colours and layout, nothing that can load a resource (no url(), no backgrounds with images)
-_STYLE = {"color", "background-color", "font-weight", "font-style", "font-family", "text-align",
+# (no font-family: a name holding both quote kinds broke out of Qt's exported CSS into a url())
+_STYLE = {"color", "background-color", "font-weight", "font-style", "text-align",
           "text-decoration", "vertical-align", "white-space", "border", "border-collapse", "border-bottom",
           "border-top", "padding", "margin", "min-width", "max-width", "width", "line-height", "margin-top",
           "margin-bottom", "margin-left", "margin-right", "text-indent", "font-size", "list-style-type",

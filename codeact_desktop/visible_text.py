@@ -13,7 +13,10 @@ import re
 # C0 controls but tab and newline, DEL, C1 controls (0x9b is CSI to some terminals),
 # bidi embeddings, overrides and isolates, and the zero-width marks that steer them.
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_NAME_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# Names: also what draws as a line break or nothing at all (U+2028, zero-width space, BOM):
+# a name with U+2028s drew a second, made-up entry in the Files panel.
+_NAME_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+                            "\u2060-\u2069\ufeff\ud800-\udfff]")
 
 
 # For code shown for approval: also what Qt draws as a line break but Python does not read

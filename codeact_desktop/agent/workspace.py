@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..store.history import OUTPUTS_DIR
-from ..visible_text import well_formed
+from ..visible_text import visible_name, well_formed
 
 MAX_ENTRIES = 20_000  # about 0.1 s to look at here; beyond it, what changed is not listed
 
@@ -130,7 +130,7 @@ def why_not_open(workspace: Path, relative: str) -> str:
     from .. import no_follow
 
     kind = no_follow.kind(workspace, relative)
-    name = Path(relative).name
+    name = visible_name(Path(relative).name)  # the code chose it: one visible line
     if kind == "missing":
         return f"{name} is no longer in the conversation's folder."
     if kind in ("link", "other"):

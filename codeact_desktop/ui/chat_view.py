@@ -25,6 +25,7 @@ from .code_card import CodeCard
 from .flow_layout import FlowLayout
 from .math_view import MathView
 from .output_views import PassesWheelAtEnd, safe_markdown_html
+from .untrusted_text import plain_tip
 from .working_indicator import WorkingIndicator
 
 FLUSH_MS = 50
@@ -48,6 +49,23 @@ def open_link(url: str) -> bool:
     return False
 
 
+def link_tip(url: QUrl) -> str:
+    """Where a link a model wrote goes, host first and in ASCII: "аpple.com" with a Cyrillic
+    а reads as apple.com, and a long address hid its real host past the screen's edge
+    (``https://github.com∕…∕x@evil.example``: the host is evil.example)."""
+    if url.isEmpty():
+        return ""
+    shown = url.toDisplayString()
+    if len(shown) > 120:
+        shown = f"{shown[:70]}…{shown[-40:]}"
+    if url.scheme().lower() == "mailto":
+        return plain_tip(visible_name(f"Mail to {url.path()}"))
+    tip = f"Opens {url.host(QUrl.ComponentFormattingOption.EncodeUnicode)}\n{shown}"
+    if url.userInfo():
+        tip += "\nThe part before “@” is not where it goes."
+    return plain_tip(visible_name(tip).replace("\\n", "\n"))
+
+
 class Bubble(PassesWheelAtEnd, QTextBrowser):
     """A message: rich text that wraps anywhere a line must break (a 300-character URL
     too, so nothing widens the chat), as tall as its text (the wheel scrolls the chat),
@@ -66,7 +84,7 @@ class Bubble(PassesWheelAtEnd, QTextBrowser):
         self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
         self.viewport().setAutoFillBackground(False)
         self.anchorClicked.connect(lambda url: open_link(url.toString()))
-        self.highlighted.connect(lambda url: self.setToolTip(url.toString()))  # where a link goes
+        self.highlighted.connect(lambda url: self.setToolTip(link_tip(url)))  # where a link goes
         self.document().documentLayout().documentSizeChanged.connect(self._fit_height)
         self.markdown = ""
         self.set_markdown(text)

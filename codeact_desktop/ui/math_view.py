@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QLabel, QSizePolicy
 
 from ..kernel.latex_image import latex_png, math_source
 from .fonts import mono_font
+from .untrusted_text import plain_tip
 
 DPI = 110  # at a device ratio of 1: about the chat's text size
 _pool: ThreadPoolExecutor | None = None
@@ -88,7 +89,7 @@ class MathView(QLabel):
             self.setPixmap(pixmap)
             self.setWordWrap(False)
             self.setFixedHeight(round(pixmap.height() / self._ratio) + 4)
-            self.setToolTip(self.latex[:500])
+            self.setToolTip(plain_tip(self.latex[:500]))
             self.drawn = True
         else:
             self.drawn = False

@@ -17,6 +17,7 @@ from ..kernel.outputs import OutputItem
 from ..image_size import MAX_INLINE_PIXELS_PER_RUN
 from ..kernel.tracebacks import summarize_error
 from ..untrusted_markup import MAX_LAYOUT_COST, clean_html, html_layout_cost, markdown_cost, plain_text_html, text_only
+from ..visible_text import for_terminal
 from .fonts import mono_font
 from .math_view import MathView
 from .output_dialogs import ImageDialog, TextDialog, save_image
@@ -408,14 +409,17 @@ class OutputBlock(QWidget):
     def copy(self) -> None:
         view, clipboard = self.view, QGuiApplication.clipboard()
         flash_done(self.copy_button)
+        # What is pasted into a terminal or a document holds no escape sequence, control or
+        # bidi character (``\x1b[201~`` ends a terminal's bracketed paste: what follows runs),
+        # and its HTML flavour is cleaned again (Qt's own export once broke out of a font name).
         if isinstance(view, (StreamView, ErrorView)):
-            clipboard.setText(view.all_text())
+            clipboard.setText(for_terminal(view.all_text()))
         elif isinstance(view, ImageView):
             clipboard.setPixmap(view.pixmap_full)
         elif isinstance(view, MathView):
-            clipboard.setText(view.latex)  # the source: it pastes into a paper or a notebook
+            clipboard.setText(for_terminal(view.latex))  # the source: it pastes into a paper or a notebook
         elif isinstance(view, QTextBrowser):
             mime = QMimeData()
-            mime.setHtml(view.toHtml())
-            mime.setText(view.toPlainText())
+            mime.setHtml(clean_html(view.toHtml()))
+            mime.setText(for_terminal(view.toPlainText()))
             clipboard.setMimeData(mime)

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QMenu, QToolButton
 from ..kernel.sandbox import SandboxReport
 from ..kernel.state import KernelState, KernelStatus
 from .theme import set_tone
+from .untrusted_text import plain_tip
 
 # The kernel that was ready still runs: what restricts it has not changed.
 _STILL_RUNNING = (KernelStatus.BUSY, KernelStatus.INTERRUPTED)
@@ -62,7 +63,7 @@ class SandboxStatus(QToolButton):
             tip = f"Code here runs {report.why_not()}.\nEach piece of code waits for your approval." + (
                 f"\nIn force:{layers}" if report.layers else "")
         self.setText(text)
-        self.setToolTip(tip)
+        self.setToolTip(plain_tip(tip))
         set_tone(self, "error" if report.missing else "")
         self.network_action.blockSignals(True)
         self.network_action.setChecked(self._network)

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QLineEdit, QListWidget, QListWidgetItem, QMenu, QP
 
 from ..store.history import HistoryStore
 from .background import BackgroundWork
+from .untrusted_text import plain_tip
 
 SEARCH_PAUSE_MS = 150  # typing this fast is one search, not one per keystroke
 
@@ -87,7 +88,7 @@ class ConversationSidebar(QWidget):
             item = QListWidgetItem(row["title"])
             item.setData(Qt.UserRole, row["id"])
             started = time.strftime("%d %b %Y, %H:%M", time.localtime(row["created"]))
-            item.setToolTip(f"{row['title']}\nstarted {started}")
+            item.setToolTip(plain_tip(f"{row['title']}\nstarted {started}"))
             self.conversation_list.addItem(item)
             if row["id"] == self.current_id:
                 item.setSelected(True)

@@ -6,12 +6,13 @@ changes when the kernel does."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QStatusBar, QWidget
 
 from ..kernel.state import KernelState, KernelStatus
 from .sandbox_status import SandboxStatus
 from .theme import set_tone
+from .untrusted_text import plain_tip
 
 DETAILS_MIN_WIDTH = 1000  # px: narrower, and context and speed leave the status bar
 _TROUBLE = (KernelStatus.DIED, KernelStatus.FAILED)
@@ -56,6 +57,7 @@ class WindowStatusBar(QStatusBar):
         row.setContentsMargins(0, 0, 0, 0)
         for label in (self.model_label, self.context_label, self.speed_label, self.kernel_label):
             label.setContentsMargins(8, 0, 12, 0)
+            label.setTextFormat(Qt.PlainText)  # a server's model id drew a fake "isolated" badge here
             row.addWidget(label)
         self.addWidget(self.labels)
         self.messageChanged.connect(lambda text: self.labels.setVisible(not text))
@@ -69,7 +71,7 @@ class WindowStatusBar(QStatusBar):
 
     def set_model(self, text: str, error: bool = False) -> None:
         self.model_label.setText(text)
-        self.model_label.setToolTip(text)  # whole, where a narrow window cuts it
+        self.model_label.setToolTip(plain_tip(text))  # whole, where a narrow window cuts it
         set_tone(self.model_label, "error" if error else "")
 
     def set_speed(self, tokens_per_second: float | None) -> None:
@@ -82,7 +84,7 @@ class WindowStatusBar(QStatusBar):
         """The current conversation's kernel, as its last event (or ``kernel.state``) says."""
         self.kernel_state = state
         self.kernel_label.setText(kernel_text(state))
-        self.kernel_label.setToolTip(state.detail if state is not None else "")
+        self.kernel_label.setToolTip(plain_tip(state.detail) if state is not None else "")
         set_tone(self.kernel_label, "error" if state is not None and state.status in _TROUBLE else "")
         self.sandbox_status.show_state(state, network)
 

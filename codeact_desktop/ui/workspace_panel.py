@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
-    QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMessageBox, QPushButton, QVBoxLayout,
+    QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout,
     QWidget,
 )
 
@@ -21,6 +21,7 @@ from ..agent.workspace import why_not_open
 from ..store.history import Conversation
 from ..visible_text import visible_name
 from .background import BackgroundWork
+from .untrusted_text import plain_tip, show_message
 
 
 def reveal_in_file_manager(path: Path) -> bool:
@@ -76,8 +77,8 @@ class WorkspacePanel(QWidget):
         """``background``: the window's, so quitting waits for a save still copying."""
         super().__init__(parent)
         self.background = background
-        self.save_failed.connect(lambda text: QMessageBox.warning(self, "Could not save", text))
-        self.open_refused.connect(lambda text: QMessageBox.information(self, "Not opened", text))
+        self.save_failed.connect(lambda text: show_message(self, "Could not save", text, warning=True))
+        self.open_refused.connect(lambda text: show_message(self, "Not opened", text))
         self.setObjectName("workspacePanel")
         self.conversation: Conversation | None = None
         layout = QVBoxLayout(self)
@@ -142,7 +143,7 @@ class WorkspacePanel(QWidget):
             missing = {"file": "", "folder": "", "missing": " · deleted"}.get(kind, " · a link, not followed")
             item = QListWidgetItem(f"{visible_name(row['path'])}\n{human_size(row['size'])} · {origin}{missing}")
             item.setData(Qt.UserRole, row["path"])
-            item.setToolTip(visible_name(str(path)))
+            item.setToolTip(plain_tip(visible_name(str(path))))
             if missing:
                 item.setForeground(Qt.gray)
             self.list.addItem(item)
@@ -228,6 +229,13 @@ class WorkspacePanel(QWidget):
         if self._notice_relative is None or self.conversation is None:
             return
         path = Path(self.conversation.workspace) / self._notice_relative
+        if visible_name(str(path)) != str(path):
+            # A name with a newline or an escape sequence pasted into a terminal runs what follows it.
+            folder = path.parent
+            QGuiApplication.clipboard().setText(str(folder))
+            self.tell(self._notice_relative, "The name holds characters a terminal would act on, so the folder's "
+                                             f"path was copied instead:\n{visible_name(str(folder))}")
+            return
         QGuiApplication.clipboard().setText(str(path))
         self.tell(self._notice_relative, f"Copied the path:\n{visible_name(str(path))}")
 

@@ -169,7 +169,6 @@ open('tool', 'w').write('#!/bin/sh\\necho hi\\n'); os.chmod('tool', 0o755)
     qtbot.addWidget(panel)
     opened, refused = [], []
     monkeypatch.setattr(panel_module.QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()))
-    monkeypatch.setattr(panel_module.QMessageBox, "information", lambda *args: None)  # the modal message
     panel.open_refused.connect(refused.append)
     panel.show_conversation(a.conversation)
     rows = {panel.list.item(i).data(panel_module.Qt.UserRole): panel.list.item(i)
