@@ -65,6 +65,7 @@ class DownloadDialog(QDialog):
         self.detail.setAccessibleName("download details")
         self.detail.setWordWrap(True)
         self.message = QLabel()
+        self.message.setTextFormat(Qt.PlainText)  # it may quote the Hub or the disk
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.message.hide()

@@ -237,9 +237,13 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
 
     # dialogs and the desktop go through these, so tests can answer them
     def confirm(self, title: str, text: str) -> bool:
-        # No is the default: Enter on a question that loses something must not lose it.
-        return QMessageBox.question(self, title, text, QMessageBox.Yes | QMessageBox.No,
-                                    QMessageBox.No) == QMessageBox.Yes
+        # No is the default: Enter on a question that loses something must not lose it. Plain
+        # text: a question may quote a dropped file's name or its header (a hostile GGUF's).
+        box = QMessageBox(QMessageBox.Question, title, "", QMessageBox.Yes | QMessageBox.No, self)
+        box.setTextFormat(Qt.PlainText)
+        box.setText(text)
+        box.setDefaultButton(QMessageBox.No)
+        return box.exec() == QMessageBox.Yes
 
     def ask_text(self, title: str, label: str, text: str) -> str | None:
         dialog = QInputDialog(self)

@@ -67,6 +67,7 @@ class WelcomePage(QWidget):
                                 "Python. Choose where its model comes from; you can change this later in "
                                 "File → Models."))
         self.problem = _label(name="errorNotice")
+        self.problem.setTextFormat(Qt.PlainText)  # it may quote a server or a dropped file
         self.problem.hide()
         self.status = _label("Loading the model… (a 7 GB model takes 10–60 seconds)", name="notice")
         self.status.setAccessibleName("model status")

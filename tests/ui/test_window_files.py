@@ -125,3 +125,21 @@ def test_a_bad_gguf_is_refused_before_loading_and_the_old_model_stays(qtbot, win
     qtbot.wait(200)
     assert win.tray.files() == [] and not win.models.loading
     assert win.backend is backend and "scripted" in win.model_label.text()
+
+
+def test_a_question_quoting_a_dropped_files_name_shows_it_as_text(qtbot, window):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QMessageBox
+
+    win, _ = window(["never"])
+    name = "<font color=green>✔ checked, safe</font><a href=https://evil.example>model</a>.gguf"
+    seen = []
+
+    def answer():
+        box = QApplication.activeModalWidget()
+        seen.append((box.textFormat(), box.text()))
+        box.button(QMessageBox.No).click()
+
+    QTimer.singleShot(300, answer)
+    assert not win.confirm("Use this model?", f"Use {name} as the model?")
+    assert seen == [(Qt.PlainText, f"Use {name} as the model?")]
