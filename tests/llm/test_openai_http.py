@@ -276,3 +276,13 @@ def test_a_model_list_of_odd_entries_keeps_the_ones_that_name_a_model(hostile_se
     backend = OpenAIBackend(hostile_server.url, model="lots")
     assert backend.info.n_ctx == DEFAULT_N_CTX
     backend.close()
+
+
+def test_a_line_separator_inside_a_streamed_string_is_text(raw_server):
+    # Raw UTF-8, as servers send it: httpx's iter_lines split the JSON line at U+2028 and U+0085.
+    raw_server.streams.append([json.dumps({"choices": [{"delta": {"content": "a\u2028b\x85c"}}]}, ensure_ascii=False),
+                               "[DONE]"])
+    backend = OpenAIBackend(raw_server.url)
+    result = backend.generate([{"role": "user", "content": "hi"}], GenerationParams(), lambda p: None)
+    assert result.text == "a\u2028b\x85c"
+    backend.close()
