@@ -78,14 +78,20 @@ def test_a_kill_mid_copy_leaves_no_file_under_the_real_name(tmp_path, what):
     assert sorted(p.name for p in ws.iterdir()) == [live.name]
 
 
-def test_links_inside_a_dropped_folder_are_counted_not_copied(tmp_path):
+def _drop_and_outside(tmp_path, secret_name: str):
+    """A dropped folder (a.txt, sub/b.txt) and a folder of the user's outside it with a secret."""
     outside = tmp_path / "outside"
     outside.mkdir()
-    (outside / "key").write_text("secret")
+    (outside / secret_name).write_text("secret")
     drop = tmp_path / "drop"
     (drop / "sub").mkdir(parents=True)
     (drop / "a.txt").write_text("a")
     (drop / "sub" / "b.txt").write_text("b")
+    return drop, outside
+
+
+def test_links_inside_a_dropped_folder_are_counted_not_copied(tmp_path):
+    drop, outside = _drop_and_outside(tmp_path, "key")
     os.symlink(outside / "key", drop / "key.txt")
     os.symlink(outside, drop / "sub" / "elsewhere")
     os.symlink(tmp_path / "nothing", drop / "dangling")
@@ -104,13 +110,7 @@ def test_links_inside_a_dropped_folder_are_counted_not_copied(tmp_path):
 def test_a_folder_swapped_for_a_link_during_the_copy_is_not_read_through(tmp_path):
     """The dropped folder may be one that running code controls (another conversation's
     workspace): a folder it swaps for a link between the walk and the copy is not followed."""
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "b.txt").write_text("secret")
-    drop = tmp_path / "drop"
-    (drop / "sub").mkdir(parents=True)
-    (drop / "a.txt").write_text("a")
-    (drop / "sub" / "b.txt").write_text("b")
+    drop, outside = _drop_and_outside(tmp_path, "b.txt")
     ws = tmp_path / "ws"
 
     def swap(done, total):
