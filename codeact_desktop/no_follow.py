@@ -182,6 +182,38 @@ def copy_out(root: Path, rel: str | PurePath, target: Path, chunk: int = 1 << 20
                 out.write(block)
 
 
+MAX_COPY_DEPTH = 100
+
+
+def copy_tree_out(root: Path, rel: str | PurePath, target: Path) -> int:
+    """Copies a folder below ``root`` to ``target`` (a new folder where the user chose):
+    its plain files and folders, each reached without following a link, so code that swaps
+    a folder for a link to ``~`` while the copy runs gets a failed copy, not the home
+    copied. Links are left out; their count is returned. Walked without recursion, at
+    most MAX_COPY_DEPTH folders deep."""
+    top = PurePath(*_parts(rel))
+    target = Path(target)
+    target.mkdir()
+    links, todo = 0, [top]
+    while todo:
+        here = todo.pop()
+        if len(here.parts) - len(top.parts) > MAX_COPY_DEPTH:
+            raise UnsafePath(f"{top.name} holds folders nested more than {MAX_COPY_DEPTH} deep; not copied further.")
+        with Folder(root, here) as folder, os.scandir(folder.fd if folder.fd is not None else folder.path) as listing:
+            entries = [(e.name, e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False), e.is_symlink())
+                       for e in listing]
+        into = target / here.relative_to(top)
+        for name, is_folder, is_file, is_link in entries:
+            if is_folder:
+                (into / name).mkdir()
+                todo.append(here / name)
+            elif is_file:
+                copy_out(root, here / name, into / name)
+            elif is_link:
+                links += 1
+    return links
+
+
 def remove_tree(path: Path) -> None:
     """Removes a file, a link or a folder and all below it, as ``shutil.rmtree(path,
     ignore_errors=True)`` would, but at any depth and with two descriptors open at most.

@@ -90,3 +90,48 @@ def test_remove_tree_at_any_depth_follows_nothing(tmp_path):
     os.symlink(kept, link)
     no_follow.remove_tree(link)  # a link is removed, never what it points to
     assert not os.path.lexists(link) and (kept / "precious.txt").exists()
+
+
+def test_copy_tree_out_copies_files_and_folders_and_leaves_links_out(tmp_path):
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "id_rsa").write_text("secret")
+    ws = tmp_path / "ws"
+    (ws / "out" / "sub").mkdir(parents=True)
+    (ws / "out" / "a.txt").write_text("a")
+    (ws / "out" / "sub" / "b.txt").write_text("b")
+    os.symlink(users, ws / "out" / "home")
+    os.symlink(users / "id_rsa", ws / "out" / "sub" / "key.txt")
+    saved = tmp_path / "saved"
+    assert no_follow.copy_tree_out(ws, "out", saved) == 2
+    assert sorted(str(p.relative_to(saved)) for p in saved.rglob("*")) == ["a.txt", "sub", "sub/b.txt"]
+    deep = ws / "deep"
+    deep.mkdir()
+    _nest(deep, 150)
+    with pytest.raises(no_follow.UnsafePath, match="nested more than 100 deep"):
+        no_follow.copy_tree_out(ws, "deep", tmp_path / "saved-deep")
+    no_follow.remove_tree(deep)
+    no_follow.remove_tree(tmp_path / "saved-deep")
+
+
+def test_copy_tree_out_does_not_follow_a_folder_swapped_for_a_link_mid_copy(tmp_path, monkeypatch):
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "b.txt").write_text("secret")
+    ws = tmp_path / "ws"
+    (ws / "out" / "sub").mkdir(parents=True)
+    (ws / "out" / "a.txt").write_text("a")
+    (ws / "out" / "sub" / "b.txt").write_text("b")
+    real_copy_out = no_follow.copy_out
+
+    def swapping_copy_out(root, rel, target):  # as running code would, between two steps
+        if (ws / "out" / "sub").is_dir() and not (ws / "out" / "sub").is_symlink():
+            (ws / "out" / "sub" / "b.txt").unlink()
+            (ws / "out" / "sub").rmdir()
+            os.symlink(users, ws / "out" / "sub")
+        return real_copy_out(root, rel, target)
+
+    monkeypatch.setattr(no_follow, "copy_out", swapping_copy_out)
+    with pytest.raises(no_follow.UnsafePath):
+        no_follow.copy_tree_out(ws, "out", tmp_path / "saved")
+    assert all("secret" not in p.read_text() for p in (tmp_path / "saved").rglob("*") if p.is_file())

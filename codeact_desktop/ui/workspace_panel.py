@@ -3,7 +3,6 @@ with open, reveal in the file manager, and save as."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -77,7 +76,7 @@ class WorkspacePanel(QWidget):
         """``background``: the window's, so quitting waits for a save still copying."""
         super().__init__(parent)
         self.background = background
-        self.save_failed.connect(lambda text: show_message(self, "Could not save", text, warning=True))
+        self.save_failed.connect(lambda text: show_message(self, "Save as", text, warning=True))
         self.open_refused.connect(lambda text: show_message(self, "Not opened", text))
         self.setObjectName("workspacePanel")
         self.conversation: Conversation | None = None
@@ -250,8 +249,11 @@ class WorkspacePanel(QWidget):
 
         def work() -> str:  # a large file must not freeze the window
             try:
-                if kind == "folder":  # links inside stay links: nothing outside is copied through them
-                    shutil.copytree(workspace / relative, target, symlinks=True)
+                if kind == "folder":  # nothing outside is copied through a link inside
+                    links = no_follow.copy_tree_out(workspace, relative, Path(target))
+                    if links:
+                        return (f"{visible_name(name)} was saved without the {links} link(s) inside it: "
+                                "links the code made can point anywhere on this computer.")
                 else:
                     no_follow.copy_out(workspace, relative, Path(target))
             except OSError as exc:
