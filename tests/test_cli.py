@@ -187,3 +187,14 @@ def test_run_says_when_the_kernel_dies_and_why(monkeypatch, tmp_path, started_ke
     assert run_in_process(monkeypatch, backend, tmp_path) == 0
     out = capsys.readouterr().out
     assert "[kernel] died" in out, out  # the kernel's own event, on the agent's stream
+
+
+def test_code_asked_about_in_the_terminal_hides_nothing(monkeypatch, capsys):
+    from codeact_desktop.cli_run import ask_in_terminal
+
+    monkeypatch.setattr("builtins.input", lambda prompt: "n")
+    code = 'print("rows")\rimport os\u2028x = 1\ns = "none\u202e \u2066# admin\u2069 \u2066"\u200b'
+    assert not ask_in_terminal("a1", code).run
+    printed = capsys.readouterr().out
+    assert all(c not in printed for c in "\r\u2028\u202e\u2066\u200b")
+    assert "\\rimport os\\u2028x = 1" in printed and "shown as escapes" in printed
