@@ -16,6 +16,8 @@ import os
 import secrets
 import shutil
 import stat
+import sys
+from collections import deque
 from pathlib import Path, PurePath
 
 _AT = os.open in os.supports_dir_fd and hasattr(os, "O_NOFOLLOW")
@@ -23,6 +25,7 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _BINARY = getattr(os, "O_BINARY", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_PATH = getattr(os, "O_PATH", 0) if sys.platform.startswith("linux") else 0  # /proc/self/fd: Linux's
 
 
 class UnsafePath(OSError):
@@ -214,65 +217,86 @@ def copy_tree_out(root: Path, rel: str | PurePath, target: Path) -> int:
     return links
 
 
-def remove_tree(path: Path) -> None:
+def _usable(name: str | Path, dir_fd: int | None = None) -> None:
+    """Gives a folder its owner's rights back (code may lock what it made: mode 000, 0555),
+    without following a link: through an O_PATH descriptor of the folder itself."""
+    if not _PATH:
+        return
+    try:
+        fd = os.open(name, _PATH | _NOFOLLOW | _DIRECTORY | _CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode) and mode & 0o700 != 0o700:
+            os.chmod(f"/proc/self/fd/{fd}", stat.S_IMODE(mode) | 0o700)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_tree(path: Path) -> bool:
     """Removes a file, a link or a folder and all below it, as ``shutil.rmtree(path,
-    ignore_errors=True)`` would, but at any depth and with two descriptors open at most.
+    ignore_errors=True)`` would, but at any depth, with two descriptors open at most, each
+    entry tried once, and folders the code locked opened again. True when nothing is left.
 
     Code can nest folders as deep as it likes (``mkdir`` relative to a descriptor knows no
     path length), and shutil.rmtree recurses: at 1,000 levels it raised RecursionError,
     which ``ignore_errors`` does not catch, and the kernel's next start failed for good.
-    So each folder's subfolders are first moved up beside it, directly below ``path``
-    (rename within one file system), and removed from there; nothing is followed."""
+    So each folder's subfolders are moved up beside it, directly below ``path`` (rename
+    within one file system), and removed from there in turn; nothing is followed."""
     path = Path(path)
     try:
         if not stat.S_ISDIR(os.lstat(path).st_mode):
             path.unlink()
-            return
+            return True
+    except FileNotFoundError:
+        return True
     except OSError:
-        return
+        return not os.path.lexists(path)
     if not _AT:
         try:
             shutil.rmtree(path, ignore_errors=True)
         except RecursionError:
             pass
-        return
+        return not os.path.lexists(path)
+    _usable(path)
     try:
         top = os.open(path, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC)
     except OSError:
-        return
-    tag = secrets.token_hex(4)
-    moved = 0
+        return False
+    tag, moved = secrets.token_hex(4), 0
     try:
-        removed_some = True
-        while removed_some:  # until a round removes nothing: empty, or all that is left refuses
-            removed_some = False
-            with os.scandir(top) as entries:
-                names = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
-            for name, is_folder in names:
+        with os.scandir(top) as entries:
+            todo = deque((e.name, e.is_dir(follow_symlinks=False)) for e in entries)
+        while todo:
+            name, is_folder = todo.popleft()
+            try:
+                if not is_folder:
+                    os.unlink(name, dir_fd=top)
+                    continue
+                _usable(name, top)
+                inner = os.open(name, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=top)
                 try:
-                    if not is_folder:
-                        os.unlink(name, dir_fd=top)
-                        removed_some = True
-                        continue
-                    inner = os.open(name, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=top)
-                    try:
-                        with os.scandir(inner) as entries:
-                            below = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
-                        for child, child_is_folder in below:
-                            if child_is_folder:  # up beside it: removed in a later round
-                                moved += 1
-                                os.rename(child, f".removing-{tag}-{moved}", src_dir_fd=inner, dst_dir_fd=top)
-                                removed_some = True
-                            else:
-                                os.unlink(child, dir_fd=inner)
-                    finally:
-                        os.close(inner)
-                    os.rmdir(name, dir_fd=top)
-                    removed_some = True
-                except OSError:
-                    continue  # as ignore_errors: what cannot be removed stays
+                    with os.scandir(inner) as entries:
+                        below = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+                    for child, child_is_folder in below:
+                        if child_is_folder:  # up beside it, removed in its turn
+                            _usable(child, inner)  # moving a folder writes its "..": it needs its rights
+                            moved += 1
+                            os.rename(child, f".removing-{tag}-{moved}", src_dir_fd=inner, dst_dir_fd=top)
+                            todo.append((f".removing-{tag}-{moved}", True))
+                        else:
+                            os.unlink(child, dir_fd=inner)
+                finally:
+                    os.close(inner)
+                os.rmdir(name, dir_fd=top)
+            except OSError:
+                continue  # as ignore_errors: it stays, and is not tried again (no round per leftover)
         os.rmdir(path)
     except OSError:
         pass
     finally:
         os.close(top)
+    return not os.path.lexists(path)

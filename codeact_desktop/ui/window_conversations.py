@@ -10,6 +10,7 @@ from ..action_status import ActionStatus
 from ..engine import start_kernel
 from ..no_follow import remove_tree
 from ..resources import messages
+from ..visible_text import visible_name
 from .controller import ConversationController
 
 EXPORT_FILTERS = {"Jupyter notebook (*.ipynb)": ".ipynb", "Markdown (*.md)": ".md", "HTML page (*.html)": ".html"}
@@ -117,15 +118,20 @@ class WindowConversations:
             controller.shutdown()
             if backend is not None:
                 backend.forget(messages)  # what the model read of it, kept to come back to it
-            remove_tree(kernel_home)
-            if ours:  # never remove a folder the user chose for a CLI run
-                remove_tree(workspace)
+            left = [] if remove_tree(kernel_home) else [kernel_home]
+            if ours and not remove_tree(workspace):  # never remove a folder the user chose for a CLI run
+                left.append(workspace)
+            return left
 
         def finished(message: str) -> None:
             self.statusBar().showMessage(message, 8000)
             self._free(controller)
 
-        self.background.run("delete conversation", work, lambda _: finished("Conversation deleted."),
+        def removed(left: list[Path]) -> None:
+            finished("Conversation deleted." if not left else "The conversation is deleted, but some of its files "
+                     f"could not be removed: {', '.join(visible_name(str(p)) for p in left)}")
+
+        self.background.run("delete conversation", work, removed,
                             lambda text: finished(f"The conversation is deleted, but its folder was not "
                                                   f"fully removed: {text}"))
         self.sidebar.refresh()

@@ -4,7 +4,9 @@ the conversation). ``mkdir`` relative to a descriptor knows no path length, and 
 shutil.rmtree recurses: at 1,000 levels it raised RecursionError, which its
 ``ignore_errors`` does not catch. The kernel's next start then failed for good ("the Python
 kernel could not restart: maximum recursion depth exceeded"), and deleting the conversation
-left its files on disk. Real restricted kernel, real agent; each check fails if it gets through."""
+left its files on disk. Folders the code locked (mode 000, 0555) did the same for an ordinary
+user (``test_as_another_user.py`` runs this file too). Real restricted kernel, real agent;
+each check fails if it gets through."""
 
 from __future__ import annotations
 
@@ -30,6 +32,14 @@ def nest(base, depth=3000):
 for base in (tempfile.gettempdir(), os.path.expanduser('~'), os.getcwd()):
     os.mkdir(os.path.join(base, 'deep'))
     nest(os.path.join(base, 'deep'))
+    # Locked: no one but root may list a mode-000 folder or unlink in a 0555 one, and the
+    # stuck folder's chain was walked again in every round (an ordinary user's kernel could
+    # not start again: "File exists: .../.tmp").
+    for locked, mode in (('locked', 0), ('read-only', 0o555)):
+        os.makedirs(os.path.join(base, locked, 'inner'))
+        open(os.path.join(base, locked, 'inner', 'f'), 'w').close()
+        os.chmod(os.path.join(base, locked, 'inner'), mode)
+        os.chmod(os.path.join(base, locked), mode)
 print('nested')
 """
 
@@ -45,6 +55,5 @@ def test_folders_nested_thousands_deep_neither_stop_the_next_start_nor_survive_d
     a.kernel.shutdown()
     # Deleting the conversation removes its folder and its home (window_conversations does these two calls).
     home = app_paths.kernel_home_for(a.workspace)
-    remove_tree(home)
-    remove_tree(a.workspace)
+    assert remove_tree(home) and remove_tree(a.workspace)
     assert not os.path.lexists(a.workspace) and not os.path.lexists(home)
