@@ -13,17 +13,20 @@ import re
 # C0 controls but tab and newline, DEL, C1 controls (0x9b is CSI to some terminals),
 # bidi embeddings, overrides and isolates, and the zero-width marks that steer them.
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-# Names: also what draws as a line break or nothing at all (U+2028, zero-width space, BOM):
-# a name with U+2028s drew a second, made-up entry in the Files panel.
-_NAME_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
-                            "\u2060-\u2069\ufeff\ud800-\udfff]")
-
-
-# For code shown for approval: also what Qt draws as a line break but Python does not read
-# as one (U+2028, U+2029, form feed, vertical tab), and the invisible marks (zero-width
-# space and joiners, word joiner, BOM, soft hyphen) a token can hide behind.
-_CODE_ODD = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
-                       "\u2060-\u2069\ufeff\ud800-\udfff]")
+# Unicode's default-ignorable code points (DerivedCoreProperties.txt): drawn as nothing.
+# Variation selectors and the combining grapheme joiner are legal inside a Python name, so
+# `path\ufe00 = "./build"` drew exactly as `path = "./build"` yet left `path` as it was.
+# Also the Hangul fillers, which draw as blank space and are legal in names too.
+_IGNORABLE = ("\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f"
+              "\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+              "\U000e0000-\U000e0fff")
+# Names: also what draws as a line break (U+2028): a name with U+2028s drew a second,
+# made-up entry in the Files panel.
+_NAME_CONTROLS = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{_IGNORABLE}\ud800-\udfff]")
+# For code shown for approval: C0 but tab and newline, C1, what Qt draws as a line break
+# but Python does not read as one (U+2028, U+2029, form feed, vertical tab), and the
+# default-ignorable code points a token can hide behind.
+_CODE_ODD = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029{_IGNORABLE}\ud800-\udfff]")
 
 
 def _escape(match: re.Match) -> str:
@@ -31,7 +34,7 @@ def _escape(match: re.Match) -> str:
     if char == "\r":
         return "\\r"
     code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def well_formed(text: str) -> str:

@@ -58,6 +58,10 @@ HIDDEN_CODE = {
     "bidi": ('access = "user"\nif access != "none\u202e \u2066# not admin\u2069 \u2066":  # check\n'
              '    print("admin")', '"none\\u202e \\u2066# not admin\\u2069 \\u2066"'),
     "spaces": ('print("hello")' + " " * 300 + '; import shutil; shutil.rmtree("data")', "shutil.rmtree"),
+    # From a second independent run: a variation selector is legal in a Python name and draws
+    # as nothing, so this card drew pixel for pixel as the harmless one and removed the home.
+    "selector": ('import os, shutil\npath = os.path.expanduser("~")\npath\ufe00 = "./build"  # only the build folder\n'
+                 "shutil.rmtree(path)", 'path\\ufe00 = "./build"'),
 }
 
 
@@ -74,7 +78,7 @@ def test_code_waiting_for_approval_hides_nothing_from_the_person(qtbot, window, 
         qtbot.waitUntil(lambda c=card: c.code_view.viewport().width() > 200)
         drawn = card.code_view.toPlainText()
         assert shown in drawn, (name, drawn)
-        assert not any(c in drawn for c in "\r\u2028\u202e\u2066\u2069"), name
+        assert not any(c in drawn for c in "\r\u2028\u202e\u2066\u2069\ufe00"), name
         document = card.code_view.document()
         assert document.size().height() <= card.code_view.viewport().height(), name  # no line cut off
         assert document.idealWidth() <= card.code_view.viewport().width() + 1, name  # none out of sight
