@@ -59,7 +59,9 @@ class OpenAIBackend(ChatBackend):
         read_timeout: float = 300.0,
     ):
         self.base_url = base_url.rstrip("/")
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # Bytes as sent: a compressed reply is decoded a whole chunk at a time before any of
+        # the bounds below can look at it (1,826 bytes of double gzip grew to 2 GB).
+        headers = {"Accept-Encoding": "identity", **({"Authorization": f"Bearer {api_key}"} if api_key else {})}
         self._http = httpx.Client(
             base_url=self.base_url,
             headers=headers,
@@ -88,6 +90,8 @@ class OpenAIBackend(ChatBackend):
         except httpx.HTTPError as exc:
             log.warning("cannot reach the server: %s", safe_description(exc))
             raise BackendError(f"Cannot reach the server at {self.base_url}: {_reason(exc)}") from exc
+        except MalformedStream as exc:
+            raise BackendError(f"The server at {self.base_url} sent {exc}; it is not read.") from exc
         if len(body) > MAX_MODELS_BODY:
             raise BackendError(f"The server at {self.base_url} sent a model list of more than "
                                f"{MAX_MODELS_BODY >> 20} MB; it is not read.")
@@ -204,9 +208,17 @@ def _quoted(text: str) -> str:
     return f"“{visible_name(' '.join(text.split())[:300])}”"
 
 
+def _received(response: httpx.Response) -> Iterator[bytes]:
+    """The body's bytes as they arrive, never decompressed: the bounds count what came."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise MalformedStream(f"a reply compressed as {visible_name(encoding[:40])}, which was not asked for")
+    yield from response.iter_raw()
+
+
 def _read_at_most(response: httpx.Response, limit: int) -> str:
     data = bytearray()
-    for block in response.iter_bytes():
+    for block in _received(response):
         data += block
         if len(data) >= limit:
             break
@@ -215,13 +227,17 @@ def _read_at_most(response: httpx.Response, limit: int) -> str:
 
 def _lines(response: httpx.Response) -> Iterator[str]:
     """The stream's lines, split at LF only (httpx also split at U+2028 inside a JSON
-    string), none longer than MAX_LINE (an endless line grew without bound)."""
+    string), none longer than MAX_LINE (an endless line grew without bound). Each block is
+    searched once: 64 MB of newlines made the old split copy the rest after every line."""
     pending = bytearray()
-    for block in response.iter_bytes():
-        pending += block
-        while (end := pending.find(b"\n")) >= 0:
-            line, pending = bytes(pending[:end]), pending[end + 1:]
-            yield line.rstrip(b"\r").decode("utf-8", "replace")
+    for block in _received(response):
+        start = 0
+        while (end := block.find(b"\n", start)) >= 0:
+            pending += block[start:end]
+            yield bytes(pending).rstrip(b"\r").decode("utf-8", "replace")
+            pending.clear()
+            start = end + 1
+        pending += block[start:]
         if len(pending) > MAX_LINE:
             raise MalformedStream(f"a streamed line longer than {MAX_LINE >> 20} MB")
     if pending:

@@ -161,6 +161,18 @@ def test_unreachable_server_is_a_clear_message_at_once():
     assert time.monotonic() - t0 < 6
 
 
+def _gzip_bomb() -> bytes:
+    import gzip
+    import zlib
+
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing, fed in pieces: no GB in memory here
+    inner = b"".join(squeeze.compress(bytes(1 << 20)) for _ in range(1024)) + squeeze.flush()
+    return gzip.compress(inner, 9)
+
+
+BOMB = _gzip_bomb()
+
+
 class HostileServer:
     """A real HTTP server that misbehaves as ``mode`` says: endless bodies, silence, a
     reply that never ends (stop 30's attack run on the HTTP backend)."""
@@ -184,8 +196,19 @@ class HostileServer:
                 except OSError:
                     pass  # the client hung up: as it should
 
+            def _gzip_bomb(self):
+                """1.8 KB on the wire, 1 GB once decoded: gzip of gzip of zeros."""
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Encoding", "gzip, gzip")
+                self.send_header("Content-Length", str(len(BOMB)))
+                self.end_headers()
+                self.wfile.write(BOMB)
+
             def do_GET(self):  # noqa: N802
-                if server.mode == "models endless":
+                if server.mode == "gzip bomb":
+                    self._gzip_bomb()
+                elif server.mode == "models endless":
                     self._endless(200, b'{"data": [' + b'{"id": "m"},' * 5000)
                 elif server.mode == "models odd":
                     send_json(self, {"data": [["list"], "name", {"id": {"a": 1}}, {"id": "ok", "context_length": 10**30},
@@ -207,6 +230,14 @@ class HostileServer:
                     server.stop.wait(60)
                 elif server.mode == "never ends":
                     self._endless(200, f"data: {piece('y' * 10_000)}\n\n".encode())
+                elif server.mode == "gzip bomb":
+                    self._gzip_bomb()
+                elif server.mode == "newlines":  # 8 MB of empty lines, then a short reply
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    self.wfile.write(b"\n" * (8 << 20))
+                    self.wfile.write(f"data: {piece('ok')}\n\ndata: [DONE]\n\n".encode())
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -285,4 +316,25 @@ def test_a_line_separator_inside_a_streamed_string_is_text(raw_server):
     backend = OpenAIBackend(raw_server.url)
     result = backend.generate([{"role": "user", "content": "hi"}], GenerationParams(), lambda p: None)
     assert result.text == "a\u2028b\x85c"
+    backend.close()
+
+
+def test_a_compressed_bomb_and_a_flood_of_empty_lines_cost_nothing(hostile_server):
+    """From a second independent run: httpx decoded a whole chunk before any bound looked at
+    it (1,826 bytes of double gzip: 2 GB of memory), and 64 MB of newlines spun a core."""
+    assert len(BOMB) < 4096
+    before = _peak_rss_mb()
+    hostile_server.mode = "gzip bomb"
+    with pytest.raises(BackendError, match="compressed as gzip, gzip, which was not asked for"):
+        OpenAIBackend(hostile_server.url)
+    hostile_server.mode = ""
+    backend = OpenAIBackend(hostile_server.url)
+    hostile_server.mode = "gzip bomb"
+    with pytest.raises(BackendError, match="cannot read"):
+        backend.generate([{"role": "user", "content": "hi"}], GenerationParams(), lambda p: None)
+    assert _peak_rss_mb() - before < 200, (before, _peak_rss_mb())
+    hostile_server.mode = "newlines"
+    started = time.monotonic()
+    result = backend.generate([{"role": "user", "content": "hi"}], GenerationParams(), lambda p: None)
+    assert result.text == "ok" and time.monotonic() - started < 10
     backend.close()
