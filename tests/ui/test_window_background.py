@@ -287,3 +287,30 @@ def test_a_copy_that_fails_unexpectedly_frees_the_tray(qtbot, window, tmp_path, 
     monkeypatch.undo()
     win.attach([data])  # the next drop is taken, not "another copy is still running"
     qtbot.waitUntil(lambda: [a.name for a in win.tray.files()] == ["data.csv"], timeout=10_000)
+
+
+def test_saving_a_folder_with_links_and_deep_nesting_says_what_was_left(qtbot, window, tmp_path, monkeypatch):
+    win, _ = window(["<execute>\nimport os\nos.makedirs('out/sub')\nopen('out/sub/a.txt', 'w').write('a')\n"
+                     "open('out/report.txt', 'w').write('r')\n</execute>",
+                     "<execute>\nimport os\nos.symlink(os.path.expanduser('~'), 'out/home')\n"
+                     "fd = os.open('out/sub', os.O_RDONLY)\nfor _ in range(150):\n"
+                     "    os.mkdir('d', dir_fd=fd); fd = os.open('d', os.O_RDONLY, dir_fd=fd)\n</execute>", "done"])
+    send(qtbot, win, "make a folder")
+    wait_idle(qtbot, win)
+    panel = win.files_panel
+    panel.refresh()
+    workspace = Path(win.current.conversation.workspace)
+    problems = []
+    panel.save_failed.connect(problems.append)
+    monkeypatch.setattr(panel, "selected_relative", lambda: "out")
+    monkeypatch.setattr(panel, "_selected_kind", lambda: "folder")
+    monkeypatch.setattr(workspace_panel.QFileDialog, "getSaveFileName", lambda *a: (str(tmp_path / "saved"), ""))
+    panel.save_selected()  # 150 folders deep inside: refused past 100, with a message, not a silent stop
+    qtbot.waitUntil(lambda: bool(problems), timeout=20_000)
+    assert problems[0].startswith("out could not be saved") and "nested more than 100 deep" in problems[0]
+    no_follow.remove_tree(workspace / "out" / "sub" / "d")
+    no_follow.remove_tree(tmp_path / "saved")
+    panel.save_selected()  # the link to the home is left out, and the user is told
+    qtbot.waitUntil(lambda: len(problems) == 2, timeout=20_000)
+    assert "without the 1 link(s) inside it" in problems[1]
+    assert sorted(p.name for p in (tmp_path / "saved").rglob("*")) == ["a.txt", "report.txt", "sub"]
