@@ -29,6 +29,13 @@ _NAME_CONTROLS = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{_IGNORABLE}\ud800-
 _CODE_ODD = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029{_IGNORABLE}\ud800-\udfff]")
 
 
+# For text shown in the window (printed output, errors, replies): what makes it lie there.
+# Bidi overrides and isolates turn "invoice_\u202efdp.exe" into "invoice_exe.pdf"; controls
+# draw as boxes. Tab, newline and CR stay (a stream view breaks the line at a CR), and so do
+# the joiners, variation selectors and direction marks that emoji and right-to-left text need.
+_SHOWN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
 def _escape(match: re.Match) -> str:
     char = match.group()
     if char == "\r":
@@ -67,3 +74,9 @@ def for_code_view(code: str) -> tuple[str, bool]:
     text = code.replace("\r\n", "\n")
     shown = _CODE_ODD.sub(_escape, text)
     return shown, shown != text
+
+
+def for_display(text: str) -> str:
+    """Output or a reply as the window draws it: nothing reorders what a reader sees, no
+    control draws as a box (``\\u202e``, ``\\x1b`` instead)."""
+    return _SHOWN.sub(_escape, text)

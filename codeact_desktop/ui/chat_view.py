@@ -20,7 +20,7 @@ from ..agent.timeline import timeline
 from ..kernel.outputs import item_from_stored
 from ..sizes import human_size
 from ..store.history import Conversation
-from ..visible_text import visible_name
+from ..visible_text import for_display, visible_name
 from .code_card import CodeCard
 from .flow_layout import FlowLayout
 from .math_view import MathView
@@ -98,7 +98,7 @@ class Bubble(PassesWheelAtEnd, QTextBrowser):
 
     def set_markdown(self, text: str) -> None:
         self.markdown = text
-        self._html = safe_markdown_html(text)
+        self._html = safe_markdown_html(for_display(text))
         self.setHtml(self._html)
         # Only once placed in the chat: showing a parentless widget opens a window.
         if self.parent() is not None:

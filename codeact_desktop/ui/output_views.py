@@ -17,7 +17,7 @@ from ..kernel.outputs import OutputItem
 from ..image_size import MAX_INLINE_PIXELS_PER_RUN
 from ..kernel.tracebacks import summarize_error
 from ..untrusted_markup import MAX_LAYOUT_COST, clean_html, html_layout_cost, markdown_cost, plain_text_html, text_only
-from ..visible_text import for_terminal
+from ..visible_text import for_display, for_terminal
 from .fonts import mono_font
 from .math_view import MathView
 from .output_dialogs import ImageDialog, TextDialog, save_image
@@ -114,7 +114,7 @@ class StreamView(PassesWheelAtEnd, QPlainTextEdit):
         self._chars += len(text)
         cursor = self.textCursor()
         cursor.movePosition(cursor.MoveOperation.End)
-        cursor.insertText(strip_ansi(text))
+        cursor.insertText(for_display(strip_ansi(text)))
         self.fit()
         return len(text)
 
@@ -238,7 +238,7 @@ class ErrorView(QWidget):
         # A word-wrapped label lays out all it holds: 33 MB of frameless traceback took 73 s
         exception = summary.exception if len(summary.exception) <= 1000 else summary.exception[:999] + "…"
         self.exception_label = QLabel("Interrupted: the code was stopped before it finished." if interrupted
-                                      else exception or "The code failed.")
+                                      else for_display(exception) or "The code failed.")
         # A Stop the user asked for is not shown as the code's own failure.
         self.exception_label.setObjectName("notice" if interrupted else "errorSummary")
         self.exception_label.setTextFormat(Qt.PlainText)  # the kernel wrote it
@@ -252,7 +252,7 @@ class ErrorView(QWidget):
         if summary.code_line:
             where = f"line {summary.line_number}: " if summary.line_number else ""
             code = summary.code_line.strip()
-            self.line_label.setText(f"{where}{code if len(code) <= 120 else code[:119] + '…'}")
+            self.line_label.setText(for_display(f"{where}{code if len(code) <= 120 else code[:119] + '…'}"))
         for label in (self.exception_label, self.line_label):
             label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # never wider than the card
         self.line_label.setVisible(bool(summary.code_line))

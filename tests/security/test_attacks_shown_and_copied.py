@@ -115,3 +115,23 @@ def test_a_links_tip_names_its_real_host_first(qtbot):
     long = "https://github.com∕xingyaoww∕code-act∕releases∕download∕" + "a" * 300 + "∕assets@evil.example/x"
     tip = link_tip(QUrl(long))
     assert tip.startswith("<qt>Opens evil.example<br>") and "not where it goes" in tip and len(tip) < 300
+
+
+def test_printed_output_errors_and_replies_are_not_reordered(conversations, qtbot):
+    """A bidi override drew "invoice_\\u202efdp.exe" as "invoice_exe.pdf" in the card's
+    output, its error line and the model's reply."""
+    from codeact_desktop.ui.chat_view import Bubble, ChatView
+    from codeact_desktop.ui.output_views import ErrorView, StreamView
+
+    a = conversations()
+    name = "invoice_\u202efdp.exe"
+    a.act(f"print('saved', {name!r}, '👩‍💻 ❤️ שלום')\nraise ValueError({name!r})", then=f"I saved {name} for you.")
+    chat = ChatView()
+    qtbot.addWidget(chat)
+    chat.show_conversation(a.conversation)
+    shown = [v.toPlainText() for v in chat.findChildren(StreamView)]
+    shown += [e.exception_label.text() for e in chat.findChildren(ErrorView)]
+    shown += [b.toPlainText() for b in chat.findChildren(Bubble) if b.role == "assistant"]
+    assert len(shown) >= 4 and all("\u202e" not in text for text in shown), shown
+    assert sum("invoice_\\u202efdp.exe" in text for text in shown) >= 4, shown
+    assert any("👩‍💻 ❤️ שלום" in text for text in shown)  # emoji and right-to-left words are left alone
