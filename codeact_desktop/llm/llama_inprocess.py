@@ -30,6 +30,7 @@ from .base import (
     Message,
     ProgressHook,
 )
+from .chat_template import bounded_formatter, bounded_render
 from .chatml import IM_END, chatml_prompt
 from .prompt_cache import PromptCache, restore_sequence, save_sequence
 
@@ -191,12 +192,12 @@ class LlamaCppBackend(ChatBackend):
 
             llm = self._llm
             eos, bos = llm.token_eos(), llm.token_bos()
-            self._formatter = Jinja2ChatFormatter(
+            self._formatter = bounded_formatter(Jinja2ChatFormatter(
                 template=gguf.chat_template,
                 eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
                 bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
                 stop_token_ids=[eos],
-            )
+            ))
             return "gguf", ""
         builtin = _BUILTIN_TEMPLATES.get(gguf.architecture)
         if builtin:
@@ -210,7 +211,7 @@ class LlamaCppBackend(ChatBackend):
         if self._chat_format.startswith("llama.cpp:"):
             name, stop = self._builtin
             return _apply_builtin_template(name, messages), [stop]
-        response = self._formatter(messages=messages)
+        response = bounded_render(lambda: self._formatter(messages=messages))
         stops = response.stop if isinstance(response.stop, list) else [response.stop] if response.stop else []
         return response.prompt, stops
 
