@@ -25,6 +25,8 @@ from ..paths import APP_NAME, AppPaths
 _NAME_FILE = "instance.json"
 _WAIT_MS = 1500
 _MAX_MESSAGE = 1 << 20  # paths only: a megabyte is thousands of them
+_MAX_CONNECTIONS = 8  # launches handing over at once; 1,000 open connections held 1 GB
+_MAX_FILES = 1000  # per launch (200,000 paths held the UI thread half a second)
 
 
 def _name_file(paths: AppPaths) -> Path:
@@ -87,6 +89,10 @@ class InstanceServer(QObject):
     def _accept(self) -> None:
         while self._server.hasPendingConnections():
             socket = self._server.nextPendingConnection()
+            if len(self._received) >= _MAX_CONNECTIONS:
+                socket.abort()
+                socket.deleteLater()
+                continue
             self._received[socket] = bytearray()
             socket.readyRead.connect(self._read)
             socket.disconnected.connect(self._closed)
@@ -103,9 +109,9 @@ class InstanceServer(QObject):
         if b"\n" not in buffer:
             return
         try:
-            files = [Path(p) for p in json.loads(bytes(buffer).split(b"\n", 1)[0])["open"]
+            files = [Path(p) for p in json.loads(bytes(buffer).split(b"\n", 1)[0])["open"][:_MAX_FILES]
                      if isinstance(p, str) and os.path.isabs(p)]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: "[" nested 500,000 deep
             socket.abort()
             return
         self._received.pop(socket, None)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -155,3 +156,46 @@ def test_the_about_box_names_the_version_the_runtime_and_the_licences(qtbot, win
     assert any(line.startswith("numpy ") for line in lines) and any(line.startswith("PySide6") for line in lines)
     assert any("MIT" in line or "BSD" in line for line in lines)
     dialog.close()
+
+
+def test_the_instance_socket_bounds_what_another_process_can_make_it_hold(qtbot, tmp_path, request):
+    """From a third independent run: 1,000 connections of 1 MB without a newline held 1 GB
+    in the app; "[" nested 500,000 deep raised out of the slot; 200,000 paths held the UI
+    thread. A process of the user's own, so a bound, not a wall."""
+    import socket as sockets
+
+    paths = AppPaths(data=tmp_path / "data", cache=tmp_path / "cache")
+    server = InstanceServer(paths)
+    request.addfinalizer(server.close)
+    name = json.loads((paths.data / "instance.json").read_text())["socket"]
+    got = []
+    server.files_opened.connect(got.append)
+    held = []
+    for _ in range(30):  # connections that send and never end their message
+        s = sockets.socket(sockets.AF_UNIX)
+        s.connect(name)
+        s.sendall(b"x" * 1000)
+        held.append(s)
+    qtbot.wait(300)
+    assert len(server._received) <= 8
+    for s in held:
+        s.close()
+    qtbot.waitUntil(lambda: not server._received, timeout=5_000)
+
+    def send(data: bytes) -> None:  # from a thread: the app reads on this one, in Qt's loop
+        with sockets.socket(sockets.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(name)
+            try:
+                s.sendall(data)
+                s.recv(10)
+            except OSError:
+                pass  # the app hung up on it: as it should
+
+    deep = threading.Thread(target=send, args=(b"[" * 500_000 + b"\n",))
+    deep.start()
+    qtbot.waitUntil(lambda: not deep.is_alive(), timeout=15_000)
+    many = threading.Thread(target=send, args=(json.dumps({"open": ["/"] * 200_000}).encode() + b"\n",))
+    many.start()
+    qtbot.waitUntil(lambda: bool(got) and not many.is_alive(), timeout=15_000)
+    assert len(got) == 1 and len(got[0]) == 1000
