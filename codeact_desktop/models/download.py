@@ -16,12 +16,14 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlsplit
 
 import filelock
 
@@ -33,6 +35,7 @@ from .catalogue import CatalogueEntry
 METADATA_TIMEOUT_S = 10.0  # no network must be a message within seconds, never a hang
 DISK_MARGIN_BYTES = 200 << 20  # leave room for the app's own writes
 log = logging.getLogger(__name__)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class DownloadError(Exception):
@@ -201,6 +204,8 @@ def _download_locked(entry, models_dir, verified, progress, cancel) -> Path:
     commit, expected_sha, size = meta.commit_hash, (meta.etag or "").lower(), meta.size or entry.size_bytes
     if not commit:
         raise DownloadError(f"{endpoint or 'huggingface.co'} did not say which version of {entry.file} it serves.")
+    if not _SHA256.fullmatch(expected_sha):  # it names the partial file: never "../", never 60,000 characters
+        raise DownloadError(f"The server gave no SHA-256 for {entry.file}, so it cannot be checked; not using it.")
     # Already in the Hugging Face cache (another tool downloaded it): use it where it is.
     cached = try_to_load_from_cache(entry.repo, entry.file, revision=commit, cache_dir=_cache_dir())
     if isinstance(cached, str) and Path(cached).exists():
@@ -219,12 +224,19 @@ def _download_locked(entry, models_dir, verified, progress, cancel) -> Path:
         raise DownloadError(
             f"Not enough disk space for {entry.name}: it needs {human_size(needed)} more and "
             f"{human_size(free)} is free at {part.parent}.")
+    headers = build_hf_headers()
+    if urlsplit(meta.location).netloc != urlsplit(endpoint or "https://huggingface.co").netloc:
+        headers.pop("authorization", None)  # the token is for the Hub, not for where it redirects
     try:
         with open(part, "ab") as out:
-            http_get(meta.location, out, resume_size=have, headers=build_hf_headers(), expected_size=size,
+            http_get(meta.location, _NoLongerThan(out, size), resume_size=have, headers=headers, expected_size=size,
                      displayed_filename=entry.file, tqdm_class=_progress_bar(progress, cancel))
     except DownloadCancelled:
         raise
+    except _TooLong as exc:
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"The server sent more than the {human_size(size)} it announced for {entry.file}; "
+                            "the download was stopped and deleted.") from exc
     except Exception as exc:
         log.warning("the download of %s stopped after %d bytes of %d", entry.id,
                     part.stat().st_size if part.exists() else 0, size, exc_info=True)
@@ -240,25 +252,51 @@ def _download_locked(entry, models_dir, verified, progress, cancel) -> Path:
 
 
 def _verify(path: Path, expected_sha: str, verified: VerifiedFiles, entry, progress, cancel) -> Path:
-    """Checks the file once (remembered afterwards) and returns it."""
-    if not verified.is_verified(path, expected_sha):
-        _check_sha(path, expected_sha, entry, progress, cancel)
-        verified.mark(path, expected_sha)
+    """Checks a file already on disk once (remembered afterwards) and returns it. One that
+    passed before is kept whatever the server says now: a server that lies about the
+    SHA-256 once made the app delete the user's good model, and a shared cache blob."""
+    if verified.is_verified(path, expected_sha):
+        return path
+    if verified.is_verified(path, verified.sha_of(path)):
+        log.warning("%s on disk passed its check before; the server now lists another SHA-256", entry.id)
+        return path
+    actual = sha256_of(path, progress, cancel)
+    if actual != expected_sha:
+        raise DownloadError(f"{path} is not the version the server lists (SHA-256 {actual[:12]}… instead of "
+                            f"{expected_sha[:12]}…). It was kept; remove it to download again.")
+    verified.mark(path, expected_sha)
     return path
 
 
 def _check_sha(path: Path, expected_sha: str, entry, progress, cancel) -> None:
-    if len(expected_sha) != 64:
-        raise DownloadError(f"The server gave no SHA-256 for {entry.file}, so it cannot be checked; not using it.")
+    """This download's own partial file, checked; deleted when it does not match."""
     actual = sha256_of(path, progress, cancel)
     if actual != expected_sha:
-        blob = path.resolve()
-        path.unlink(missing_ok=True)
-        blob.unlink(missing_ok=True)  # never left where it could be loaded, nor resumed
+        path.unlink(missing_ok=True)  # never left where it could be loaded, nor resumed
         log.warning("%s arrived damaged (SHA-256 mismatch); deleted", entry.id)
         raise DownloadError(
             f"{entry.file} arrived damaged (SHA-256 {actual[:12]}… instead of {expected_sha[:12]}…). "
             "It was deleted; try the download again.")
+
+
+class _TooLong(OSError):
+    """More bytes than the server announced."""
+
+
+class _NoLongerThan:
+    """The partial file, taking no byte past the size the server announced (an endless body
+    wrote 1.8 GB in 3 s for a file said to be 1 KB; the disk was checked for 1 KB)."""
+
+    def __init__(self, out, limit: int):
+        self._out, self._limit = out, limit
+
+    def write(self, data: bytes) -> int:
+        if self._out.tell() + len(data) > self._limit:
+            raise _TooLong(f"past {self._limit} bytes")
+        return self._out.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._out, name)
 
 
 def existing_parent(path: Path) -> Path:

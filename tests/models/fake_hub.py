@@ -21,6 +21,9 @@ class FakeHub:
         self.drop_after: int | None = None  # close the connection after this many bytes, once
         self.wrong_bytes = False
         self.delay_per_chunk = 0.0
+        self.claimed_sha: str | None = None  # a HEAD that lies about the file's SHA-256
+        self.extra_bytes = 0  # a GET that sends this much past the file's announced size
+        self.redirect_host: str | None = None  # a HEAD that redirects the file to this host
         self.requests: list[tuple[str, str, dict]] = []
         hub = self
 
@@ -44,11 +47,17 @@ class FakeHub:
             def do_HEAD(self):  # noqa: N802
                 if not self._headers_for():
                     return
-                self.send_response(200)
+                sha = hub.claimed_sha or hub.sha256
+                if hub.redirect_host and "cdn=1" not in self.path:
+                    self.send_response(302)
+                    self.send_header("Location", f"http://{hub.redirect_host}:{self.server.server_address[1]}"
+                                                 f"{self.path.split('?')[0]}?cdn=1")
+                else:
+                    self.send_response(200)
                 self.send_header("X-Repo-Commit", COMMIT)
-                self.send_header("X-Linked-Etag", f'"{hub.sha256}"')
+                self.send_header("X-Linked-Etag", f'"{sha}"')
                 self.send_header("X-Linked-Size", str(len(hub.data)))
-                self.send_header("ETag", f'"{hub.sha256}"')
+                self.send_header("ETag", f'"{sha}"')
                 self.send_header("Accept-Ranges", "bytes")
                 self.send_header("Content-Length", str(len(hub.data)))
                 self.end_headers()
@@ -60,7 +69,7 @@ class FakeHub:
                 header = self.headers.get("Range")
                 if header and header.startswith("bytes="):
                     start = int(header[6:].split("-")[0])
-                body = hub.data[start:]
+                body = hub.data[start:] + bytes(hub.extra_bytes)
                 if hub.wrong_bytes:
                     body = bytes(b ^ 0xFF for b in body[:4096]) + body[4096:]
                 self.send_response(206 if start else 200)

@@ -235,3 +235,35 @@ def test_a_disk_that_fills_mid_download_is_a_clear_message_and_resumes(hub, tmp_
     assert result["kept"] >= 20 << 20 and not result["loadable"]
     assert result["after_freeing"] == len(gguf_bytes)
     assert int(hub.gets()[-1]["range"][6:].split("-")[0]) > 0  # the second attempt resumed
+
+
+# -- a hostile or compromised endpoint (stop 30's third independent run) -------------------
+
+def test_a_body_longer_than_announced_is_stopped_and_deleted(hub, entry, verified, tmp_path):
+    hub.extra_bytes = 64 << 20  # an endless body wrote 1.8 GB in 3 s for a file said to be 1 KB
+    with pytest.raises(DownloadError, match="sent more than the .* it announced"):
+        download_model(entry, tmp_path / "models", verified)
+    leftovers = [p for p in (tmp_path / "models").rglob("*") if p.is_file() and ".locks" not in p.parts]
+    assert leftovers == [], leftovers
+
+
+def test_the_token_does_not_follow_a_redirect_to_another_host(hub, entry, verified, tmp_path, gguf_bytes):
+    hub.redirect_host = "localhost"  # the endpoint is 127.0.0.1: another host to the client
+    path = download_model(entry, tmp_path / "models", verified)
+    assert path.read_bytes() == gguf_bytes
+    assert hub.gets() and all("authorization" not in headers for headers in hub.gets())
+
+
+def test_a_server_that_lies_about_the_sha_deletes_nothing_of_the_users(hub, entry, verified, tmp_path, gguf_bytes):
+    path = download_model(entry, tmp_path / "models", verified)
+    hub.claimed_sha = "ab" * 32  # the user's good, checked file was deleted
+    assert download_model(entry, tmp_path / "models", verified) == path and path.read_bytes() == gguf_bytes
+    (tmp_path / "verified.json").unlink()  # never checked: kept too, with a message
+    with pytest.raises(DownloadError, match="It was kept"):
+        download_model(entry, tmp_path / "models", verified)
+    assert path.read_bytes() == gguf_bytes
+    hub.claimed_sha = "../../../tmp/x"  # names the partial file: refused before anything is written
+    path.unlink()
+    with pytest.raises(DownloadError, match="gave no SHA-256"):
+        download_model(entry, tmp_path / "models", verified)
+    assert not list((tmp_path / "models").rglob("*.part"))
