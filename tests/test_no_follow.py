@@ -93,14 +93,20 @@ def test_remove_tree_at_any_depth_follows_nothing(tmp_path):
     assert not os.path.lexists(link) and (kept / "precious.txt").exists()
 
 
-def test_copy_tree_out_copies_files_and_folders_and_leaves_links_out(tmp_path):
+def _workspace_and_users(tmp_path, secret_name: str):
+    """A workspace with out/a.txt and out/sub/b.txt, and a folder of the user's with a secret."""
     users = tmp_path / "users"
     users.mkdir()
-    (users / "id_rsa").write_text("secret")
+    (users / secret_name).write_text("secret")
     ws = tmp_path / "ws"
     (ws / "out" / "sub").mkdir(parents=True)
     (ws / "out" / "a.txt").write_text("a")
     (ws / "out" / "sub" / "b.txt").write_text("b")
+    return ws, users
+
+
+def test_copy_tree_out_copies_files_and_folders_and_leaves_links_out(tmp_path):
+    ws, users = _workspace_and_users(tmp_path, "id_rsa")
     os.symlink(users, ws / "out" / "home")
     os.symlink(users / "id_rsa", ws / "out" / "sub" / "key.txt")
     saved = tmp_path / "saved"
@@ -116,13 +122,7 @@ def test_copy_tree_out_copies_files_and_folders_and_leaves_links_out(tmp_path):
 
 
 def test_copy_tree_out_does_not_follow_a_folder_swapped_for_a_link_mid_copy(tmp_path, monkeypatch):
-    users = tmp_path / "users"
-    users.mkdir()
-    (users / "b.txt").write_text("secret")
-    ws = tmp_path / "ws"
-    (ws / "out" / "sub").mkdir(parents=True)
-    (ws / "out" / "a.txt").write_text("a")
-    (ws / "out" / "sub" / "b.txt").write_text("b")
+    ws, users = _workspace_and_users(tmp_path, "b.txt")
     real_copy_out = no_follow.copy_out
 
     def swapping_copy_out(root, rel, target):  # as running code would, between two steps
