@@ -229,8 +229,9 @@ class WorkspacePanel(QWidget):
             return
         path = Path(self.conversation.workspace) / self._notice_relative
         if visible_name(str(path)) != str(path):
-            # A name with a newline or an escape sequence pasted into a terminal runs what follows it.
-            folder = path.parent
+            # A name with a newline or an escape sequence pasted into a terminal runs what follows it;
+            # the code may have named the folders on the way the same.
+            folder = next(p for p in path.parents if visible_name(str(p)) == str(p))
             QGuiApplication.clipboard().setText(str(folder))
             self.tell(self._notice_relative, "The name holds characters a terminal would act on, so the folder's "
                                              f"path was copied instead:\n{visible_name(str(folder))}")

@@ -63,6 +63,11 @@ def test_copy_path_of_a_name_a_terminal_would_act_on_copies_its_folder(conversat
     copied = QGuiApplication.clipboard().text()
     assert copied == str(a.workspace), copied
     assert "folder's path was copied instead" in panel.notice_label.text()
+    # A plain name in a folder the code named the same way: the nearest plain folder is copied.
+    a.act(f"import os\nos.mkdir({PASTE_BREAKER!r})\nopen(os.path.join({PASTE_BREAKER!r}, 'ok.txt'), 'w').write('x')")
+    panel.tell(f"{PASTE_BREAKER}/ok.txt", "No file manager could show it.", copy=True)
+    panel._copy_notice_path()
+    assert QGuiApplication.clipboard().text() == str(a.workspace)
 
 
 def test_copied_outputs_hold_no_sequence_a_terminal_or_a_word_processor_acts_on(conversations, qtbot):
