@@ -185,7 +185,7 @@ def copy_out(root: Path, rel: str | PurePath, target: Path, chunk: int = 1 << 20
                 out.write(block)
 
 
-MAX_COPY_DEPTH = 100
+MAX_COPY_DEPTH = 100  # folders a copy of a tree goes down (in: a dropped folder; out: Save as)
 
 
 def copy_tree_out(root: Path, rel: str | PurePath, target: Path) -> int:

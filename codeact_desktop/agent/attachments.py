@@ -24,13 +24,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePath
 from typing import Callable
 
-from ..no_follow import Folder, UnsafePath, remove_tree
+from ..no_follow import MAX_COPY_DEPTH, Folder, UnsafePath, remove_tree
 from ..resources import messages
 from ..sizes import human_size
 from ..visible_text import visible_name, well_formed
 
 CHUNK = 1 << 20
-MAX_DEPTH = 100  # folders inside a dropped folder; deeper is refused with a message
 _PARTIAL = re.compile(r"^\..+\.partial-(\d+)(?:-[0-9a-f]+)?$")  # .NAME.partial-PID-RANDOM
 
 
@@ -70,15 +69,15 @@ def _free_name(folder: Folder, name: str) -> str:
 def _files_of(source: Path) -> tuple[list[Path], int]:
     """A file, or the plain files of a folder; and how many links below the folder were
     left out (to files or folders: never followed). Fifos, devices and sockets are not
-    files to copy either. Walked without recursion, and no deeper than MAX_DEPTH: a folder
+    files to copy either. Walked without recursion, and no deeper than MAX_COPY_DEPTH: a folder
     from an archive can nest thousands deep (os.walk raised RecursionError at 1,000)."""
     if not source.is_dir():
         return [source], 0
     found, links, folders = [], 0, [(source, 0)]
     while folders:
         folder, depth = folders.pop()
-        if depth > MAX_DEPTH:
-            raise OSError(f"{source.name} holds folders nested more than {MAX_DEPTH} deep; "
+        if depth > MAX_COPY_DEPTH:
+            raise OSError(f"{source.name} holds folders nested more than {MAX_COPY_DEPTH} deep; "
                           "attach the part you need instead.")
         with os.scandir(folder) as listing:
             entries = sorted(listing, key=lambda entry: entry.name)
@@ -182,8 +181,6 @@ def copy_into_workspace(
                 raise
         attached.append(Attachment(name=target, size=size, kind=describe_kind(source), links_left=links_left))
     return attached
-
-
 
 
 def remove_abandoned_copies(workspace: Path) -> list[str]:

@@ -86,18 +86,17 @@ class RuntimeDir:
         return self.root / "start"
 
     def make(self) -> "RuntimeDir":
-        for left in self.tmp_in.glob(".tmp-left-*") if self.tmp_in is not None else ():
-            remove_tree(left)
-        if self.tmp_in is not None and not remove_tree(self.tmp):  # a fresh one per start
-            # Something the last kernel left could not be removed: set aside, never a reason
-            # for this start to fail (the watchdog still counts it against the disk budget).
-            os.rename(self.tmp, self.tmp.with_name(f".tmp-left-{secrets.token_hex(4)}"))
+        if self.tmp_in is not None:  # a fresh temp folder per start
+            for left in self.tmp_in.glob(".tmp-left-*"):
+                remove_tree(left)
+            if not remove_tree(self.tmp):
+                # Something the last kernel left could not be removed: set aside, never a reason
+                # for this start to fail (the watchdog still counts it against the disk budget).
+                os.rename(self.tmp, self.tmp.with_name(f".tmp-left-{secrets.token_hex(4)}"))
         for folder in (self.sockets, self.tmp):
             folder.mkdir(mode=0o700, parents=True, exist_ok=False if folder == self.tmp else True)
         self.start_folder.mkdir(mode=0o555, exist_ok=True)
         return self
-
-
 
 
 def kernel_policy(venv: KernelVenv, workspace: Path, runtime: RuntimeDir, writable: list[Path],

@@ -59,11 +59,11 @@ def link_tip(url: QUrl) -> str:
     if len(shown) > 120:
         shown = f"{shown[:70]}…{shown[-40:]}"
     if url.scheme().lower() == "mailto":
-        return plain_tip(visible_name(f"Mail to {url.path()}"))
-    tip = f"Opens {url.host(QUrl.ComponentFormattingOption.EncodeUnicode)}\n{shown}"
+        return plain_tip(f"Mail to {visible_name(url.path())}")
+    lines = [f"Opens {visible_name(url.host(QUrl.ComponentFormattingOption.EncodeUnicode))}", visible_name(shown)]
     if url.userInfo():
-        tip += "\nThe part before “@” is not where it goes."
-    return plain_tip(visible_name(tip).replace("\\n", "\n"))
+        lines.append("The part before “@” is not where it goes.")
+    return plain_tip("\n".join(lines))
 
 
 class Bubble(PassesWheelAtEnd, QTextBrowser):

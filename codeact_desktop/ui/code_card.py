@@ -15,9 +15,9 @@ from PySide6.QtWidgets import (
 
 from ..action_status import ActionStatus
 from ..kernel.outputs import OutputItem
+from ..visible_text import for_code_view
 from .output_views import (CARD_SHOWN_CHARS, ChatTextBrowser, ErrorView, OutputBlock, StreamView, flash_done,
                            mono_font, output_view)
-from ..visible_text import for_code_view
 from .theme import is_dark, set_tone
 
 # The card's own two states before the engine's (action_status.py) begin.

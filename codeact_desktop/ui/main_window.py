@@ -40,6 +40,7 @@ from .sidebar import ConversationSidebar
 from .status_bar import WindowStatusBar
 from .theme import apply_theme, follow_system
 from .turn_controls import TurnControls
+from .untrusted_text import plain_box
 from .window_conversations import EXPORT_FILTERS, WindowConversations
 from .window_files import WindowFiles
 from .window_help import WindowHelp
@@ -239,9 +240,7 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
     def confirm(self, title: str, text: str) -> bool:
         # No is the default: Enter on a question that loses something must not lose it. Plain
         # text: a question may quote a dropped file's name or its header (a hostile GGUF's).
-        box = QMessageBox(QMessageBox.Question, title, "", QMessageBox.Yes | QMessageBox.No, self)
-        box.setTextFormat(Qt.PlainText)
-        box.setText(text)
+        box = plain_box(self, QMessageBox.Question, title, text, QMessageBox.Yes | QMessageBox.No)
         box.setDefaultButton(QMessageBox.No)
         return box.exec() == QMessageBox.Yes
 

@@ -19,11 +19,18 @@ def plain_tip(text: str) -> str:
     return "<qt>" + escape(text).replace("\n", "<br>") + "</qt>" if text else ""
 
 
-def show_message(parent: QWidget, title: str, text: str, warning: bool = False) -> QMessageBox:
-    """A message box (not modal to the app: it does not hold the caller) whose text is plain."""
-    box = QMessageBox(QMessageBox.Warning if warning else QMessageBox.Information, title, "", QMessageBox.Ok, parent)
+def plain_box(parent: QWidget, icon: QMessageBox.Icon, title: str, text: str,
+              buttons: QMessageBox.StandardButton = QMessageBox.Ok) -> QMessageBox:
+    """A message box whose text is plain, not yet shown."""
+    box = QMessageBox(icon, title, "", buttons, parent)
     box.setTextFormat(Qt.PlainText)
     box.setText(text)
+    return box
+
+
+def show_message(parent: QWidget, title: str, text: str, warning: bool = False) -> QMessageBox:
+    """A message box (not modal to the app: it does not hold the caller) whose text is plain."""
+    box = plain_box(parent, QMessageBox.Warning if warning else QMessageBox.Information, title, text)
     box.setAttribute(Qt.WA_DeleteOnClose)
     box.open()
     return box
