@@ -135,10 +135,12 @@ def test_a_folder_nested_thousands_deep_gets_a_message(tmp_path):
         fd = inner
     os.close(fd)
     ws = tmp_path / "ws"
-    with pytest.raises(OSError, match="nested more than 100 deep"):
-        copy_into_workspace([top], ws)
-    assert not ws.exists() or list(ws.iterdir()) == []
-    remove_tree(top)  # pytest's own clean-up of old runs recurses (shutil.rmtree)
+    try:
+        with pytest.raises(OSError, match="nested more than 100 deep"):
+            copy_into_workspace([top], ws)
+        assert not ws.exists() or list(ws.iterdir()) == []
+    finally:
+        remove_tree(top)  # pytest's own clean-up of old runs recurses (shutil.rmtree)
 
 
 def test_cancel_is_seen_between_empty_files(tmp_path):
