@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 import time
 from typing import Callable, Iterator
@@ -20,6 +19,7 @@ import httpx
 
 from .. import defaults
 from ..app_log import safe_description
+from ..socket_stop import shut_on_cancel, socket_of
 from ..visible_text import visible_name
 from .base import (
     BackendError,
@@ -138,7 +138,7 @@ class OpenAIBackend(ChatBackend):
         room = max(params.max_tokens, 1) * CHARS_PER_REPLY_TOKEN
         try:
             with self._http.stream("POST", "/chat/completions", json=body) as response, \
-                    _closed_on(cancel, response):
+                    shut_on_cancel(cancel, lambda: socket_of(response)):
                 if response.status_code >= 400:
                     raise BackendError(f"The server refused the request ({response.status_code}): "
                                        f"{_quoted(_read_at_most(response, MAX_ERROR_BODY))}")
@@ -242,35 +242,6 @@ def _lines(response: httpx.Response) -> Iterator[str]:
             raise MalformedStream(f"a streamed line longer than {MAX_LINE >> 20} MB")
     if pending:
         yield bytes(pending).decode("utf-8", "replace")
-
-
-class _closed_on:  # noqa: N801 - a context manager, used as a statement
-    """While the block runs, a set ``cancel`` shuts the response's socket down: a read
-    waiting on a silent server (one reading a long prompt says nothing for minutes) returns
-    at once instead of at the read timeout."""
-
-    def __init__(self, cancel: threading.Event | None, response: httpx.Response):
-        self.cancel, self.response, self.done = cancel, response, threading.Event()
-
-    def __enter__(self):
-        if self.cancel is not None:
-            threading.Thread(target=self._watch, name="http-stop", daemon=True).start()
-        return self
-
-    def _watch(self) -> None:
-        while not self.done.wait(0.1):
-            if self.cancel.is_set():
-                stream = self.response.extensions.get("network_stream")
-                sock = stream.get_extra_info("socket") if stream is not None else None
-                if sock is not None:
-                    try:
-                        sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-                return
-
-    def __exit__(self, *exc) -> None:
-        self.done.set()
 
 
 def _chunk(data: str) -> dict:

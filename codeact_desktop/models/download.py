@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ import filelock
 # huggingface_hub is imported where a download needs it (about 0.2 s): the window's welcome
 # page uses this module at every start, and most starts download nothing.
 from ..sizes import human_size
+from ..socket_stop import shut_on_cancel, socket_of
 from .catalogue import CatalogueEntry
 
 METADATA_TIMEOUT_S = 10.0  # no network must be a message within seconds, never a hang
@@ -61,6 +63,7 @@ class Progress:
 
 
 ProgressHook = Callable[[Progress], None]
+_CANCELLED = "The download was cancelled; it resumes where it stopped next time."
 
 
 def _endpoint() -> str | None:
@@ -90,7 +93,7 @@ def _progress_bar(progress: ProgressHook | None, cancel: threading.Event | None)
 
         def update(self, n=1):
             if cancel is not None and cancel.is_set():
-                raise DownloadCancelled("The download was cancelled; it resumes where it stopped next time.")
+                raise DownloadCancelled(_CANCELLED)
             self.done += n or 0
             if progress is not None:
                 elapsed = max(time.monotonic() - self.started, 1e-6)
@@ -98,6 +101,52 @@ def _progress_bar(progress: ProgressHook | None, cancel: threading.Event | None)
             return super().update(n)
 
     return Bar
+
+
+# The socket each downloading thread reads now, and whether its download is cancelled:
+# told by hooks on huggingface_hub's HTTP client, which opens the connections itself.
+_reading: dict[int, socket.socket | None] = {}
+_cancels: dict[int, threading.Event] = {}
+
+
+def _note_socket(response) -> None:
+    if threading.get_ident() in _cancels:
+        _reading[threading.get_ident()] = socket_of(response)
+
+
+def _refuse_when_cancelled(request) -> None:
+    # huggingface_hub retries a connection that broke, and Cancel breaks it: no new one.
+    cancel = _cancels.get(threading.get_ident())
+    if cancel is not None and cancel.is_set():
+        raise DownloadCancelled(_CANCELLED)
+
+
+class _stopped_at_once:  # noqa: N801 - a context manager, used as a statement
+    """While huggingface_hub downloads on this thread, Cancel shuts its connection down, so
+    a stalled or slow transfer stops at once (it read 10 MB between checks: on a line of
+    100 KB/s, Cancel took 100 s)."""
+
+    def __init__(self, cancel: threading.Event | None):
+        self.cancel, self.thread = cancel, threading.get_ident()
+        self.watch = shut_on_cancel(cancel, lambda: _reading.get(self.thread))
+
+    def __enter__(self):
+        from huggingface_hub import get_session
+
+        client = get_session()
+        hooks = client.event_hooks
+        if _note_socket not in hooks["response"]:
+            client.event_hooks = {"request": [*hooks["request"], _refuse_when_cancelled],
+                                  "response": [*hooks["response"], _note_socket]}
+        if self.cancel is not None:
+            _cancels[self.thread] = self.cancel
+        self.watch.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.watch.__exit__(*exc)
+        _cancels.pop(self.thread, None)
+        _reading.pop(self.thread, None)
 
 
 def sha256_of(path: Path, progress: ProgressHook | None = None, cancel: threading.Event | None = None) -> str:
@@ -228,7 +277,7 @@ def _download_locked(entry, models_dir, verified, progress, cancel) -> Path:
     if urlsplit(meta.location).netloc != urlsplit(endpoint or "https://huggingface.co").netloc:
         headers.pop("authorization", None)  # the token is for the Hub, not for where it redirects
     try:
-        with open(part, "ab") as out:
+        with open(part, "ab") as out, _stopped_at_once(cancel):
             http_get(meta.location, _NoLongerThan(out, size), resume_size=have, headers=headers, expected_size=size,
                      displayed_filename=entry.file, tqdm_class=_progress_bar(progress, cancel))
     except DownloadCancelled:
@@ -238,6 +287,8 @@ def _download_locked(entry, models_dir, verified, progress, cancel) -> Path:
         raise DownloadError(f"The server sent more than the {human_size(size)} it announced for {entry.file}; "
                             "the download was stopped and deleted.") from exc
     except Exception as exc:
+        if cancel is not None and cancel.is_set():  # the read that Cancel shut down
+            raise DownloadCancelled(_CANCELLED) from exc
         log.warning("the download of %s stopped after %d bytes of %d", entry.id,
                     part.stat().st_size if part.exists() else 0, size, exc_info=True)
         if isinstance(exc, OSError) and getattr(exc, "errno", None) == errno.ENOSPC:

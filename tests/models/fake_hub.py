@@ -21,6 +21,8 @@ class FakeHub:
         self.drop_after: int | None = None  # close the connection after this many bytes, once
         self.wrong_bytes = False
         self.delay_per_chunk = 0.0
+        self.stall_after: int | None = None  # a GET that sends this many bytes, then nothing (a stalled line)
+        self.closed = threading.Event()
         self.claimed_sha: str | None = None  # a HEAD that lies about the file's SHA-256
         self.extra_bytes = 0  # a GET that sends this much past the file's announced size
         self.redirect_host: str | None = None  # a HEAD that redirects the file to this host
@@ -93,6 +95,10 @@ class FakeHub:
                     except (BrokenPipeError, ConnectionResetError):
                         return
                     sent += len(chunk)
+                    if hub.stall_after is not None and sent >= hub.stall_after:
+                        self.wfile.flush()
+                        hub.closed.wait(60)
+                        return
                     if hub.delay_per_chunk:
                         time.sleep(hub.delay_per_chunk)
 
@@ -107,6 +113,7 @@ class FakeHub:
                 if method == "GET" and not path.startswith("/api/agent-harnesses")]
 
     def close(self):
+        self.closed.set()
         self.server.shutdown()
         self.server.server_close()
 

@@ -109,6 +109,27 @@ def test_cancel_then_resume_continues_where_it_stopped(hub, entry, verified, tmp
     assert resumed_at >= 20 << 20
 
 
+def test_cancel_stops_a_stalled_transfer_at_once(hub, entry, verified, tmp_path):
+    # A line that stalls (or drips) sends no full 10 MB read for huggingface_hub to check
+    # Cancel at: before, Cancel waited for the read timeout, and the retry stalled again.
+    hub.stall_after = 1 << 20
+    cancel, errors = threading.Event(), []
+    worker = threading.Thread(target=lambda: _catch(errors, download_model, entry, tmp_path / "models",
+                                                    verified, cancel=cancel))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not hub.gets() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)  # the 1 MB is read; the read now waits
+    cancel.set()
+    asked = time.monotonic()
+    worker.join(30)
+    took = time.monotonic() - asked
+    assert errors and isinstance(errors[0], DownloadCancelled), errors
+    assert took < 3, f"Cancel took {took:.1f} s"
+    assert len(hub.gets()) == 1  # and no new connection after it
+
+
 def test_a_second_download_of_the_same_model_is_refused(hub, entry, verified, tmp_path):
     hub.delay_per_chunk = 0.05
     cancel, errors = threading.Event(), []
