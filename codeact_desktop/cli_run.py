@@ -18,7 +18,7 @@ from .kernel.state import KernelState, KernelStatus
 from .llm.base import BackendError
 from .paths import AppPaths
 from .store.history import HistoryStore
-from .visible_text import for_code_view, for_terminal, visible_name, well_formed
+from .visible_text import code_warnings, for_code_view, for_terminal, visible_name, well_formed
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +76,9 @@ class TerminalView:
 
 
 def ask_in_terminal(action_id: str, code: str) -> Approval:
-    shown, odd = for_code_view(code)  # as the window's card: nothing hidden from the one who approves
-    warning = "\n(invisible or reordering characters are shown as escapes such as \\u202e)" if odd else ""
-    print(f"\n┌─ proposed code ({action_id}){warning}\n{for_terminal(shown)}\n└─")
+    shown = for_code_view(code)[0]  # as the window's card: nothing hidden from the one who approves
+    warnings = "".join(f"\n({warning})" for warning in code_warnings(code))
+    print(f"\n┌─ proposed code ({action_id}){for_terminal(warnings)}\n{for_terminal(shown)}\n└─")
     while True:
         answer = input("Run it? [Y]es / [n]o / [e]dit: ").strip().lower()
         if answer in ("", "y", "yes"):

@@ -198,3 +198,13 @@ def test_code_asked_about_in_the_terminal_hides_nothing(monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert all(c not in printed for c in "\r\u2028\u202e\u2066\u200b")
     assert "\\rimport os\\u2028x = 1" in printed and "shown as escapes" in printed
+
+
+def test_names_that_pass_for_others_are_named_in_the_terminal(monkeypatch, capsys):
+    from codeact_desktop.cli_run import ask_in_terminal
+
+    monkeypatch.setattr("builtins.input", lambda prompt: "n")
+    ask_in_terminal("a1", 'path = "./build"\n\u0440ath = "/home"\nprint("caf\u00e9")  # na\u00efve\n')
+    printed = capsys.readouterr().out
+    assert "\u0440ath (\u0440 is U+0440 CYRILLIC SMALL LETTER ER)" in printed
+    assert "U+00E9" not in printed and "U+00EF" not in printed  # strings and comments are text, not names

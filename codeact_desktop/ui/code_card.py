@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 
 from ..action_status import ActionStatus
 from ..kernel.outputs import OutputItem
-from ..visible_text import for_code_view
+from ..visible_text import code_warnings, for_code_view
 from .output_views import (CARD_SHOWN_CHARS, ChatTextBrowser, ErrorView, OutputBlock, StreamView, flash_done,
                            mono_font, output_view)
 from .theme import is_dark, set_tone
@@ -106,9 +106,7 @@ class CodeCard(QFrame):
         header.addWidget(self.status_label)
         header.addWidget(copy)
         layout.addLayout(header)
-        self.odd_characters = QLabel("This code holds characters that are invisible, reorder the text around "
-                                     "them or break lines only on screen. They are shown as escapes "
-                                     "such as \\u202e, so what you see is what runs.")
+        self.odd_characters = QLabel()
         self.odd_characters.setObjectName("oddCharacters")
         self.odd_characters.setTextFormat(Qt.PlainText)
         self.odd_characters.setWordWrap(True)
@@ -169,8 +167,10 @@ class CodeCard(QFrame):
         """``code`` runs; what is drawn, copied and edited is ``shown_code``, the same code with
         its invisible and reordering characters made visible (``for_code_view``)."""
         self.code = code
-        self.shown_code, odd = for_code_view(code)
-        self.odd_characters.setVisible(odd)
+        self.shown_code = for_code_view(code)[0]
+        warnings = code_warnings(code)
+        self.odd_characters.setText("\n".join(warnings))
+        self.odd_characters.setVisible(bool(warnings))
         self.code_view.setHtml(highlighted_html(self.shown_code))
         self._fit_code(self.code_view.width())
 

@@ -62,6 +62,9 @@ HIDDEN_CODE = {
     # as nothing, so this card drew pixel for pixel as the harmless one and removed the home.
     "selector": ('import os, shutil\npath = os.path.expanduser("~")\npath\ufe00 = "./build"  # only the build folder\n'
                  "shutil.rmtree(path)", 'path\\ufe00 = "./build"'),
+    # Homoglyphs: a Cyrillic р and а make a second name that draws as `path`.
+    "lookalike": ('import os, shutil\n\u0440\u0430th = os.path.expanduser("~")\npath = "./build"  # only the build folder\n'
+                  "shutil.rmtree(\u0440\u0430th)", "shutil.rmtree(\u0440\u0430th)"),
 }
 
 
@@ -83,6 +86,7 @@ def test_code_waiting_for_approval_hides_nothing_from_the_person(qtbot, window, 
         assert document.size().height() <= card.code_view.viewport().height(), name  # no line cut off
         assert document.idealWidth() <= card.code_view.viewport().width() + 1, name  # none out of sight
         assert card.odd_characters.isVisible() == (name != "spaces"), name
+        assert ("U+0440 CYRILLIC SMALL LETTER ER" in card.odd_characters.text()) == (name == "lookalike"), name
         assert card.code == code  # what runs is what the model wrote: the card only shows it plainly
         card.copy_button.click()
         assert QGuiApplication.clipboard().text() == card.shown_code
