@@ -80,10 +80,9 @@ def for_code_view(code: str) -> tuple[str, bool]:
 
 
 def lookalike_names(code: str) -> list[str]:
-    """The names in code (not its strings or comments) that hold a letter from beyond ASCII,
-    each with those letters spelled out: a Cyrillic ``р`` makes ``раth`` a name of its own
-    that draws as ``path``. Code a model writes names things in ASCII; text in strings is
-    left alone."""
+    """The names in code (not its strings or comments) that hold a letter from beyond ASCII:
+    a Cyrillic ``р`` makes ``раth`` a name of its own that draws as ``path``. Code a model
+    writes names things in ASCII; text in strings is left alone."""
     found: dict[str, None] = {}
     try:
         for token in tokenize.generate_tokens(io.StringIO(code).readline):
@@ -91,7 +90,7 @@ def lookalike_names(code: str) -> list[str]:
                 found.setdefault(token.string)
     except (tokenize.TokenError, SyntaxError):
         pass  # code that does not tokenize to its end: the names before that point
-    return [f"{visible_name(name)} ({_spelled(name)})" for name in found]
+    return list(found)
 
 
 def _spelled(name: str) -> str:
@@ -104,9 +103,10 @@ def code_warnings(code: str) -> list[str]:
     warnings = ["This code holds characters that are invisible, reorder the text around them or break lines "
                 "only on screen. They are shown as escapes such as \\u202e, so what you see is what runs."
                 ] if for_code_view(code)[1] else []
-    names = lookalike_names(code)
+    names = [f"{visible_name(name)} ({_spelled(name)})" for name in lookalike_names(code)]
     if names:
-        warnings.append("Names here use letters from beyond ASCII that may pass for others: " + "; ".join(names) + ".")
+        warnings.append("Names here use letters from beyond ASCII that may pass for others, marked in the code: "
+                        + "; ".join(names) + ".")
     return warnings
 
 

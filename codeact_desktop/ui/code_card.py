@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 
 from ..action_status import ActionStatus
 from ..kernel.outputs import OutputItem
-from ..visible_text import code_warnings, for_code_view
+from ..visible_text import code_warnings, for_code_view, lookalike_names
 from .output_views import (CARD_SHOWN_CHARS, ChatTextBrowser, ErrorView, OutputBlock, StreamView, flash_done,
                            mono_font, output_view)
 from .theme import is_dark, set_tone
@@ -40,6 +40,10 @@ def _failed(status: str) -> bool:
 def highlighted_html(code: str) -> str:
     formatter = HtmlFormatter(noclasses=True, nowrap=True, style="monokai" if is_dark() else "default")
     body = highlight(code, PythonLexer(), formatter)
+    # The letters that make a name pass for another are marked wherever they stand.
+    mark = "#7a2626" if is_dark() else "#ffc9c9"
+    for letter in {c for name in lookalike_names(code) for c in name if not c.isascii()}:
+        body = body.replace(letter, f"<span style='background-color:{mark}'>{letter}</span>")
     # Long lines wrap: nothing of the code waits out of sight behind a scroll bar (a call
     # put 300 spaces to the right of a harmless one would).
     return f"<pre style='margin:0; white-space:pre-wrap'>{body}</pre>"

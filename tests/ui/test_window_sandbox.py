@@ -87,6 +87,8 @@ def test_code_waiting_for_approval_hides_nothing_from_the_person(qtbot, window, 
         assert document.idealWidth() <= card.code_view.viewport().width() + 1, name  # none out of sight
         assert card.odd_characters.isVisible() == (name != "spaces"), name
         assert ("U+0440 CYRILLIC SMALL LETTER ER" in card.odd_characters.text()) == (name == "lookalike"), name
+        marked = any(mark in card.code_view.toHtml() for mark in ("#ffc9c9", "#7a2626"))  # the letters, on screen
+        assert marked == (name == "lookalike"), name
         assert card.code == code  # what runs is what the model wrote: the card only shows it plainly
         card.copy_button.click()
         assert QGuiApplication.clipboard().text() == card.shown_code
