@@ -12,6 +12,7 @@ checked with ``lstat`` first: racy, which is one reason Windows counts as not is
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import shutil
@@ -25,11 +26,45 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _BINARY = getattr(os, "O_BINARY", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _PATH = getattr(os, "O_PATH", 0) if sys.platform.startswith("linux") else 0  # /proc/self/fd: Linux's
 
 
 class UnsafePath(OSError):
     """A name under the root is a link, not a plain file or folder, or leaves the root."""
+
+
+ROOM_LEFT_BYTES = 200 << 20  # a copy out leaves this much of the target's disk free
+
+
+class NoRoom(OSError):
+    """A copy out that would fill the target's disk (ENOSPC), said in words."""
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def plain_file(fd: int, what: str | Path) -> int:
+    """``fd`` when it is a plain file; closed, and UnsafePath, when not. Opened with
+    ``O_NONBLOCK``, which is cleared here: code that turned a listed file into a FIFO held
+    Save as (and the window, opening an old conversation's image) waiting for a writer."""
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnsafePath(f"{what}: not a plain file")
+    if _NONBLOCK:
+        os.set_blocking(fd, True)
+    return fd
+
+
+def check_room(size: int, target: Path) -> None:
+    """Raises ENOSPC, in words, before a copy of ``size`` bytes to ``target`` would fill its
+    disk: code can make a file of 2 GB that takes no disk (sparse) and a copy writes it all."""
+    from .sizes import human_size
+
+    folder = Path(target).parent
+    free = shutil.disk_usage(folder).free
+    if size > free - ROOM_LEFT_BYTES:
+        raise NoRoom(errno.ENOSPC, f"it is {human_size(size)} and only {human_size(free)} is free at {folder}")
 
 
 def _parts(rel: str | PurePath) -> list[str]:
@@ -116,6 +151,10 @@ class Folder:
                 raise UnsafePath(f"{self.path / name}: a link") from None
             raise
 
+    def open_plain(self, name: str) -> int:
+        """A descriptor for reading a plain file of this folder (``plain_file``)."""
+        return plain_file(self.open(name, os.O_RDONLY | _NONBLOCK), self.path / name)
+
     def mkdir(self, name: str) -> None:
         if self.fd is None:
             os.mkdir(self.path / name)
@@ -136,10 +175,8 @@ def read_file(root: Path, rel: str | PurePath, max_bytes: int | None = None) -> 
     if not parts:
         raise UnsafePath(f"{root}: not a file")
     with Folder(root, PurePath(*parts[:-1])) as folder:
-        fd = folder.open(parts[-1], os.O_RDONLY)
+        fd = folder.open_plain(parts[-1])
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise UnsafePath(f"{root / rel}: not a plain file")
         data = f.read(max_bytes + 1 if max_bytes is not None else -1)
     if max_bytes is not None and len(data) > max_bytes:
         raise UnsafePath(f"{root / rel}: larger than {max_bytes} bytes")
@@ -173,16 +210,18 @@ def write_new_file(folder: Folder, name: str, data: bytes) -> None:
 
 
 def copy_out(root: Path, rel: str | PurePath, target: Path, chunk: int = 1 << 20) -> None:
-    """Copies a plain file below ``root`` to ``target`` (a place the user chose)."""
+    """Copies a plain file below ``root`` to ``target`` (a place the user chose): as large
+    as it was when opened, and only where that leaves room on the disk (``check_room``)."""
     parts = _parts(rel)
     with Folder(root, PurePath(*parts[:-1])) as folder:
-        fd = folder.open(parts[-1], os.O_RDONLY)
+        fd = folder.open_plain(parts[-1])
     with os.fdopen(fd, "rb") as src:
-        if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
-            raise UnsafePath(f"{root / rel}: not a plain file")
+        left = os.fstat(src.fileno()).st_size  # code that grows the file meanwhile grows no copy
+        check_room(left, target)
         with open(target, "wb") as out:
-            while block := src.read(chunk):
+            while left > 0 and (block := src.read(min(chunk, left))):
                 out.write(block)
+                left -= len(block)
 
 
 MAX_COPY_DEPTH = 100  # folders a copy of a tree goes down (in: a dropped folder; out: Save as)
@@ -193,28 +232,43 @@ def copy_tree_out(root: Path, rel: str | PurePath, target: Path) -> int:
     its plain files and folders, each reached without following a link, so code that swaps
     a folder for a link to ``~`` while the copy runs gets a failed copy, not the home
     copied. Links are left out; their count is returned. Walked without recursion, at
-    most MAX_COPY_DEPTH folders deep."""
+    most MAX_COPY_DEPTH folders deep, once to check the disk has room for it all."""
     top = PurePath(*_parts(rel))
     target = Path(target)
+    check_room(sum(size for _, entries in _walk(root, top) for _, kind, size in entries if kind == "file"), target)
     target.mkdir()
-    links, todo = 0, [top]
+    links = 0
+    for here, entries in _walk(root, top):
+        into = target / here.relative_to(top)
+        for name, kind, _ in entries:
+            if kind == "folder":
+                (into / name).mkdir()
+            elif kind == "file":
+                copy_out(root, here / name, into / name)
+            elif kind == "link":
+                links += 1
+    return links
+
+
+def _walk(root: Path, top: PurePath):
+    """Each folder from ``top`` down, parents first, with its entries: (name, "folder" |
+    "file" | "link" | "other", size); no link followed, no recursion."""
+    todo = [top]
     while todo:
         here = todo.pop()
         if len(here.parts) - len(top.parts) > MAX_COPY_DEPTH:
             raise UnsafePath(f"{top.name} holds folders nested more than {MAX_COPY_DEPTH} deep; not copied further.")
         with Folder(root, here) as folder, os.scandir(folder.fd if folder.fd is not None else folder.path) as listing:
-            entries = [(e.name, e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False), e.is_symlink())
-                       for e in listing]
-        into = target / here.relative_to(top)
-        for name, is_folder, is_file, is_link in entries:
-            if is_folder:
-                (into / name).mkdir()
-                todo.append(here / name)
-            elif is_file:
-                copy_out(root, here / name, into / name)
-            elif is_link:
-                links += 1
-    return links
+            entries = [(e.name, _entry_kind(e), e.stat(follow_symlinks=False).st_size) for e in listing]
+        yield here, entries
+        todo.extend(here / name for name, kind, _ in entries if kind == "folder")
+
+
+def _entry_kind(entry: os.DirEntry) -> str:
+    if entry.is_symlink():
+        return "link"
+    return "folder" if entry.is_dir(follow_symlinks=False) else "file" if entry.is_file(follow_symlinks=False) \
+        else "other"
 
 
 def _usable(name: str | Path, dir_fd: int | None = None) -> None:

@@ -161,3 +161,60 @@ def test_remove_tree_opens_folders_the_code_locked_and_tries_each_entry_once(tmp
         subprocess.run(["chmod", "-R", "u+rwx", str(tree)], check=False)
         subprocess.run(["rm", "-rf", str(tree)], check=False)
     assert removed and took < 10
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs")
+def test_a_fifo_in_place_of_a_file_is_refused_at_once(tmp_path):
+    # Code turned a listed report.csv into a FIFO while the user was in the Save dialog: the
+    # copy's open waited for a writer for ever, and so did the app's quit behind it.
+    import threading
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    os.mkfifo(root / "report.csv")
+    outcomes = []
+
+    def attempt(fn):
+        try:
+            fn()
+            outcomes.append("read")
+        except no_follow.UnsafePath as exc:
+            outcomes.append(str(exc))
+
+    for fn in (lambda: no_follow.read_file(root, "report.csv"),
+               lambda: no_follow.copy_out(root, "report.csv", tmp_path / "saved.csv")):
+        worker = threading.Thread(target=attempt, args=(fn,), daemon=True)
+        worker.start()
+        worker.join(5)
+        if worker.is_alive():  # release it, so the test run goes on
+            os.close(os.open(root / "report.csv", os.O_WRONLY | os.O_NONBLOCK))
+            worker.join(5)
+            pytest.fail("the open waited for a writer")
+    assert len(outcomes) == 2 and all("not a plain file" in o for o in outcomes), outcomes
+    assert not (tmp_path / "saved.csv").exists()
+
+
+def test_a_copy_out_that_would_fill_the_disk_is_refused_before_writing(tmp_path, monkeypatch):
+    # Sparse files take no disk inside the workspace; their copy writes every byte. Two of
+    # 2 GB under a folder the panel showed as 1,002 bytes wrote 4.29 GB.
+    import errno
+    from collections import namedtuple
+
+    root = tmp_path / "ws"
+    (root / "photos" / ".cache").mkdir(parents=True)
+    (root / "photos" / "a.jpg").write_bytes(b"x" * 1002)
+    for i in range(3):
+        with open(root / "photos" / ".cache" / f"blob{i}", "wb") as f:
+            f.truncate(2 << 30)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(no_follow.shutil, "disk_usage", lambda p: usage(8 << 30, 6 << 30, 3 << 29))
+    with pytest.raises(OSError) as refused:
+        no_follow.copy_tree_out(root, "photos", tmp_path / "saved")
+    assert refused.value.errno == errno.ENOSPC
+    assert str(refused.value).startswith("it is 6.0 GB and only 1.5 GB is free at ")
+    assert not (tmp_path / "saved").exists()
+    with pytest.raises(OSError, match="it is 2.0 GB"):
+        no_follow.copy_out(root, "photos/.cache/blob0", tmp_path / "blob")
+    assert not (tmp_path / "blob").exists()
+    no_follow.copy_out(root, "photos/a.jpg", tmp_path / "a.jpg")  # what fits is copied
+    assert (tmp_path / "a.jpg").stat().st_size == 1002

@@ -18,13 +18,12 @@ import mimetypes
 import os
 import re
 import secrets
-import stat
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePath
 from typing import Callable
 
-from ..no_follow import MAX_COPY_DEPTH, Folder, UnsafePath, remove_tree
+from ..no_follow import MAX_COPY_DEPTH, Folder, plain_file, remove_tree
 from ..resources import messages
 from ..sizes import human_size
 from ..visible_text import visible_name, well_formed
@@ -96,15 +95,10 @@ def _open_source(source: Path, file: Path) -> int:
     or a plain file below the dropped folder, reached without following any link on the way
     (something could swap a folder for a link between the walk and the copy)."""
     if file == source:
-        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    else:
-        relative = file.relative_to(source)
-        with Folder(source, relative.parent) as folder:
-            fd = folder.open(relative.name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a fifo would block the copy for ever, a device never end
-        os.close(fd)
-        raise UnsafePath(f"{file} is not a plain file.")
-    return fd
+        return plain_file(os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)), file)
+    relative = file.relative_to(source)
+    with Folder(source, relative.parent) as folder:
+        return folder.open_plain(relative.name)  # a fifo would block the copy for ever, a device never end
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 from .. import app_log
@@ -76,4 +78,11 @@ def main(model: str | None = None, base_url: str | None = None, model_name: str 
                                        "mid-answer when it stopped.", 10_000)
     window.show()
     QTimer.singleShot(0, lambda: milestone("window shown"))  # after the first paint's events
-    return app.exec()
+    code = app.exec()
+    if window.background.pool.activeThreadCount():
+        # A job stuck in a system call (a network disk gone) would hold the exit for ever:
+        # Qt's pool waits for its jobs. The history is already on disk; the process ends.
+        logging.getLogger(__name__).warning("exiting with background work stuck: %s", window.background.running)
+        logging.shutdown()
+        os._exit(code)
+    return code

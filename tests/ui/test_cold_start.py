@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 
+import pytest
 from codeact_desktop.engine import start_early
 from codeact_desktop.llm.scripted import ScriptedBackend
 from codeact_desktop.settings import Settings
@@ -132,3 +133,33 @@ def test_pygments_is_imported_before_the_early_threads_start(tmp_path):
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["lexers", "formatters"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs")
+def test_quitting_ends_the_process_even_with_a_job_stuck_in_the_background(tmp_path):
+    # A Save as stuck in open() (a FIFO the code made; a network disk gone) held the process
+    # after the window closed: Qt's thread pool waits for its jobs at exit, for ever.
+    fifo = tmp_path / "stuck"
+    os.mkfifo(fifo)
+    probe = (
+        "import os\n"
+        "from PySide6.QtCore import QTimer\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "from codeact_desktop.ui import app, main_window\n"
+        "main_window.CLOSE_WAIT_MS = 500\n"
+        "shown = main_window.MainWindow.show\n"
+        "def show(self):\n"
+        "    shown(self)\n"
+        f"    self.background.run('save file', lambda: os.open({str(fifo)!r}, os.O_RDONLY))\n"
+        "    QTimer.singleShot(1000, self.close)\n"
+        "    QTimer.singleShot(1100, QApplication.instance().quit)\n"
+        "main_window.MainWindow.show = show\n"
+        "print('main returned', app.main(), flush=True)\n"
+    )
+    env = {**os.environ, "CODEACT_HOME": str(tmp_path / "home"), "QT_QPA_PLATFORM": "offscreen"}
+    try:
+        done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the process was still there 30 s after its window closed") from None
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "main returned" not in done.stdout  # it ended at once, not through Python's own exit
