@@ -8,6 +8,7 @@ import sys
 import threading
 
 import pytest
+
 from codeact_desktop.engine import start_early
 from codeact_desktop.llm.scripted import ScriptedBackend
 from codeact_desktop.settings import Settings
