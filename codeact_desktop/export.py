@@ -29,7 +29,7 @@ from .kernel.observation import strip_ansi
 from .kernel.outputs import DISPLAY_PRIORITY, OutputItem, image_type, item_from_stored
 from .store.history import Conversation
 from .untrusted_markup import CONTENT_SECURITY_POLICY, clean_html, neutral_markdown
-from .visible_text import for_code_view, visible_name
+from .visible_text import for_code_view, for_terminal, visible_name
 
 FORMATS = {"ipynb": "Jupyter notebook", "md": "Markdown", "html": "HTML page"}
 
@@ -157,7 +157,9 @@ def to_markdown(title: str, entries: list[Entry], image_prefix: str = "", inline
                 item = _item(out)
                 if item is not None:
                     parts += _markdown_output(item, images, image_prefix, inline_images, html_as_text, text_as_pre)
-    return "\n\n".join(parts) + "\n", images
+    # Read with `cat` too: no escape sequence (OSC 52 writes the clipboard), carriage return
+    # or bidi control from a reply, a stream or a table's text reaches the terminal.
+    return for_terminal("\n\n".join(parts)) + "\n", images
 
 
 _IMAGE_MIME = {"png": "image/png", "jpeg": "image/jpeg", "svg": "image/svg+xml"}

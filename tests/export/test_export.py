@@ -56,3 +56,25 @@ def test_markdown_and_html(conversation, tmp_path):
 def test_unknown_format_is_refused(conversation, tmp_path):
     with pytest.raises(ValueError, match="ipynb"):
         export_conversation(conversation, tmp_path / "out.pdf")
+
+
+ESCAPES = [
+    # OSC 52 ended by ESC \ (not BEL), in print and in an error; an HTML table's text twin
+    # with a screen clear and a title change; a reply with OSC 52, ESC[8m and a C1 CSI.
+    "<execute>\nimport pandas as pd\nfrom IPython.display import HTML, display\n"
+    "print('\\x1b]52;c;Y3VybCBldmlsIHwgc2g=\\x1b\\\\ok\\rfake line')\n"
+    "display(HTML('<p>\\x1b[2J\\x1b]0;pwned\\x07table</p>'))\n"
+    "raise ValueError('\\x1b]52;c;Y3VybA==\\x1b\\\\')\n</execute>",
+    "Done \x1b]52;c;Y3VybA==\x07 \x1b[8mhidden\x1b[0m \x9b2J \u202etxt.exe",
+]
+
+
+def test_markdown_and_html_exports_hold_no_terminal_escapes(tmp_path, tmp_path_factory, kernel_venv, app_paths):
+    # `cat chat.md` in a terminal that honours OSC 52 put the code's command on the clipboard.
+    root = tmp_path_factory.mktemp("escapes")
+    for conversation in recorded_conversation(root, app_paths, ESCAPES, "Escapes", "show it", []):
+        for name in ("chat.md", "chat.html"):
+            text = export_conversation(conversation, tmp_path / name).read_text()
+            odd = [c for c in text if (ord(c) < 32 and c not in "\n\t") or 0x7f <= ord(c) <= 0x9f or c == "\u202e"]
+            assert not odd, (name, odd[:5])
+            assert "\\x1b]52;c;" in text  # shown, as an escape
