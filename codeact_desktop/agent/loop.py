@@ -318,8 +318,7 @@ class CodeActAgent:
         if not self.workspace_changes.complete and not self._warned_many_files:
             self._warned_many_files = True
             self._notice(messages()["many_files"].format(limit=f"{MAX_ENTRIES:,}"))
-        for path, size in produced:
-            conv.add_file(path, size, "produced", action_id)
+        conv.add_files(produced, "produced", action_id)
         body = observation_text(result.items, self.settings.observation_chars)
         status_line = {
             ActionStatus.TIMEOUT: texts["timeout"].format(seconds=self.settings.action_timeout_s),

@@ -73,6 +73,8 @@ CREATE TABLE IF NOT EXISTS files (
     size INTEGER NOT NULL,
     created REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS files_by_conversation ON files(conversation_id, id);
+CREATE INDEX IF NOT EXISTS files_by_path ON files(conversation_id, path);
 """
 
 OUTPUTS_DIR = ".codeact"  # inside each workspace: images of older histories
@@ -291,10 +293,16 @@ class Conversation:
             return None
 
     def add_file(self, path: str, size: int, origin: str, action_id: str | None = None) -> None:
-        self.store.execute(
-            "INSERT INTO files (conversation_id, action_id, origin, path, size, created) VALUES (?, ?, ?, ?, ?, ?)",
-            (self.id, action_id, origin, path, size, time.time()),
-        )
+        self.add_files([(path, size)], origin, action_id)
+
+    def add_files(self, files: list[tuple[str, int]], origin: str, action_id: str | None = None) -> None:
+        """(path, size) each, in one commit: an action may write 20,000 files."""
+        now = time.time()
+        with self.store.transaction() as db:
+            db.executemany(
+                "INSERT INTO files (conversation_id, action_id, origin, path, size, created) VALUES (?, ?, ?, ?, ?, ?)",
+                [(self.id, action_id, origin, path, size, now) for path, size in files],
+            )
 
     def actions(self) -> list[dict]:
         return self.store.query(
@@ -306,3 +314,22 @@ class Conversation:
 
     def files(self) -> list[dict]:
         return self.store.query("SELECT * FROM files WHERE conversation_id = ? ORDER BY id", (self.id,))
+
+    def latest_files(self, limit: int) -> tuple[list[dict], int]:
+        """The latest record of each path, newest first, at most ``limit`` of them; and how
+        many paths there are. Code that writes 20,000 new names an action made every row a
+        cost of every turn and every start. Read newest first, a page at a time, until
+        ``limit`` paths are found: usually the first page."""
+        latest: dict[str, dict] = {}
+        before, page = None, 2 * limit
+        while len(latest) < limit:
+            rows = self.store.query(
+                "SELECT * FROM files WHERE conversation_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+                (self.id, before if before is not None else 1 << 62, page))
+            for row in rows:
+                latest.setdefault(row["path"], row)
+            if len(rows) < page:
+                break
+            before = rows[-1]["id"]
+        count = self.store.query("SELECT COUNT(DISTINCT path) AS n FROM files WHERE conversation_id = ?", (self.id,))
+        return list(latest.values())[:limit], count[0]["n"]

@@ -45,13 +45,15 @@ def no_program_text(name: str) -> str:
     return f"No program on this computer is set to open {kind}, so {visible_name(name)} was not opened."
 
 
-def workspace_files(conversation: Conversation) -> list[dict]:
-    """One row per path (its latest record), newest first, with the action's number."""
+SHOWN_FILES = 500  # rows the panel lists; each is checked on disk at every refresh
+
+
+def workspace_files(conversation: Conversation, limit: int = SHOWN_FILES) -> tuple[list[dict], int]:
+    """One row per path (its latest record), newest first, at most ``limit``, with the
+    action's number; and how many paths there are in all."""
     numbers = {a["id"]: n for n, a in enumerate(conversation.actions(), start=1)}
-    latest: dict[str, dict] = {}
-    for row in conversation.files():
-        latest[row["path"]] = dict(row, action_number=numbers.get(row["action_id"]))
-    return sorted(latest.values(), key=lambda r: r["id"], reverse=True)
+    rows, count = conversation.latest_files(limit)
+    return [dict(row, action_number=numbers.get(row["action_id"])) for row in rows], count
 
 
 def button_row(layout, specs) -> list[QPushButton]:
@@ -135,7 +137,7 @@ class WorkspacePanel(QWidget):
         self.list.clear()
         if self.conversation is None:
             return
-        rows = workspace_files(self.conversation)
+        rows, count = workspace_files(self.conversation)
         for row in rows:
             path = Path(self.conversation.workspace) / row["path"]
             origin = "you added it" if row["origin"] == "uploaded" else (
@@ -150,8 +152,13 @@ class WorkspacePanel(QWidget):
             self.list.addItem(item)
             if selected and str(path) == str(selected):
                 item.setSelected(True)
+        if count > len(rows):
+            more = QListWidgetItem(f"… and {count - len(rows):,} older files, not listed here "
+                                   "(Show in folder shows them all)")
+            more.setFlags(Qt.NoItemFlags)  # a line of text, not a file
+            self.list.addItem(more)
         self.empty.setVisible(not rows)
-        self.title.setText(f"<b>Files</b> ({len(rows)})" if rows else "<b>Files</b>")
+        self.title.setText(f"<b>Files</b> ({count:,})" if rows else "<b>Files</b>")
         self._update_buttons()
 
     def selected_path(self) -> Path | None:
