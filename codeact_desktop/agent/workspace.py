@@ -135,6 +135,8 @@ _RUNNABLE_STARTS = (b"MZ", b"\x7fELF", b"#!", b"\xfe\xed\xfa\xce", b"\xfe\xed\xf
 # Pages open in the web browser, which has the network the kernel lacks: what the code read
 # could leave with the page's first request. Opened only once the user says so.
 PAGE_SUFFIXES = frozenset(".html .htm .xhtml .xht .shtml .svg .svgz .mht .mhtml .xml".split())
+_PAGE_STARTS = (b"<!doctype", b"<html", b"<head", b"<body", b"<svg", b"<?xml", b"<script", b"<iframe", b"<img",
+                b"<!--", b"mime-version:")
 
 
 def why_not_open(workspace: Path, relative: str) -> str:
@@ -159,6 +161,12 @@ def why_not_open(workspace: Path, relative: str) -> str:
 
 
 def _starts_runnable(workspace: Path, relative: str) -> bool:
+    head = _head(workspace, relative)
+    return head is None or head.startswith(_RUNNABLE_STARTS)  # what cannot be read plainly is not handed on
+
+
+def _head(workspace: Path, relative: str, size: int = 512) -> bytes | None:
+    """The file's first bytes, from its first non-blank one; None when it cannot be read plainly."""
     from .. import no_follow
 
     parts = Path(relative).parts
@@ -166,17 +174,19 @@ def _starts_runnable(workspace: Path, relative: str) -> bool:
         with no_follow.Folder(workspace, Path(*parts[:-1]) if len(parts) > 1 else "") as folder:
             fd = folder.open_plain(parts[-1])
         try:
-            head = os.read(fd, 64)
+            head = os.read(fd, size)
         finally:
             os.close(fd)
     except OSError:
-        return True  # what cannot be read plainly is not handed on
-    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(_RUNNABLE_STARTS)
+        return None
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n")
 
 
-def page_question(relative: str) -> str:
-    """For a web page or an SVG the code wrote: what to ask before it opens in the browser."""
-    if Path(relative).suffix.lower() not in PAGE_SUFFIXES:
+def page_question(workspace: Path, relative: str) -> str:
+    """For a web page or an SVG the code wrote: what to ask before it opens in the browser.
+    Judged by content too: the desktop sniffs `report.html.` (no suffix) as a page."""
+    head = (_head(workspace, relative) or b"")[:512].lower()
+    if Path(relative).suffix.lower() not in PAGE_SUFFIXES and not head.startswith(_PAGE_STARTS):
         return ""
     return (f"{visible_name(Path(relative).name)} opens in your web browser, which can reach the internet. "
             "The code wrote this page, so it could send what the code read to another computer when it "

@@ -189,7 +189,7 @@ class WorkspacePanel(QWidget):
         if refused:
             self.open_refused.emit(refused)
             return
-        question = page_question(relative)
+        question = page_question(self.conversation.workspace, relative)
         if question:
             self.tell(relative, question, reveal=True, open_page=True)
             return
