@@ -18,7 +18,8 @@ from .kernel.state import KernelState, KernelStatus
 from .llm.base import BackendError
 from .paths import AppPaths
 from .store.history import HistoryStore
-from .visible_text import code_warnings, for_code_view, for_terminal, visible_name, well_formed
+from .code_warnings import code_warnings
+from .visible_text import for_code_view, for_terminal, visible_name, well_formed
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,7 @@ visible escapes instead: ``\\x1b``, ``\\r``, ``\\u202e``.
 
 from __future__ import annotations
 
-import io
 import re
-import tokenize
-import unicodedata
 
 # C0 controls but tab and newline, DEL, C1 controls (0x9b is CSI to some terminals),
 # bidi embeddings, overrides and isolates, and the zero-width marks that steer them.
@@ -77,37 +74,6 @@ def for_code_view(code: str) -> tuple[str, bool]:
     text = code.replace("\r\n", "\n")
     shown = _CODE_ODD.sub(_escape, text)
     return shown, shown != text
-
-
-def lookalike_names(code: str) -> list[str]:
-    """The names in code (not its strings or comments) that hold a letter from beyond ASCII:
-    a Cyrillic ``р`` makes ``раth`` a name of its own that draws as ``path``. Code a model
-    writes names things in ASCII; text in strings is left alone."""
-    found: dict[str, None] = {}
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(code).readline):
-            if token.type == tokenize.NAME and not token.string.isascii():
-                found.setdefault(token.string)
-    except (tokenize.TokenError, SyntaxError):
-        pass  # code that does not tokenize to its end: the names before that point
-    return list(found)
-
-
-def _spelled(name: str) -> str:
-    return ", ".join(f"{c} is U+{ord(c):04X} {unicodedata.name(c, 'unnamed')}"
-                     for c in dict.fromkeys(name) if not c.isascii())
-
-
-def code_warnings(code: str) -> list[str]:
-    """What the person who approves code must be told about how it is drawn."""
-    warnings = ["This code holds characters that are invisible, reorder the text around them or break lines "
-                "only on screen. They are shown as escapes such as \\u202e, so what you see is what runs."
-                ] if for_code_view(code)[1] else []
-    names = [f"{visible_name(name)} ({_spelled(name)})" for name in lookalike_names(code)]
-    if names:
-        warnings.append("Names here use letters from beyond ASCII that may pass for others, marked in the code: "
-                        + "; ".join(names) + ".")
-    return warnings
 
 
 def for_display(text: str) -> str:

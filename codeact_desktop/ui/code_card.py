@@ -15,7 +15,8 @@ from PySide6.QtWidgets import (
 
 from ..action_status import ActionStatus
 from ..kernel.outputs import OutputItem
-from ..visible_text import code_warnings, for_code_view, lookalike_names
+from ..code_warnings import code_warnings, lookalike_names
+from ..visible_text import for_code_view
 from .output_views import (CARD_SHOWN_CHARS, ChatTextBrowser, ErrorView, OutputBlock, StreamView, flash_done,
                            mono_font, output_view)
 from .theme import is_dark, set_tone
