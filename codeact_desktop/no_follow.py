@@ -209,19 +209,28 @@ def write_new_file(folder: Folder, name: str, data: bytes) -> None:
         out.write(data)
 
 
-def copy_out(root: Path, rel: str | PurePath, target: Path, chunk: int = 1 << 20) -> None:
+def copy_out(root: Path, rel: str | PurePath, target: Path, chunk: int = 1 << 20,
+             budget: int | None = None) -> int:
     """Copies a plain file below ``root`` to ``target`` (a place the user chose): as large
-    as it was when opened, and only where that leaves room on the disk (``check_room``)."""
+    as it was when opened, and only where that leaves room on the disk (``check_room``) and
+    fits in ``budget`` bytes. Returns its size; a copy that fails leaves nothing behind."""
     parts = _parts(rel)
     with Folder(root, PurePath(*parts[:-1])) as folder:
         fd = folder.open_plain(parts[-1])
     with os.fdopen(fd, "rb") as src:
-        left = os.fstat(src.fileno()).st_size  # code that grows the file meanwhile grows no copy
-        check_room(left, target)
-        with open(target, "wb") as out:
-            while left > 0 and (block := src.read(min(chunk, left))):
-                out.write(block)
-                left -= len(block)
+        size = left = os.fstat(src.fileno()).st_size  # code that grows the file meanwhile grows no copy
+        if budget is not None and size > budget:
+            raise NoRoom(errno.ENOSPC, "a file in it grew after the room for the copy was checked")
+        check_room(size, target)
+        try:
+            with open(target, "wb") as out:
+                while left > 0 and (block := src.read(min(chunk, left))):
+                    out.write(block)
+                    left -= len(block)
+        except BaseException:
+            Path(target).unlink(missing_ok=True)
+            raise
+    return size
 
 
 MAX_COPY_DEPTH = 100  # folders a copy of a tree goes down (in: a dropped folder; out: Save as)
@@ -235,18 +244,23 @@ def copy_tree_out(root: Path, rel: str | PurePath, target: Path) -> int:
     most MAX_COPY_DEPTH folders deep, once to check the disk has room for it all."""
     top = PurePath(*_parts(rel))
     target = Path(target)
-    check_room(sum(size for _, entries in _walk(root, top) for _, kind, size in entries if kind == "file"), target)
+    budget = sum(size for _, entries in _walk(root, top) for _, kind, size in entries if kind == "file")
+    check_room(budget, target)
     target.mkdir()
     links = 0
-    for here, entries in _walk(root, top):
-        into = target / here.relative_to(top)
-        for name, kind, _ in entries:
-            if kind == "folder":
-                (into / name).mkdir()
-            elif kind == "file":
-                copy_out(root, here / name, into / name)
-            elif kind == "link":
-                links += 1
+    try:
+        for here, entries in _walk(root, top):
+            into = target / here.relative_to(top)
+            for name, kind, _ in entries:
+                if kind == "folder":
+                    (into / name).mkdir()
+                elif kind == "file":  # files the code grows while this runs take no more than was checked
+                    budget -= copy_out(root, here / name, into / name, budget=budget)
+                elif kind == "link":
+                    links += 1
+    except BaseException:
+        remove_tree(target)  # no half copy left where the user looks
+        raise
     return links
 
 

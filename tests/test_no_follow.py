@@ -128,12 +128,12 @@ def test_copy_tree_out_does_not_follow_a_folder_swapped_for_a_link_mid_copy(tmp_
     ws, users = _workspace_and_users(tmp_path, "b.txt")
     real_copy_out = no_follow.copy_out
 
-    def swapping_copy_out(root, rel, target):  # as running code would, between two steps
+    def swapping_copy_out(root, rel, target, **kwargs):  # as running code would, between two steps
         if (ws / "out" / "sub").is_dir() and not (ws / "out" / "sub").is_symlink():
             (ws / "out" / "sub" / "b.txt").unlink()
             (ws / "out" / "sub").rmdir()
             os.symlink(users, ws / "out" / "sub")
-        return real_copy_out(root, rel, target)
+        return real_copy_out(root, rel, target, **kwargs)
 
     monkeypatch.setattr(no_follow, "copy_out", swapping_copy_out)
     with pytest.raises(no_follow.UnsafePath):
@@ -218,3 +218,26 @@ def test_a_copy_out_that_would_fill_the_disk_is_refused_before_writing(tmp_path,
     assert not (tmp_path / "blob").exists()
     no_follow.copy_out(root, "photos/a.jpg", tmp_path / "a.jpg")  # what fits is copied
     assert (tmp_path / "a.jpg").stat().st_size == 1002
+
+
+def test_files_grown_during_a_folder_copy_take_no_more_than_was_checked(tmp_path, monkeypatch):
+    # Code watching its folder grew the other files (sparse) once the copy began: the check
+    # on the first pass saw 8 bytes, and the copy wrote 40 MB before the disk check stopped it.
+    root = tmp_path / "ws"
+    (root / "out").mkdir(parents=True)
+    for i in range(8):
+        (root / "out" / f"f{i}").write_bytes(b"x")
+    real_copy_out, grown = no_follow.copy_out, []
+
+    def growing(root_, rel, target, **kwargs):
+        if not grown:
+            for i in range(1, 8):
+                with open(root / "out" / f"f{i}", "r+b") as f:
+                    f.truncate(5 << 20)
+            grown.append(True)
+        return real_copy_out(root_, rel, target, **kwargs)
+
+    monkeypatch.setattr(no_follow, "copy_out", growing)
+    with pytest.raises(no_follow.NoRoom, match="grew after the room"):
+        no_follow.copy_tree_out(root, "out", tmp_path / "saved")
+    assert not (tmp_path / "saved").exists()  # and no half copy left behind

@@ -285,9 +285,10 @@ class WorkspacePanel(QWidget):
                                 "links the code made can point anywhere on this computer.")
                 else:
                     no_follow.copy_out(workspace, relative, Path(target))
-            except OSError as exc:
-                return f"{visible_name(name)} could not be saved: {exc}"
+            except OSError as exc:  # its words may hold a name the code chose: shown on one line
+                return f"{visible_name(name)} could not be saved: {visible_name(str(exc))}"
             return ""
 
         self.background.run("save file", work, lambda problem: self.save_failed.emit(problem) if problem else None,
-                            lambda error: self.save_failed.emit(f"{visible_name(name)} could not be saved: {error}"))
+                            lambda error: self.save_failed.emit(
+                                f"{visible_name(name)} could not be saved: {visible_name(error)}"))

@@ -5,6 +5,7 @@ controller is freed; the kernel label follows the kernel's events, with no polli
 conversation search runs one query off the UI thread and drops stale answers."""
 
 import gc
+import os
 import threading
 import time
 import weakref
@@ -335,3 +336,27 @@ def test_save_as_never_offers_a_start_up_file_of_the_home(qtbot, window, tmp_pat
         monkeypatch.setattr(panel, "_selected_kind", lambda k=kind: k)
         panel.save_selected()
     assert offered == [str(downloads / "bash_profile"), str(downloads / "ssh"), str(downloads / "invoice__fdp.exe")]
+
+
+def test_a_failed_save_names_the_file_on_one_visible_line(qtbot, window, tmp_path, monkeypatch):
+    # The reason a save failed carried the code's file name raw: newlines and a U+202E
+    # wrote lines of their own into the app's message ("Saved to Downloads. To finish,
+    # paste this in a terminal: ...").
+    name = "r.csv\n\nSaved to Downloads. To finish, paste this in a terminal:\n\u202etxt.exe"
+    win, _ = window([f"<execute>\nopen({name!r}, 'w').write('x')\n</execute>", "done"])
+    send(qtbot, win, "write it")
+    wait_idle(qtbot, win)
+    workspace, panel, problems = Path(win.current.conversation.workspace), win.files_panel, []
+    panel.save_failed.connect(problems.append)
+    monkeypatch.setattr(panel, "selected_relative", lambda: name)
+
+    def the_code_swaps_it_meanwhile(*args):
+        (workspace / name).unlink()
+        os.mkfifo(workspace / name)
+        return str(tmp_path / "saved.csv"), ""
+
+    monkeypatch.setattr(workspace_panel.QFileDialog, "getSaveFileName", the_code_swaps_it_meanwhile)
+    panel.save_selected()
+    qtbot.waitUntil(lambda: bool(problems), timeout=10_000)
+    assert "\n" not in problems[0] and "\u202e" not in problems[0], problems[0]
+    assert "not a plain file" in problems[0] and "\\u202e" in problems[0]
