@@ -131,12 +131,16 @@ RUNNABLE_SUFFIXES = frozenset("""
 # What a desktop tells by content, whatever the name: a suffix-less PE is run by wine,
 # a suffix-less shell script by the shell.
 _RUNNABLE_STARTS = (b"MZ", b"\x7fELF", b"#!", b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe",
-                    b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
+                    b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe", b"!<arch>", b"\xed\xab\xee\xdb", b"flatpak\x00")
+# Found anywhere in the first bytes, as shared-mime-info searches: desktop entries may open
+# with comments, and a Flatpak reference installs an app.
+_RUNNABLE_INSIDE = (b"[desktop entry]", b"[flatpak ref]", b"[flatpak repo]")
 # Pages open in the web browser, which has the network the kernel lacks: what the code read
 # could leave with the page's first request. Opened only once the user says so.
 PAGE_SUFFIXES = frozenset(".html .htm .xhtml .xht .shtml .svg .svgz .mht .mhtml .xml".split())
-_PAGE_STARTS = (b"<!doctype", b"<html", b"<head", b"<body", b"<svg", b"<?xml", b"<script", b"<iframe", b"<img",
-                b"<!--", b"mime-version:")
+_PAGE_MARKS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<svg", b"<script", b"<iframe",
+               b"<img", b"<meta", b"<link", b"<style", b"<a href", b"<table", b"<form", b"<object", b"<embed",
+               b"<?xml", b"mime-version:")
 
 
 def why_not_open(workspace: Path, relative: str) -> str:
@@ -161,12 +165,12 @@ def why_not_open(workspace: Path, relative: str) -> str:
 
 
 def _starts_runnable(workspace: Path, relative: str) -> bool:
-    head = _head(workspace, relative)
-    # What cannot be read plainly is not handed on; a desktop entry may open with comments.
-    return head is None or head.startswith(_RUNNABLE_STARTS) or b"[desktop entry]" in head.lower()
+    head = file_head(workspace, relative)
+    # What cannot be read plainly is not handed on.
+    return head is None or head.startswith(_RUNNABLE_STARTS) or any(m in head.lower() for m in _RUNNABLE_INSIDE)
 
 
-def _head(workspace: Path, relative: str, size: int = 512) -> bytes | None:
+def file_head(workspace: Path, relative: str, size: int = 4096) -> bytes | None:
     """The file's first bytes, from its first non-blank one; None when it cannot be read plainly."""
     from .. import no_follow
 
@@ -183,12 +187,14 @@ def _head(workspace: Path, relative: str, size: int = 512) -> bytes | None:
     return head.lstrip(b"\xef\xbb\xbf \t\r\n")
 
 
-def page_question(workspace: Path, relative: str) -> str:
-    """For a web page or an SVG the code wrote: what to ask before it opens in the browser.
-    Judged by content too: the desktop sniffs `report.html.` (no suffix) as a page."""
-    head = (_head(workspace, relative) or b"")[:512].lower()
-    if Path(relative).suffix.lower() not in PAGE_SUFFIXES and not head.startswith(_PAGE_STARTS):
+def page_question(workspace: Path, relative: str, always: bool = False) -> str:
+    """For a web page or an SVG the code wrote (``always``: the caller knows it is one): what
+    to ask before it opens in the browser.
+    Judged by content too, anywhere in its first 4 KB: the desktop sniffs `notes` holding a
+    line of text and then `<html>` as a page."""
+    head = (file_head(workspace, relative) or b"").lower()
+    if not always and Path(relative).suffix.lower() not in PAGE_SUFFIXES and not any(m in head for m in _PAGE_MARKS):
         return ""
-    return (f"{visible_name(Path(relative).name)} opens in your web browser, which can reach the internet. "
+    return (f"{visible_name(Path(relative).name)} may open in your web browser, which can reach the internet. "
             "The code wrote this page, so it could send what the code read to another computer when it "
             "opens. Open it only if you trust it.")

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtCore import QMimeDatabase, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
     QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout,
@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 from .. import no_follow
 from ..paths import save_suggestion
 from ..sizes import human_size
-from ..agent.workspace import page_question, why_not_open
+from ..agent.workspace import file_head, page_question, why_not_open
 from ..store.history import Conversation
 from ..visible_text import visible_name
 from .background import BackgroundWork
@@ -45,6 +45,17 @@ def no_program_text(name: str) -> str:
     return f"No program on this computer is set to open {kind}, so {visible_name(name)} was not opened."
 
 
+# Types a desktop runs or installs when "opened", and types it shows in the web browser.
+RUNNABLE_TYPES = frozenset("""
+application/x-executable application/x-sharedlib application/x-ms-dos-executable application/x-msdownload
+application/x-msi application/x-ms-shortcut application/x-desktop application/x-shellscript
+application/vnd.debian.binary-package application/x-rpm application/vnd.flatpak application/vnd.flatpak.ref
+application/vnd.flatpak.repo application/vnd.snap application/x-iso9660-image application/x-apple-diskimage
+application/x-java-archive application/x-java-jnlp-file application/x-xpinstall application/x-ms-application
+application/x-appimage application/x-cd-image
+""".split())
+PAGE_TYPES = frozenset("text/html application/xhtml+xml image/svg+xml application/xml text/xml "
+                       "multipart/related application/x-mimearchive".split())
 SHOWN_FILES = 500  # rows the panel lists; each is checked on disk at every refresh
 
 
@@ -185,11 +196,11 @@ class WorkspacePanel(QWidget):
         relative = self.selected_relative()
         if relative is None:
             return
-        refused = why_not_open(self.conversation.workspace, relative)
+        refused = why_not_open(self.conversation.workspace, relative) or self._runnable_by_type(relative)
         if refused:
             self.open_refused.emit(refused)
             return
-        question = page_question(self.conversation.workspace, relative)
+        question = page_question(self.conversation.workspace, relative) or self._page_by_type(relative)
         if question:
             self.tell(relative, question, reveal=True, open_page=True)
             return
@@ -199,11 +210,34 @@ class WorkspacePanel(QWidget):
         relative = self._notice_relative
         if relative is None or self.conversation is None:
             return
-        refused = why_not_open(self.conversation.workspace, relative)  # again: the code may have swapped it
-        if refused:
+        refused = why_not_open(self.conversation.workspace, relative) or self._runnable_by_type(relative)
+        if refused:  # asked again: the code may have swapped it meanwhile
             self.tell(relative, refused)
             return
         self._open(relative)
+
+    def _desktop_type(self, relative: str):
+        """The type the desktop will give the file, by its name and first 4 KB (Qt's copy of
+        shared-mime-info, which xdg-open and gio use too)."""
+        head = file_head(self.conversation.workspace, relative) or b""
+        return QMimeDatabase().mimeTypeForFileNameAndData(Path(relative).name, head)
+
+    def _runnable_by_type(self, relative: str) -> str:
+        if no_follow.kind(self.conversation.workspace, relative) != "file":
+            return ""
+        kind = self._desktop_type(relative)
+        if not {kind.name(), *kind.allAncestors()} & RUNNABLE_TYPES:
+            return ""
+        return (f"{visible_name(Path(relative).name)} is a {kind.comment() or kind.name()}: it could start a "
+                "program or install one when opened, and the code wrote it, so it is not opened from here. "
+                "Use Show in folder to look at it.")
+
+    def _page_by_type(self, relative: str) -> str:
+        kind = self._desktop_type(relative) if no_follow.kind(self.conversation.workspace, relative) == "file" \
+            else None
+        if kind is None or not {kind.name(), *kind.allAncestors()} & PAGE_TYPES:
+            return ""
+        return page_question(self.conversation.workspace, relative, always=True)
 
     def _open(self, relative: str) -> None:
         if QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(self.conversation.workspace) / relative))):

