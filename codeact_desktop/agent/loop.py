@@ -32,7 +32,7 @@ from .context import ContextOverflow, fit_to_context
 from .missing_module import module_note
 from .model_fitness import unfit_sign
 from .timeline import code_edited
-from .workspace import MAX_ENTRIES
+from .workspace import MAX_ENTRIES, MAX_LISTED_DEPTH
 from .workspace_changes import WorkspaceChanges
 
 # What failing to reach the network looks like from Python, pip and requests.
@@ -314,7 +314,8 @@ class CodeActAgent:
             on_stream=lambda name, text: self.on_event(ev.OutputStream(action_id, name, text)),
         )
         status = ActionStatus(result.status)
-        produced = self.workspace_changes.after_action()
+        produced = [(path, size) for path, size in self.workspace_changes.after_action()
+                    if path.count("/") < MAX_LISTED_DEPTH]
         if not self.workspace_changes.complete and not self._warned_many_files:
             self._warned_many_files = True
             self._notice(messages()["many_files"].format(limit=f"{MAX_ENTRIES:,}"))

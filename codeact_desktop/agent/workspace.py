@@ -16,6 +16,9 @@ from ..store.history import OUTPUTS_DIR
 from ..visible_text import visible_name, well_formed
 
 MAX_ENTRIES = 20_000  # about 0.1 s to look at here; beyond it, what changed is not listed
+# Folders deep a produced file is listed: the Files panel checks each row folder by folder
+# (no link followed), and 500 files 1,900 folders down made one refresh take 7 s.
+MAX_LISTED_DEPTH = 32
 
 _BY_DESCRIPTOR = os.scandir in os.supports_fd and hasattr(os, "O_NOFOLLOW") and hasattr(os, "O_DIRECTORY")
 Files = dict[str, tuple[int, int]]  # relative path -> (size, mtime_ns)

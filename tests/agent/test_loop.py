@@ -133,6 +133,20 @@ def test_files_are_copied_and_named_and_products_recorded(agent_for, tmp_path):
     assert [(f["origin"], f["path"]) for f in files] == [("uploaded", "my data é.csv"), ("produced", "out.csv")]
 
 
+def test_files_past_the_listed_depth_are_not_recorded(agent_for):
+    # The Files panel checks each row folder by folder: 500 files 1,900 folders down made
+    # one refresh take 7 s on the UI thread.
+    from codeact_desktop.agent.workspace import MAX_LISTED_DEPTH
+
+    agent, _, _ = agent_for([
+        "<execute>\nimport os\nfor depth in (MAX - 1, MAX):\n    path = '/'.join(['d'] * depth)\n"
+        "    os.makedirs(path, exist_ok=True)\n    open(path + f'/f{depth}.txt', 'w').write('x')\n</execute>"
+        .replace("MAX", str(MAX_LISTED_DEPTH)), "done"])
+    record = agent.send("write deep")
+    assert [path.count("/") for path in record.files] == [MAX_LISTED_DEPTH - 1]
+    assert [f["path"] for f in agent.conversation.files()] == record.files
+
+
 def test_plot_is_stored_in_the_history_and_a_placeholder_for_the_model(agent_for):
     agent, backend, _ = agent_for([
         "<execute>import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()</execute>", "Plotted."])
