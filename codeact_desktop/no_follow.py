@@ -244,12 +244,12 @@ def copy_tree_out(root: Path, rel: str | PurePath, target: Path) -> int:
     most MAX_COPY_DEPTH folders deep, once to check the disk has room for it all."""
     top = PurePath(*_parts(rel))
     target = Path(target)
-    budget = sum(size for _, entries in _walk(root, top) for _, kind, size in entries if kind == "file")
+    budget = sum(size for _, entries in walk_tree(root, top) for _, kind, size in entries if kind == "file")
     check_room(budget, target)
     target.mkdir()
     links = 0
     try:
-        for here, entries in _walk(root, top):
+        for here, entries in walk_tree(root, top):
             into = target / here.relative_to(top)
             for name, kind, _ in entries:
                 if kind == "folder":
@@ -264,18 +264,19 @@ def copy_tree_out(root: Path, rel: str | PurePath, target: Path) -> int:
     return links
 
 
-def _walk(root: Path, top: PurePath):
-    """Each folder from ``top`` down, parents first, with its entries: (name, "folder" |
-    "file" | "link" | "other", size); no link followed, no recursion."""
+def walk_tree(root: Path, top: PurePath):
+    """Each folder from ``top`` down (relative to ``root``), parents first and by name, with
+    its entries by name: (name, "folder" | "file" | "link" | "other", size). Each folder is
+    reached without following a link, without recursion, at most MAX_COPY_DEPTH deep."""
     todo = [top]
     while todo:
         here = todo.pop()
         if len(here.parts) - len(top.parts) > MAX_COPY_DEPTH:
             raise UnsafePath(f"{top.name} holds folders nested more than {MAX_COPY_DEPTH} deep; not copied further.")
         with Folder(root, here) as folder, os.scandir(folder.fd if folder.fd is not None else folder.path) as listing:
-            entries = [(e.name, _entry_kind(e), e.stat(follow_symlinks=False).st_size) for e in listing]
+            entries = sorted((e.name, _entry_kind(e), e.stat(follow_symlinks=False).st_size) for e in listing)
         yield here, entries
-        todo.extend(here / name for name, kind, _ in entries if kind == "folder")
+        todo.extend(here / name for name, kind, _ in reversed(entries) if kind == "folder")
 
 
 def _entry_kind(entry: os.DirEntry) -> str:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePath
 from typing import Callable
 
-from ..no_follow import MAX_COPY_DEPTH, Folder, plain_file, remove_tree
+from ..no_follow import Folder, plain_file, remove_tree, walk_tree
 from ..resources import messages
 from ..sizes import human_size
 from ..visible_text import visible_name, well_formed
@@ -68,21 +68,14 @@ def _free_name(folder: Folder, name: str) -> str:
 def _files_of(source: Path) -> tuple[list[Path], int]:
     """A file, or the plain files of a folder; and how many links below the folder were
     left out (to files or folders: never followed). Fifos, devices and sockets are not
-    files to copy either. Walked without recursion, and no deeper than MAX_COPY_DEPTH: a folder
-    from an archive can nest thousands deep (os.walk raised RecursionError at 1,000)."""
+    files to copy either. A folder from an archive can nest thousands deep: past
+    no_follow.MAX_COPY_DEPTH it is refused (``walk_tree``)."""
     if not source.is_dir():
         return [source], 0
-    found, links, folders = [], 0, [(source, 0)]
-    while folders:
-        folder, depth = folders.pop()
-        if depth > MAX_COPY_DEPTH:
-            raise OSError(f"{source.name} holds folders nested more than {MAX_COPY_DEPTH} deep; "
-                          "attach the part you need instead.")
-        with os.scandir(folder) as listing:
-            entries = sorted(listing, key=lambda entry: entry.name)
-        links += sum(1 for entry in entries if entry.is_symlink())
-        found += [Path(e.path) for e in entries if e.is_file(follow_symlinks=False)]
-        folders += [(Path(e.path), depth + 1) for e in reversed(entries) if e.is_dir(follow_symlinks=False)]
+    found, links = [], 0
+    for here, entries in walk_tree(source, PurePath()):
+        found += [source / here / name for name, kind, _ in entries if kind == "file"]
+        links += sum(1 for _, kind, _ in entries if kind == "link")
     return found, links
 
 
