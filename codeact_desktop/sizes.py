@@ -8,6 +8,8 @@ def human_size(n: int) -> str:
     size = float(n)
     for unit in ("bytes", "KB", "MB", "GB"):
         if size < 1024 or unit == "GB":
-            return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+            if unit == "bytes":
+                return "1 byte" if n == 1 else f"{int(size)} bytes"
+            return f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} bytes"

@@ -148,7 +148,7 @@ class WorkspacePanel(QWidget):
         self.list.clear()
         if self.conversation is None:
             return
-        rows, count = workspace_files(self.conversation)
+        rows, count = workspace_files(self.conversation, SHOWN_FILES)
         for row in rows:
             path = Path(self.conversation.workspace) / row["path"]
             origin = "you added it" if row["origin"] == "uploaded" else (
