@@ -169,18 +169,29 @@ class Folder:
             os.rename(old, new, src_dir_fd=self.fd, dst_dir_fd=self.fd)
 
 
-def read_file(root: Path, rel: str | PurePath, max_bytes: int | None = None) -> bytes:
-    """The bytes of a plain file below ``root``; UnsafePath for a link or anything else."""
+def open_plain_below(root: Path, rel: str | PurePath) -> int:
+    """A descriptor for reading the plain file ``rel`` below ``root``, every step reached
+    without following a link; UnsafePath for a link or anything but a plain file."""
     parts = _parts(rel)
     if not parts:
         raise UnsafePath(f"{root}: not a file")
     with Folder(root, PurePath(*parts[:-1])) as folder:
-        fd = folder.open_plain(parts[-1])
-    with os.fdopen(fd, "rb") as f:
+        return folder.open_plain(parts[-1])
+
+
+def read_file(root: Path, rel: str | PurePath, max_bytes: int | None = None) -> bytes:
+    """The bytes of a plain file below ``root``; UnsafePath for a link or anything else."""
+    with os.fdopen(open_plain_below(root, rel), "rb") as f:
         data = f.read(max_bytes + 1 if max_bytes is not None else -1)
     if max_bytes is not None and len(data) > max_bytes:
         raise UnsafePath(f"{root / rel}: larger than {max_bytes} bytes")
     return data
+
+
+def read_head(root: Path, rel: str | PurePath, size: int) -> bytes:
+    """The first ``size`` bytes of a plain file below ``root`` (``open_plain_below``)."""
+    with os.fdopen(open_plain_below(root, rel), "rb") as f:
+        return f.read(size)
 
 
 def kind(root: Path, rel: str | PurePath) -> str:
@@ -214,10 +225,7 @@ def copy_out(root: Path, rel: str | PurePath, target: Path, chunk: int = 1 << 20
     """Copies a plain file below ``root`` to ``target`` (a place the user chose): as large
     as it was when opened, and only where that leaves room on the disk (``check_room``) and
     fits in ``budget`` bytes. Returns its size; a copy that fails leaves nothing behind."""
-    parts = _parts(rel)
-    with Folder(root, PurePath(*parts[:-1])) as folder:
-        fd = folder.open_plain(parts[-1])
-    with os.fdopen(fd, "rb") as src:
+    with os.fdopen(open_plain_below(root, rel), "rb") as src:
         size = left = os.fstat(src.fileno()).st_size  # code that grows the file meanwhile grows no copy
         if budget is not None and size > budget:
             raise NoRoom(errno.ENOSPC, "a file in it grew after the room for the copy was checked")

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePath
 from typing import Callable
 
-from ..no_follow import Folder, plain_file, remove_tree, walk_tree
+from ..no_follow import Folder, open_plain_below, plain_file, remove_tree, walk_tree
 from ..resources import messages
 from ..sizes import human_size
 from ..visible_text import visible_name, well_formed
@@ -89,9 +89,7 @@ def _open_source(source: Path, file: Path) -> int:
     (something could swap a folder for a link between the walk and the copy)."""
     if file == source:
         return plain_file(os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)), file)
-    relative = file.relative_to(source)
-    with Folder(source, relative.parent) as folder:
-        return folder.open_plain(relative.name)  # a fifo would block the copy for ever, a device never end
+    return open_plain_below(source, file.relative_to(source))  # a fifo would block the copy for ever
 
 
 def _inside(path: Path, folder: Path) -> bool:

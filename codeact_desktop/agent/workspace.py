@@ -177,14 +177,8 @@ def file_head(workspace: Path, relative: str, size: int = 4096) -> bytes | None:
     """The file's first bytes, from its first non-blank one; None when it cannot be read plainly."""
     from .. import no_follow
 
-    parts = Path(relative).parts
     try:
-        with no_follow.Folder(workspace, Path(*parts[:-1]) if len(parts) > 1 else "") as folder:
-            fd = folder.open_plain(parts[-1])
-        try:
-            head = os.read(fd, size)
-        finally:
-            os.close(fd)
+        head = no_follow.read_head(workspace, relative, size)
     except OSError:
         return None
     return head.lstrip(b"\xef\xbb\xbf \t\r\n")
