@@ -184,14 +184,15 @@ def file_head(workspace: Path, relative: str, size: int = 4096) -> bytes | None:
     return head.lstrip(b"\xef\xbb\xbf \t\r\n")
 
 
-def page_question(workspace: Path, relative: str, always: bool = False) -> str:
-    """For a web page or an SVG the code wrote (``always``: the caller knows it is one): what
-    to ask before it opens in the browser.
-    Judged by content too, anywhere in its first 4 KB: the desktop sniffs `notes` holding a
-    line of text and then `<html>` as a page."""
+def looks_like_page(workspace: Path, relative: str) -> bool:
+    """Whether a file is a web page or an SVG, by its name or anywhere in its first 4 KB:
+    the desktop sniffs `notes` holding a line of text and then `<html>` as a page."""
     head = (file_head(workspace, relative) or b"").lower()
-    if not always and Path(relative).suffix.lower() not in PAGE_SUFFIXES and not any(m in head for m in _PAGE_MARKS):
-        return ""
+    return Path(relative).suffix.lower() in PAGE_SUFFIXES or any(m in head for m in _PAGE_MARKS)
+
+
+def page_question(relative: str) -> str:
+    """What to ask before a page the code wrote opens in the browser."""
     return (f"{visible_name(Path(relative).name)} may open in your web browser, which can reach the internet. "
             "The code wrote this page, so it could send what the code read to another computer when it "
             "opens. Open it only if you trust it.")

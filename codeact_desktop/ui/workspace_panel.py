@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 from .. import no_follow
 from ..paths import save_suggestion
 from ..sizes import human_size
-from ..agent.workspace import file_head, page_question, why_not_open
+from ..agent.workspace import file_head, looks_like_page, page_question, why_not_open
 from ..store.history import Conversation
 from ..visible_text import visible_name
 from .background import BackgroundWork
@@ -196,48 +196,45 @@ class WorkspacePanel(QWidget):
         relative = self.selected_relative()
         if relative is None:
             return
-        refused = why_not_open(self.conversation.workspace, relative) or self._runnable_by_type(relative)
+        refused, question = self._judge(relative)
         if refused:
             self.open_refused.emit(refused)
-            return
-        question = page_question(self.conversation.workspace, relative) or self._page_by_type(relative)
-        if question:
+        elif question:
             self.tell(relative, question, reveal=True, open_page=True)
-            return
-        self._open(relative)
+        else:
+            self._open(relative)
 
     def _open_notice_page(self) -> None:
         relative = self._notice_relative
         if relative is None or self.conversation is None:
             return
-        refused = why_not_open(self.conversation.workspace, relative) or self._runnable_by_type(relative)
-        if refused:  # asked again: the code may have swapped it meanwhile
+        refused, _ = self._judge(relative)
+        if refused:  # judged again: the code may have swapped it meanwhile
             self.tell(relative, refused)
             return
         self._open(relative)
 
-    def _desktop_type(self, relative: str):
-        """The type the desktop will give the file, by its name and first 4 KB (Qt's copy of
-        shared-mime-info, which xdg-open and gio use too)."""
-        head = file_head(self.conversation.workspace, relative) or b""
-        return QMimeDatabase().mimeTypeForFileNameAndData(Path(relative).name, head)
-
-    def _runnable_by_type(self, relative: str) -> str:
-        if no_follow.kind(self.conversation.workspace, relative) != "file":
-            return ""
-        kind = self._desktop_type(relative)
-        if not {kind.name(), *kind.allAncestors()} & RUNNABLE_TYPES:
-            return ""
-        return (f"{visible_name(Path(relative).name)} is a {kind.comment() or kind.name()}: it could start a "
-                "program or install one when opened, and the code wrote it, so it is not opened from here. "
-                "Use Show in folder to look at it.")
-
-    def _page_by_type(self, relative: str) -> str:
-        kind = self._desktop_type(relative) if no_follow.kind(self.conversation.workspace, relative) == "file" \
-            else None
-        if kind is None or not {kind.name(), *kind.allAncestors()} & PAGE_TYPES:
-            return ""
-        return page_question(self.conversation.workspace, relative, always=True)
+    def _judge(self, relative: str) -> tuple[str, str]:
+        """Why Open will not hand this entry to the desktop, or what it asks first (a page):
+        by name and first bytes (``why_not_open``, ``looks_like_page``), and by the type the
+        desktop itself will give a file (Qt's copy of shared-mime-info, which xdg-open and
+        gio use too, by its name and first 4 KB)."""
+        workspace = self.conversation.workspace
+        refused = why_not_open(workspace, relative)
+        if refused:
+            return refused, ""
+        types: set[str] = set()
+        if no_follow.kind(workspace, relative) == "file":
+            kind = QMimeDatabase().mimeTypeForFileNameAndData(Path(relative).name,
+                                                              file_head(workspace, relative) or b"")
+            types = {kind.name(), *kind.allAncestors()}
+            if types & RUNNABLE_TYPES:
+                return (f"{visible_name(Path(relative).name)} is a {kind.comment() or kind.name()}: it could "
+                        "start a program or install one when opened, and the code wrote it, so it is not opened "
+                        "from here. Use Show in folder to look at it."), ""
+        if types & PAGE_TYPES or looks_like_page(workspace, relative):
+            return "", page_question(relative)
+        return "", ""
 
     def _open(self, relative: str) -> None:
         if QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(self.conversation.workspace) / relative))):
