@@ -24,14 +24,16 @@ _NAMING_CALLS = {"getattr", "setattr", "delattr", "hasattr"}
 _NAMESPACES = {"globals", "locals", "vars"}
 
 
-def code_warnings(code: str) -> list[str]:
+def code_warnings(code: str, names: list[str] | None = None) -> list[str]:
+    """``names``: ``lookalike_names(code)``, where the caller has it already."""
     warnings = ["This code holds characters that are invisible, reorder the text around them or break lines "
                 "only on screen. They are shown as escapes such as \\u202e, so what you see is what runs."
                 ] if for_code_view(code)[1] else []
-    names = [f"{visible_name(name)} ({_spelled(name)})" for name in lookalike_names(code)]
-    if names:
+    spelled = [f"{visible_name(name)} ({_spelled(name)})"
+               for name in (lookalike_names(code) if names is None else names)]
+    if spelled:
         warnings.append("Names here use letters from beyond ASCII that may pass for others, marked in the code: "
-                        + "; ".join(names) + ".")
+                        + "; ".join(spelled) + ".")
     return warnings
 
 

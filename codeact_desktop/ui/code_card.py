@@ -38,12 +38,12 @@ def _failed(status: str) -> bool:
     return known is not None and known.failed
 
 
-def highlighted_html(code: str) -> str:
+def highlighted_html(code: str, marked: set[str] = frozenset()) -> str:
+    """``marked``: letters to mark wherever they stand (those that make a name pass for another)."""
     formatter = HtmlFormatter(noclasses=True, nowrap=True, style="monokai" if is_dark() else "default")
     body = highlight(code, PythonLexer(), formatter)
-    # The letters that make a name pass for another are marked wherever they stand.
     mark = "#7a2626" if is_dark() else "#ffc9c9"
-    for letter in {c for name in lookalike_names(code) for c in name if not c.isascii()}:
+    for letter in marked:
         body = body.replace(letter, f"<span style='background-color:{mark}'>{letter}</span>")
     # Long lines wrap: nothing of the code waits out of sight behind a scroll bar (a call
     # put 300 spaces to the right of a harmless one would).
@@ -173,10 +173,12 @@ class CodeCard(QFrame):
         its invisible and reordering characters made visible (``for_code_view``)."""
         self.code = code
         self.shown_code = for_code_view(code)[0]
-        warnings = code_warnings(code)
+        names = lookalike_names(code)  # once: it parses the code, at every tick while the model writes it
+        warnings = code_warnings(code, names)
         self.odd_characters.setText("\n".join(warnings))
         self.odd_characters.setVisible(bool(warnings))
-        self.code_view.setHtml(highlighted_html(self.shown_code))
+        lookalike_letters = {c for name in names for c in name if not c.isascii()}
+        self.code_view.setHtml(highlighted_html(self.shown_code, lookalike_letters))
         self._fit_code(self.code_view.width())
 
     def _fit_code(self, width: int) -> None:
