@@ -21,6 +21,7 @@ import shutil
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -121,32 +122,26 @@ def _refuse_when_cancelled(request) -> None:
         raise DownloadCancelled(_CANCELLED)
 
 
-class _stopped_at_once:  # noqa: N801 - a context manager, used as a statement
+@contextmanager
+def _stopped_at_once(cancel: threading.Event | None):
     """While huggingface_hub downloads on this thread, Cancel shuts its connection down, so
     a stalled or slow transfer stops at once (it read 10 MB between checks: on a line of
     100 KB/s, Cancel took 100 s)."""
+    from huggingface_hub import get_session
 
-    def __init__(self, cancel: threading.Event | None):
-        self.cancel, self.thread = cancel, threading.get_ident()
-        self.watch = shut_on_cancel(cancel, lambda: _reading.get(self.thread))
-
-    def __enter__(self):
-        from huggingface_hub import get_session
-
-        client = get_session()
-        hooks = client.event_hooks
-        if _note_socket not in hooks["response"]:
-            client.event_hooks = {"request": [*hooks["request"], _refuse_when_cancelled],
-                                  "response": [*hooks["response"], _note_socket]}
-        if self.cancel is not None:
-            _cancels[self.thread] = self.cancel
-        self.watch.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.watch.__exit__(*exc)
-        _cancels.pop(self.thread, None)
-        _reading.pop(self.thread, None)
+    client, thread = get_session(), threading.get_ident()
+    hooks = client.event_hooks
+    if _note_socket not in hooks["response"]:
+        client.event_hooks = {"request": [*hooks["request"], _refuse_when_cancelled],
+                              "response": [*hooks["response"], _note_socket]}
+    if cancel is not None:
+        _cancels[thread] = cancel
+    try:
+        with shut_on_cancel(cancel, lambda: _reading.get(thread)):
+            yield
+    finally:
+        _cancels.pop(thread, None)
+        _reading.pop(thread, None)
 
 
 def sha256_of(path: Path, progress: ProgressHook | None = None, cancel: threading.Event | None = None) -> str:
