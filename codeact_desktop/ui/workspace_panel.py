@@ -59,7 +59,7 @@ PAGE_TYPES = frozenset("text/html application/xhtml+xml image/svg+xml applicatio
 SHOWN_FILES = 500  # rows the panel lists; each is checked on disk at every refresh
 
 
-def workspace_files(conversation: Conversation, limit: int = SHOWN_FILES) -> tuple[list[dict], int]:
+def workspace_files(conversation: Conversation, limit: int) -> tuple[list[dict], int]:
     """One row per path (its latest record), newest first, at most ``limit``, with the
     action's number; and how many paths there are in all."""
     numbers = {a["id"]: n for n, a in enumerate(conversation.actions(), start=1)}
