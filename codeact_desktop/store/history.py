@@ -321,11 +321,11 @@ class Conversation:
         cost of every turn and every start. Read newest first, a page at a time, until
         ``limit`` paths are found: usually the first page."""
         latest: dict[str, dict] = {}
-        before, page = None, 2 * limit
+        before, page = 1 << 62, 2 * limit  # ids below ``before``: every row, the first time
         while len(latest) < limit:
             rows = self.store.query(
                 "SELECT * FROM files WHERE conversation_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
-                (self.id, before if before is not None else 1 << 62, page))
+                (self.id, before, page))
             for row in rows:
                 latest.setdefault(row["path"], row)
             if len(rows) < page:
