@@ -58,6 +58,12 @@ class AppPaths:
         return self.cache / "kv-states"
 
     @property
+    def opened_copies(self) -> Path:
+        """Read-only copies of the code's files that Open hands the desktop (opened_copies.py): out of every
+        kernel's reach."""
+        return self.cache / "opened"
+
+    @property
     def workspaces(self) -> Path:
         return self.data / "workspaces"
 

@@ -148,7 +148,7 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
         center_layout.addWidget(self.chat, 1)
         center_layout.addWidget(controls)
 
-        self.files_panel = WorkspacePanel(self.background)
+        self.files_panel = WorkspacePanel(self.background, self.paths.opened_copies)
         self._files_auto_hidden = False  # hidden because the window got narrow, not by the user
         self._sidebar_dragged = False
         self.splitter = splitter = QSplitter()

@@ -17,7 +17,8 @@ from PySide6.QtWidgets import (
 from .. import no_follow
 from ..paths import save_suggestion
 from ..sizes import human_size
-from ..agent.workspace import file_head, looks_like_page, page_question, why_not_open
+from ..agent.workspace import PAGE_SUFFIXES, file_head, looks_like_page, page_question, why_not_open
+from ..opened_copies import private_copy
 from ..store.history import Conversation
 from ..visible_text import visible_name
 from .background import BackgroundWork
@@ -86,10 +87,11 @@ class WorkspacePanel(QWidget):
     save_failed = Signal(str)
     open_refused = Signal(str)
 
-    def __init__(self, background: BackgroundWork, parent=None):
-        """``background``: the window's, so quitting waits for a save still copying."""
+    def __init__(self, background: BackgroundWork, opened_copies: Path, parent=None):
+        """``background``: the window's, so quitting waits for a save still copying;
+        ``opened_copies``: where Open puts the copies it hands the desktop (no kernel reaches it)."""
         super().__init__(parent)
-        self.background = background
+        self.background, self.opened_copies = background, opened_copies
         self.save_failed.connect(lambda text: show_message(self, "Save as", text, warning=True))
         self.open_refused.connect(lambda text: show_message(self, "Not opened", text))
         self.setObjectName("workspacePanel")
@@ -112,6 +114,8 @@ class WorkspacePanel(QWidget):
             ("Open", self.open_selected, "open file"),
             ("Show in folder", self.reveal_selected, "show file in folder"),
             ("Save as…", self.save_selected, "save file as")))
+        self.open_button.setToolTip("Opens a read-only copy of the file (a web page opens where it is). "
+                                    "To change a file, use Save as… first.")
         self._build_notice(layout)
         self._update_buttons()
 
@@ -212,14 +216,15 @@ class WorkspacePanel(QWidget):
         if refused:  # judged again: the code may have swapped it meanwhile
             self.tell(relative, refused)
             return
-        self._open(relative)
+        self._open(relative, asked=True)
 
-    def _judge(self, relative: str) -> tuple[str, str]:
+    def _judge(self, relative: str, workspace: Path | None = None) -> tuple[str, str]:
         """Why Open will not hand this entry to the desktop, or what it asks first (a page):
         by name and first bytes (``why_not_open``, ``looks_like_page``), and by the type the
         desktop itself will give a file (Qt's copy of shared-mime-info, which xdg-open and
-        gio use too, by its name and first 4 KB)."""
-        workspace = self.conversation.workspace
+        gio use too, by its name and first 4 KB). ``workspace``: where ``relative`` is, the
+        conversation's folder unless it is the private copy's."""
+        workspace = workspace or Path(self.conversation.workspace)
         refused = why_not_open(workspace, relative)
         if refused:
             return refused, ""
@@ -236,10 +241,36 @@ class WorkspacePanel(QWidget):
             return "", page_question(relative)
         return "", ""
 
-    def _open(self, relative: str) -> None:
-        if QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(self.conversation.workspace) / relative))):
+    def _open(self, relative: str, asked: bool = False) -> None:
+        """Hands the entry to the desktop: a file as a private copy judged again
+        (opened_copies.py), so what opens is what was judged whatever running code does
+        meanwhile. Folders, and pages named as pages, open in place: the browser then shows
+        a page whatever the code swaps in, and the user has said yes to one (``asked``)."""
+        workspace = Path(self.conversation.workspace)
+        if no_follow.kind(workspace, relative) != "file" or Path(relative).suffix.lower() in PAGE_SUFFIXES:
+            self._hand_to_desktop(relative, workspace / relative)
+            return
+        conversation, name = self.conversation, visible_name(Path(relative).name)
+
+        def opened(copy: Path) -> None:
+            if self.conversation is not conversation:
+                return  # the user went to another conversation meanwhile
+            refused, question = self._judge(copy.name, copy.parent)
+            if refused:
+                self.open_refused.emit(refused)
+            elif question and not asked:  # the code made it a page since it was judged
+                self.tell(relative, question, reveal=True, open_page=True)
+            else:
+                self._hand_to_desktop(relative, copy)
+
+        self.background.run("open file", lambda: private_copy(workspace, relative, self.opened_copies), opened,
+                            lambda error: self.conversation is conversation and self.tell(
+                                relative, f"{name} could not be opened: {visible_name(error)}", reveal=True))
+
+    def _hand_to_desktop(self, relative: str, path: Path) -> None:
+        if QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))):
             self.notice.hide()
-        elif self._selected_kind() == "folder":
+        elif path.is_dir():
             self._cannot_show(relative)
         else:  # nothing opens this kind of file: say so, where a silent click would look broken
             self.tell(relative, no_program_text(Path(relative).name) + " You can look at it in its folder.",

@@ -202,18 +202,21 @@ for attempt in ('connect', 'signal'):
     assert b.act("print('b is fine')").endswith("b is fine\n")
 
 
-def test_3_other_conversations_saved_model_states_are_out_of_reach(conversations, app_paths):
+@pytest.mark.parametrize("folder", ["kv_states", "opened_copies"])
+def test_3_the_apps_private_folders_are_out_of_reach(conversations, app_paths, folder):
     # The KV states hold other conversations' tokens, and llama.cpp parses them when they
-    # come back: the kernel must neither read one nor plant one.
-    app_paths.kv_states.mkdir(parents=True, exist_ok=True)
-    secret = app_paths.kv_states / "other.kv"
+    # come back; Open's copies are what the desktop opens once judged, the point of them
+    # being that no code can change them after: the kernel must neither read nor plant.
+    private = getattr(app_paths, folder)
+    private.mkdir(parents=True, exist_ok=True)
+    secret = private / "other.kv"
     secret.write_bytes(b"CAKV1\nthe other conversation")
     a = conversations()
     observation = a.act(f"""
 import os
 for attempt, do in (('read', lambda: open({str(secret)!r}, 'rb').read()),
-                    ('list', lambda: os.listdir({str(app_paths.kv_states)!r})),
-                    ('plant', lambda: open({str(app_paths.kv_states / "planted.kv")!r}, 'wb').write(b'x'))):
+                    ('list', lambda: os.listdir({str(private)!r})),
+                    ('plant', lambda: open({str(private / "planted.kv")!r}, 'wb').write(b'x'))):
     try:
         do()
         print(attempt, 'REACHED')
@@ -221,7 +224,7 @@ for attempt, do in (('read', lambda: open({str(secret)!r}, 'rb').read()),
         print(attempt, 'refused', type(e).__name__)
 """)
     assert "REACHED" not in observation and observation.count("refused") == 3, observation
-    assert not (app_paths.kv_states / "planted.kv").exists()
+    assert not (private / "planted.kv").exists()
 
 
 # -- 4: the desktop's Unix sockets ----------------------------------------------------

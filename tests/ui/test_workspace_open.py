@@ -41,7 +41,7 @@ def test_no_program_for_the_file_then_no_file_manager_then_copy_path(qtbot, pane
     workspace = Path(panel.conversation.workspace)
     select(panel, NAME)
     qtbot.mouseClick(panel.open_button, Qt.LeftButton)
-    assert shown(panel.notice)
+    qtbot.waitUntil(lambda: shown(panel.notice))  # Open copies the file first, off the UI thread
     assert panel.notice_label.text().startswith(
         f"No program on this computer is set to open “.xyz” files, so {NAME} was not opened.")
     assert shown(panel.notice_reveal) and not shown(panel.notice_copy)
@@ -66,16 +66,18 @@ def test_show_in_folder_from_the_message_opens_the_files_folder(qtbot, panel, mo
     workspace = Path(panel.conversation.workspace)
     select(panel, NAME)
     panel.open_selected()
-    assert shown(panel.notice) and "was not opened" in panel.notice_label.text()
+    qtbot.waitUntil(lambda: shown(panel.notice))
+    assert "was not opened" in panel.notice_label.text()
     qtbot.mouseClick(panel.notice_reveal, Qt.LeftButton)
-    assert asked == [str(workspace / NAME), str(workspace)]
+    copy = Path(asked[0])  # what Open handed the desktop: its private copy
+    assert copy.name == NAME and workspace not in copy.parents and asked[1:] == [str(workspace)]
     assert not shown(panel.notice)
 
 
 def test_the_message_goes_when_another_file_is_selected_or_one_opens(qtbot, panel, monkeypatch):
     select(panel, NAME)
     panel.open_selected()
-    assert shown(panel.notice)
+    qtbot.waitUntil(lambda: shown(panel.notice))
     panel.refresh()  # a turn ending lists the files again: the same file stays selected, and its message
     assert shown(panel.notice)
     select(panel, "run.sh")
@@ -83,7 +85,7 @@ def test_the_message_goes_when_another_file_is_selected_or_one_opens(qtbot, pane
     monkeypatch.setattr(panel_module.QDesktopServices, "openUrl", lambda url: True)
     select(panel, NAME)
     panel.open_selected()
-    assert not shown(panel.notice)
+    qtbot.waitUntil(lambda: not shown(panel.notice))
 
 
 def test_restrictions_still_hold(qtbot, panel, monkeypatch, tmp_path):
@@ -98,6 +100,7 @@ def test_restrictions_still_hold(qtbot, panel, monkeypatch, tmp_path):
     # the file swapped for a link after the message: Show in folder no longer acts on it
     select(panel, NAME)
     panel.open_selected()
+    qtbot.waitUntil(lambda: shown(panel.notice))
     asked.clear()
     (workspace / NAME).unlink()
     (workspace / NAME).symlink_to(tmp_path)
@@ -152,4 +155,45 @@ def test_open_judges_content_and_bundles_and_asks_before_a_page(qtbot, window, m
     assert [Path(p).name for p in asked] == ["report.html"]
     select(panel, "data.csv")
     panel.open_selected()
+    qtbot.waitUntil(lambda: len(asked) == 2)
     assert [Path(p).name for p in asked] == ["report.html", "data.csv"] and not shown(panel.notice)
+
+
+FLIP = ("<execute>\nimport os, threading, time\n"
+        "def flip():\n"
+        "    end = time.time() + 60\n"
+        "    while time.time() < end:\n"
+        "        for body in (b'just some notes\\n', b'\\x7fELF' + bytes(60)):\n"
+        "            open('swap.tmp', 'wb').write(body)\n"
+        "            os.replace('swap.tmp', 'notes')\n"
+        "            time.sleep(0.002)\n"
+        "open('notes', 'w').write('just some notes\\n')\n"
+        "threading.Thread(target=flip, daemon=True).start()\n</execute>")
+
+
+def test_what_open_hands_the_desktop_is_what_it_judged(qtbot, window, monkeypatch):
+    # Code left running in the background swaps a suffix-less file between text and an
+    # executable, so Open's look and the desktop's open can see different files: the
+    # desktop types such a file by its content. Open hands over a private copy, judged.
+    win, _ = window([FLIP, "Flipping."])
+    send(qtbot, win, "write notes")
+    wait_idle(qtbot, win)
+    panel, handed, refused = win.files_panel, [], []
+    qtbot.waitUntil(lambda: any(panel.list.item(i).data(Qt.UserRole) == "notes" for i in range(panel.list.count())))
+
+    def open_url(url):  # what the desktop would read, at the moment it is asked
+        path = Path(url.toLocalFile())
+        handed.append((path, path.read_bytes(), path.stat().st_mode))
+        return True
+
+    monkeypatch.setattr(panel_module.QDesktopServices, "openUrl", open_url)
+    panel.open_refused.connect(refused.append)
+    for _ in range(30):
+        answers = len(handed) + len(refused)
+        select(panel, "notes")
+        panel.open_selected()
+        qtbot.waitUntil(lambda answers=answers: len(handed) + len(refused) > answers, timeout=10_000)
+    workspace = Path(panel.conversation.workspace)
+    assert handed and refused, (len(handed), len(refused))  # the swaps came both before and after the look
+    assert all(body == b"just some notes\n" for _, body, _ in handed), [body[:8] for _, body, _ in handed]
+    assert all(workspace not in path.parents and not mode & 0o222 for path, _, mode in handed)

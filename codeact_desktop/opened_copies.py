@@ -1,0 +1,49 @@
+"""Read-only copies of the code's files, made for the desktop to open.
+
+Open judges a file (its name, its first bytes, the type the desktop will give it) and then
+hands the desktop a path. Code still running in the background can rewrite the file in
+between, so the desktop would open something that was never judged: a suffix-less file
+judged as text and then swapped for a page or an executable, which the desktop types by
+content. So Open copies the file out of the kernel's reach first, judges the copy, and
+opens the copy, as a mail program opens an attachment. Changes made in the program that
+opens it need Save as; the panel's Save as… keeps the original wherever the user wants.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from . import no_follow
+
+KEEP_SECONDS = 24 * 3600  # a copy may still be open in its program; a day later it is removed
+
+
+def private_copy(workspace: Path, relative: str, copies: Path) -> Path:
+    """A read-only copy of the plain file ``relative`` below ``workspace``, in a new folder
+    of its own under ``copies`` (a folder no kernel can reach), with the same name. Copies
+    older than KEEP_SECONDS are removed first. Raises OSError (no_follow's) when the file
+    is not plain or the disk has no room."""
+    copies.mkdir(parents=True, exist_ok=True, mode=0o700)
+    remove_old(copies)
+    folder = Path(tempfile.mkdtemp(dir=copies))
+    target = folder / Path(relative).name
+    try:
+        no_follow.copy_out(workspace, relative, target)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    target.chmod(0o444)
+    return target
+
+
+def remove_old(copies: Path, keep_seconds: float = KEEP_SECONDS) -> None:
+    cutoff = time.time() - keep_seconds
+    for folder in copies.iterdir():
+        try:
+            if folder.lstat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            continue  # removed meanwhile by another copy's clean-up
