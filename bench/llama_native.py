@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=min(os.cpu_count() or 2, 8))
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    model = args.model or gguf_path()
+    model = (args.model or gguf_path()).resolve()  # llama-bench runs in its build folder
     build = (args.build or find_build()).resolve()  # llama-bench runs in it
     app = subprocess.Popen([sys.executable, "-c", _APP, str(model), str(args.threads), str(PROMPT_TOKENS),
                             str(NEW_TOKENS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
@@ -148,7 +148,8 @@ def main() -> None:
         ["prompt, pp512 (tok/s)", pp, npp, pp / npp],
         [f"generation, tg{NEW_TOKENS} (tok/s)", tg, ntg, tg / ntg],
     ]
-    report("llama_native", ["", "app (in-process)", "llama-bench", "app / native"], rows,
+    name = "llama_native" if args.model is None else f"llama_native-{model.stem}"  # one results file per GGUF
+    report(name, ["", "app (in-process)", "llama-bench", "app / native"], rows,
            {"model": model.name, "build": str(build), "threads": args.threads, "runs": args.runs,
             "memory_bandwidth_gb_s": bandwidth / 1e9, "weight_bytes": weights,
             "generation_ceiling_tok_s": ceiling,
