@@ -16,14 +16,19 @@ NAME = "sales summary é.xyz"
 WRITE = f"<execute>\nopen({NAME!r}, 'w').write('data')\nopen('run.sh', 'w').write('echo hi')\n</execute>"
 
 
-@pytest.fixture
-def panel(qtbot, window):
-    win, _ = window([WRITE, "Written."])
+def files_written(qtbot, window, script: str, count: int):
+    """The Files panel once the model's ``script`` has run and listed ``count`` files or more."""
+    win, _ = window([script, "Written."])
     send(qtbot, win, "write the files")
     wait_idle(qtbot, win)
     panel = win.files_panel
-    qtbot.waitUntil(lambda: panel.list.count() == 2, timeout=10_000)
+    qtbot.waitUntil(lambda: panel.list.count() >= count, timeout=10_000)
     return panel
+
+
+@pytest.fixture
+def panel(qtbot, window):
+    return files_written(qtbot, window, WRITE, 2)
 
 
 def select(panel, relative):
@@ -128,11 +133,7 @@ def test_open_judges_content_and_bundles_and_asks_before_a_page(qtbot, window, m
     # script, a macOS app bundle (a folder), an installer; and a page the browser loads with
     # the network the kernel lacks, sending what the code read. Judged by name, by the first
     # bytes, and by the type the desktop itself gives the file (a Java Web Start file).
-    win, _ = window([MADE, "Written."])
-    send(qtbot, win, "write the files")
-    wait_idle(qtbot, win)
-    panel, asked, refused = win.files_panel, [], []
-    qtbot.waitUntil(lambda: panel.list.count() >= 13, timeout=10_000)
+    panel, asked, refused = files_written(qtbot, window, MADE, 13), [], []
     monkeypatch.setattr(panel_module.QDesktopServices, "openUrl", lambda url: asked.append(url.toLocalFile()) or True)
     panel.open_refused.connect(refused.append)
     for name in ("invoice", "notes", "setup.deb", "shortcut", "addon", "update", "webstart"):
@@ -175,11 +176,7 @@ def test_what_open_hands_the_desktop_is_what_it_judged(qtbot, window, monkeypatc
     # Code left running in the background swaps a suffix-less file between text and an
     # executable, so Open's look and the desktop's open can see different files: the
     # desktop types such a file by its content. Open hands over a private copy, judged.
-    win, _ = window([FLIP, "Flipping."])
-    send(qtbot, win, "write notes")
-    wait_idle(qtbot, win)
-    panel, handed, refused = win.files_panel, [], []
-    qtbot.waitUntil(lambda: any(panel.list.item(i).data(Qt.UserRole) == "notes" for i in range(panel.list.count())))
+    panel, handed, refused = files_written(qtbot, window, FLIP, 1), [], []
 
     def open_url(url):  # what the desktop would read, at the moment it is asked
         path = Path(url.toLocalFile())
