@@ -11,6 +11,7 @@ opens it need Save as; the panel's Save as… keeps the original wherever the us
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 import time
@@ -23,12 +24,15 @@ KEEP_SECONDS = 24 * 3600  # a copy may still be open in its program; a day later
 
 def private_copy(workspace: Path, relative: str, copies: Path) -> Path:
     """A read-only copy of the plain file ``relative`` below ``workspace``, in a new folder
-    of its own under ``copies`` (a folder no kernel can reach), with the same name. Copies
-    older than KEEP_SECONDS are removed first. Raises OSError (no_follow's) when the file
-    is not plain or the disk has no room."""
+    of its own under ``copies`` (a folder no kernel can reach), with the same name. The
+    file's earlier copy goes once this one is made, so opening a large file again and again
+    does not fill the disk; copies older than KEEP_SECONDS go too. Raises OSError
+    (no_follow's) when the file is not plain or the disk has no room."""
     copies.mkdir(parents=True, exist_ok=True, mode=0o700)
     remove_old(copies)
-    folder = Path(tempfile.mkdtemp(dir=copies))
+    this_file = copies / hashlib.sha256(f"{workspace}\0{relative}".encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    this_file.mkdir(exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=this_file))
     target = folder / Path(relative).name
     try:
         no_follow.copy_out(workspace, relative, target)
@@ -36,12 +40,15 @@ def private_copy(workspace: Path, relative: str, copies: Path) -> Path:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     target.chmod(0o444)
+    for earlier in this_file.iterdir():
+        if earlier != folder:
+            shutil.rmtree(earlier, ignore_errors=True)  # open in its program still, on Linux and macOS
     return target
 
 
 def remove_old(copies: Path, keep_seconds: float = KEEP_SECONDS) -> None:
     cutoff = time.time() - keep_seconds
-    for folder in copies.iterdir():
+    for folder in copies.glob("*/*"):
         try:
             if folder.lstat().st_mtime < cutoff:
                 shutil.rmtree(folder, ignore_errors=True)

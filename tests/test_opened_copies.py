@@ -15,12 +15,24 @@ def test_a_copy_is_read_only_apart_and_the_same(tmp_path):
     (workspace / "out").mkdir()
     (workspace / "out" / "report.csv").write_bytes(b"a,b\n1,2\n")
     first = private_copy(workspace, "out/report.csv", copies)
-    second = private_copy(workspace, "out/report.csv", copies)
-    assert first != second and first.name == second.name == "report.csv"
-    assert first.parent.parent == copies and first.read_bytes() == b"a,b\n1,2\n"
+    assert first.name == "report.csv" and copies in first.parents and first.read_bytes() == b"a,b\n1,2\n"
     assert not first.stat().st_mode & 0o222 and not copies.stat().st_mode & 0o077
     (workspace / "out" / "report.csv").write_bytes(b"changed")
     assert first.read_bytes() == b"a,b\n1,2\n"  # what the code writes later does not reach it
+    other = private_copy(workspace, "out/report.csv", copies.parent / "other")
+    assert other.parent != first.parent
+
+
+def test_opening_a_file_again_replaces_its_copy(tmp_path):
+    # A 2 GB video opened ten times must not take 20 GB of the disk.
+    workspace, copies = tmp_path / "ws", tmp_path / "copies"
+    workspace.mkdir()
+    (workspace / "a.bin").write_bytes(b"a" * 1000)
+    (workspace / "b.bin").write_bytes(b"b")
+    copies_of_a = [private_copy(workspace, "a.bin", copies) for _ in range(10)]
+    b = private_copy(workspace, "b.bin", copies)
+    kept = sorted(p for p in copies.rglob("*") if p.is_file())
+    assert kept == sorted([copies_of_a[-1], b]) and copies_of_a[-1].read_bytes() == b"a" * 1000
 
 
 @pytest.mark.parametrize("make", ["link", "fifo", "linked folder"])
@@ -40,16 +52,17 @@ def test_no_copy_through_a_link_or_of_a_special_file(tmp_path, make):
         relative = "out/key"
     with pytest.raises(OSError):
         private_copy(workspace, relative, copies)
-    assert list(copies.iterdir()) == []  # no half copy, no empty folder
+    assert [p for p in copies.rglob("*") if not p.is_dir()] == []  # no half copy
 
 
 def test_copies_older_than_a_day_are_removed_at_the_next(tmp_path):
     workspace, copies = tmp_path / "ws", tmp_path / "copies"
     workspace.mkdir()
-    (workspace / "a.txt").write_text("a")
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (workspace / name).write_text(name)
     old = private_copy(workspace, "a.txt", copies)
-    recent = private_copy(workspace, "a.txt", copies)
+    recent = private_copy(workspace, "b.txt", copies)
     past = time.time() - KEEP_SECONDS - 60
     os.utime(old.parent, (past, past))
-    newest = private_copy(workspace, "a.txt", copies)
+    newest = private_copy(workspace, "c.txt", copies)
     assert not old.parent.exists() and recent.exists() and newest.exists()

@@ -57,6 +57,7 @@ application/x-appimage application/x-cd-image
 """.split())
 PAGE_TYPES = frozenset("text/html application/xhtml+xml image/svg+xml application/xml text/xml "
                        "multipart/related application/x-mimearchive".split())
+SAID_COPY_BYTES = 64 << 20  # Open says it is copying a file larger than this (about a second or more)
 SHOWN_FILES = 500  # rows the panel lists; each is checked on disk at every refresh
 
 
@@ -251,12 +252,19 @@ class WorkspacePanel(QWidget):
             self._hand_to_desktop(relative, workspace / relative)
             return
         conversation, name = self.conversation, visible_name(Path(relative).name)
+        try:
+            size = (workspace / relative).lstat().st_size
+        except OSError:
+            size = 0  # gone meanwhile: the copy says so
+        if size > SAID_COPY_BYTES:  # seconds of copying: say what is happening
+            self.tell(relative, f"Copying {name} ({human_size(size)}) to open it…")
 
         def opened(copy: Path) -> None:
             if self.conversation is not conversation:
                 return  # the user went to another conversation meanwhile
             refused, question = self._judge(copy.name, copy.parent)
             if refused:
+                self.notice.hide()
                 self.open_refused.emit(refused)
             elif question and not asked:  # the code made it a page since it was judged
                 self.tell(relative, question, reveal=True, open_page=True)

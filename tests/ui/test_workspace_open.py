@@ -93,6 +93,14 @@ def test_the_message_goes_when_another_file_is_selected_or_one_opens(qtbot, pane
     qtbot.waitUntil(lambda: not shown(panel.notice))
 
 
+def test_open_says_it_is_copying_a_large_file(qtbot, panel, monkeypatch):
+    monkeypatch.setattr(panel_module, "SAID_COPY_BYTES", 3)  # "data" is 4 bytes
+    select(panel, NAME)
+    panel.open_selected()
+    assert shown(panel.notice) and panel.notice_label.text() == f"Copying {NAME} (4 bytes) to open it…"
+    qtbot.waitUntil(lambda: "was not opened" in panel.notice_label.text())  # offscreen, nothing opens it
+
+
 def test_restrictions_still_hold(qtbot, panel, monkeypatch, tmp_path):
     asked, refused = [], []
     monkeypatch.setattr(panel_module.QDesktopServices, "openUrl", lambda url: asked.append(url) or False)
