@@ -12,7 +12,9 @@ opens it need Save as; the panel's Save as… keeps the original wherever the us
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -37,12 +39,12 @@ def private_copy(workspace: Path, relative: str, copies: Path) -> Path:
     try:
         no_follow.copy_out(workspace, relative, target)
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        _remove(folder)
         raise
     target.chmod(0o444)
     for earlier in this_file.iterdir():
         if earlier != folder:
-            shutil.rmtree(earlier, ignore_errors=True)  # open in its program still, on Linux and macOS
+            _remove(earlier)  # open in its program still: gone on Linux and macOS, kept on Windows
     return target
 
 
@@ -51,6 +53,19 @@ def remove_old(copies: Path, keep_seconds: float = KEEP_SECONDS) -> None:
     for folder in copies.glob("*/*"):
         try:
             if folder.lstat().st_mtime < cutoff:
-                shutil.rmtree(folder, ignore_errors=True)
+                _remove(folder)
         except OSError:
             continue  # removed meanwhile by another copy's clean-up
+
+
+def _remove(folder: Path) -> None:
+    """Removes a copy's folder. Windows refuses to delete a read-only file, so it is made
+    writable first there; a copy still open in its program on Windows stays for next time."""
+    def writable_then_again(remove, path, _):
+        try:
+            os.chmod(path, os.stat(path).st_mode | stat.S_IWRITE)
+            remove(path)
+        except OSError:
+            pass
+
+    shutil.rmtree(folder, onerror=writable_then_again)
