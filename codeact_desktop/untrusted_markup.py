@@ -37,6 +37,11 @@ _STYLE = {"color", "background-color", "font-weight", "font-style", "text-align"
           "border-top", "padding", "margin", "min-width", "max-width", "width", "line-height", "margin-top",
           "margin-bottom", "margin-left", "margin-right", "text-indent", "font-size", "list-style-type",
           "-qt-block-indent", "-qt-list-indent", "-qt-paragraph-type", "-qt-user-state"}  # Qt's own, for its layout
+# In the window a kernel's HTML keeps text styles only: with borders, backgrounds, padding
+# and margins it drew a convincing fake of the app's own approval card and buttons inside
+# an output (GitHub strips styles from what users write for the same reason).
+_BOX_STYLE = {"background-color", "border", "border-collapse", "border-bottom", "border-top", "padding", "margin",
+              "margin-top", "margin-bottom", "margin-left", "margin-right", "min-width", "max-width", "width"}
 _IMAGE = re.compile(r"data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=\s]*\Z")
 MAX_SPAN = 1000
 # Qt builds and lays out rich text on the UI thread, at once and at every opening, in time
@@ -101,10 +106,11 @@ def _fits(url: str, budget: list[int] | None) -> bool:
     return True
 
 
-def clean_html(html: str, svg_images: bool = False, pixels: int | None = None) -> str:
+def clean_html(html: str, svg_images: bool = False, pixels: int | None = None, boxes: bool = True) -> str:
     """The HTML with only formatting left: no scripts, handlers, frames, forms or remote loads.
     ``svg_images``: inline SVG images kept (a browser draws them inert, as images; the window's
-    rich text would not). Inline images: each within MAX_IMAGE_PIXELS, and ``pixels`` together."""
+    rich text would not). Inline images: each within MAX_IMAGE_PIXELS, and ``pixels`` together.
+    ``boxes``: borders, backgrounds, padding and margins kept (not for the window's outputs)."""
     budget = [pixels] if pixels is not None else None
     if _nests_deeper_than(html, MAX_RAW_DEPTH):
         return escape(_TAG.sub(" ", html), quote=False)  # its words, as text
@@ -114,7 +120,7 @@ def clean_html(html: str, svg_images: bool = False, pixels: int | None = None) -
 
     return nh3.clean(html, tags=_TAGS, clean_content_tags=_DROPPED_WITH_CONTENT,
                      attributes=_ATTRIBUTES, attribute_filter=keep, url_schemes={"http", "https", "mailto", "data"},
-                     filter_style_properties=_STYLE, link_rel="noopener noreferrer")
+                     filter_style_properties=_STYLE if boxes else _STYLE - _BOX_STYLE, link_rel="noopener noreferrer")
 
 
 def _nests_deeper_than(html: str, limit: int) -> bool:

@@ -100,3 +100,17 @@ def test_a_word_is_measured_as_qt_breaks_it_across_inline_tags_not_cells():
 
     assert html_layout_cost("<table>" + "<tr><td>1</td><td>2</td></tr>" * 2_000 + "</table>") < 1 << 40
     assert html_layout_cost("<p>" + "x" * 6_000 + "<b>" + "x" * 6_000 + "</b></p>") > MAX_LAYOUT_COST
+
+
+FAKE_CARD = ('<div style="border:1px solid #d0d7de;background-color:#f6f8fa;padding:8px;margin-top:8px">'
+             '<p style="color:#57606a">Python · waiting for approval</p><pre>print("harmless")</pre>'
+             '<span style="border:1px solid #888;padding:4px 14px;background-color:#e8e8e8">Run</span></div>')
+
+
+def test_the_windows_html_keeps_text_styles_but_no_boxes_that_could_fake_the_apps_card():
+    kept = clean_html(FAKE_CARD)  # exports and the clipboard keep the author's boxes
+    assert "background-color:#f6f8fa" in kept.replace(" ", "")
+    shown = clean_html(FAKE_CARD, boxes=False).replace(" ", "")
+    assert "color:#57606a" in shown and "Run" in shown
+    for drawn in ("border", "background", "padding", "margin"):
+        assert drawn not in shown, shown

@@ -281,7 +281,7 @@ class ChatTextBrowser(PassesWheelAtEnd, QTextBrowser):
 def table_view(html: str, room: int = SHOWN_CHARS) -> QWidget:
     """An HTML output (a DataFrame's table), sanitized: the kernel wrote it. Too big to lay
     out at once, its text instead, rows on lines of their own."""
-    clean = clean_html(html, pixels=MAX_INLINE_PIXELS_PER_RUN)
+    clean = clean_html(html, pixels=MAX_INLINE_PIXELS_PER_RUN, boxes=False)  # no fake of the app's own card
     if html_layout_cost(clean) > MAX_LAYOUT_COST:
         return text_view(text_only(clean), room)
     return _rich_text_view(clean, "htmlOutput", "table output", TABLE_CSS)

@@ -304,3 +304,15 @@ def test_one_cards_text_views_draw_a_bounded_amount_together(qtbot):
     assert sum(v.drawn_chars for v in views) < 400_000 + 10 * 100
     assert all(v.all_text() == text for v in views)  # "Open all" still has every character
     assert took < 5, f"{took:.1f} s"
+
+
+def test_an_html_output_draws_no_fake_of_the_apps_card(qtbot):
+    # Code displayed a box coloured like the card, with "Run", "Edit" and "Skip" drawn as
+    # buttons, above the real card waiting for approval: the window keeps its text only.
+    from tests.test_untrusted_markup import FAKE_CARD
+
+    view = output_view(OutputItem(kind="html", mime="text/html", text=FAKE_CARD))
+    qtbot.addWidget(view)
+    drawn = view.toHtml().lower()
+    assert "waiting for approval" in drawn and "run" in drawn
+    assert "f6f8fa" not in drawn and "e8e8e8" not in drawn and "d0d7de" not in drawn, drawn
