@@ -34,14 +34,25 @@ def png_size(data: bytes) -> tuple[int, int] | None:
 
 
 def jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height from a JPEG's start-of-frame segment (the markers before it skipped)."""
+    """Width and height from a JPEG's start-of-frame segment, the markers before it read as
+    libjpeg reads them (``next_marker``): bytes that are not a marker are skipped, and the
+    markers that carry no length (RSTn, TEM) are one step, so a file cannot show this parser
+    one frame and the decoder another."""
     if not data.startswith(b"\xff\xd8"):
         return None
     at = 2
-    while at + 9 <= len(data) and data[at] == 0xFF:
+    while at + 9 <= len(data):
+        if data[at] != 0xFF:  # stray bytes: libjpeg warns and looks for the next marker
+            at = data.find(b"\xff", at)
+            if at < 0:
+                return None
+            continue
         marker = data[at + 1]
         if marker == 0xFF:  # fill bytes before a marker
             at += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # no length follows these
+            at += 2
             continue
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
             return int.from_bytes(data[at + 7:at + 9], "big"), int.from_bytes(data[at + 5:at + 7], "big")

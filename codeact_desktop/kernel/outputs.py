@@ -267,7 +267,7 @@ def item_from_message(msg: dict) -> OutputItem | None:
         data = content.get("data")
         if not isinstance(data, dict):
             return None
-        if "image/png" in data and _png(data["image/png"]) is None:
+        if _unreadable(data):  # what the app cannot measure could be any size when Qt decodes it
             from ..resources import messages
 
             return OutputItem(kind="stderr", text=messages()["image_unreadable"] + "\n")
@@ -334,6 +334,14 @@ def image_type(data: bytes) -> str:
     if data.startswith(b"\xff\xd8\xff"):
         return "jpeg"
     return "svg"
+
+
+def _unreadable(data: dict) -> bool:
+    """Whether the bundle's first raster image is not one, or its header gives no size."""
+    for mime, read in (("image/png", _png), ("image/jpeg", _jpeg)):
+        if mime in data:
+            return image_size(read(data[mime]) or b"") is None
+    return False
 
 
 def _too_large(data: dict) -> tuple[int, int] | None:

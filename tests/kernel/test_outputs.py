@@ -195,3 +195,16 @@ def test_a_jpeg_and_a_png_are_sized_from_their_headers_and_refused_past_the_pixe
 
     assert (shown(jpeg).kind, shown(jpeg).mime) == ("image", "image/jpeg")
     assert shown(huge).kind == "stderr" and "5,000 × 6,000 pixels was not shown" in shown(huge).text
+
+    # libjpeg skips bytes that are not a marker (with a warning) and steps over RSTn, which
+    # carry no length; a parser that stopped there let a 65,000 × 65,000 frame through
+    # unmeasured, each draw 2.5 s of the window's thread. Measured as libjpeg reads it now,
+    # and an image whose size cannot be read is not kept.
+    stray = huge.replace(b"\xff\xc2", b"\x00\x00\xff\xc2", 1)
+    restart = huge.replace(b"\xff\xc2", b"\xff\xd0\xff\xc2", 1)
+    assert jpeg_size(stray) == jpeg_size(restart) == (5000, 6000)
+    for bomb in (stray, restart):
+        assert Image.open(io.BytesIO(bomb)).size == (5000, 6000)  # what a decoder reads too
+        assert shown(bomb).kind == "stderr" and "5,000 × 6,000 pixels" in shown(bomb).text
+    headless = jpeg[:2] + b"\xff\xfe\x00\x04hi"  # a JPEG with no frame at all
+    assert shown(headless).kind == "stderr" and "size cannot be read" in shown(headless).text

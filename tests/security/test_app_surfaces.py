@@ -214,7 +214,7 @@ for header, parent_header in (({'msg_id': 'm1', 'msg_type': 'display_data'}, [1]
     k.iopub_socket.send_multipart([b'x', b'<IDS|MSG>', k.session.sign(frames)] + frames)
 print('still here')
 """)
-    assert "still here" in observation and observation.count("not a valid PNG") == 2, observation
+    assert "still here" in observation and observation.count("not a valid PNG or JPEG") == 2, observation
     assert a.last["status"] in ("ok", "error")
     assert a.act("print('next')").endswith("next\n")  # the conversation goes on
 
