@@ -217,7 +217,7 @@ def apply_limits(limits: dict) -> dict:
         return {"applied": False, "why": "no resource limits on this system"}
     applied = {}
     names = {"address_space": "RLIMIT_AS", "file_size": "RLIMIT_FSIZE", "processes": "RLIMIT_NPROC",
-             "core": "RLIMIT_CORE"}
+             "core": "RLIMIT_CORE", "open_files": "RLIMIT_NOFILE"}
     for key, name in names.items():
         value = limits.get(key)
         which = getattr(resource, name, None)

@@ -43,6 +43,9 @@ class KernelLimits:
     address_space: int
     file_size: int = MAX_FILE_BYTES
     processes: int = 256  # on top of what the user already runs
+    # Open files, sockets and pipes at once, as most desktops' default: each socket pair can
+    # hold 400 KB of kernel memory that no process's RSS shows (6,908 pairs held 3 GB)
+    open_files: int = 1024
     memory: int = 0  # resident memory of the kernel and its children, for the watchdog
     min_free_disk: int = 1 * GB  # the watchdog stops code that takes the disk below this
     disk: int = 20 * GB  # what one conversation's folders (workspace, home, temp) may hold in all
@@ -119,7 +122,7 @@ def kernel_policy(venv: KernelVenv, workspace: Path, runtime: RuntimeDir, writab
         "executable": str(venv.python),
         "in_namespaces": sys.platform == "linux" and bwrap_path() is not None,
         "limits": {"address_space": limits.address_space, "file_size": limits.file_size, "core": 0,
-                   "processes": _user_process_count() + limits.processes,
+                   "open_files": limits.open_files, "processes": _user_process_count() + limits.processes,
                    "job_processes": limits.processes},  # Windows: counted inside the kernel's job only
     }
 
@@ -365,6 +368,8 @@ class SandboxReport:
             parts.append(f"memory {_size(limits['address_space'])}")
         if isinstance(limits.get("file_size"), int):
             parts.append(f"files up to {_size(limits['file_size'])}")
+        if isinstance(limits.get("open_files"), int):
+            parts.append(f"at most {limits['open_files']:,} open files")
         if "core" in limits:
             parts.append("no core dumps")
         if isinstance(limits.get("processes"), str):
