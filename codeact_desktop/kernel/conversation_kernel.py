@@ -26,7 +26,7 @@ from .. import defaults
 from ..no_follow import remove_tree
 from .execution import (INTERRUPT_GRACE_S, MAX_DISPLAYS_PER_RUN, MAX_KEPT_PER_RUN,  # noqa: F401 - re-exported
                         Execution, ExecutionResult, run_quietly)
-from .kernel_process import exit_reason, innermost_process, log_tail
+from .kernel_process import OutputTail, exit_reason, innermost_process
 from .kernel_process import innermost_process as _innermost  # noqa: F401 - tests and bench find it here
 from .kernel_process import remove_abandoned_runtime_folders  # noqa: F401 - re-exported
 from .outputs import OutputItem
@@ -219,12 +219,18 @@ class ConversationKernel:
             km.provisioner = LocalProvisioner(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km)
             if self.transport == "ipc":
                 km.ip = str(runtime.sockets / "k")
-            # The kernel's own stdout and stderr go to a log the app reads on failure, never to
-            # the user's terminal, where escape sequences could retitle it or set its clipboard.
-            with open(runtime.root / "kernel.log", "wb") as log:
+            # The kernel's own stdout and stderr: drained and bounded (OutputTail), read on failure.
+            output_read, output_write = os.pipe()
+            try:
                 _SPAWNER.submit(km.start_kernel, cwd=str(runtime.start_folder),
-                                env=start_environment(self.env, runtime), stdout=log, stderr=log,
+                                env=start_environment(self.env, runtime), stdout=output_write, stderr=output_write,
                                 **({"pass_fds": (write_end,)} if write_end is not None else {})).result()
+            except BaseException:
+                os.close(output_read)
+                raise
+            finally:
+                os.close(output_write)
+            output = OutputTail(output_read)
             self._km = km
             if read_end is not None:
                 os.close(write_end)
@@ -232,7 +238,7 @@ class ConversationKernel:
                 try:
                     raw = read_report(read_end, km.is_alive)
                 except RuntimeError as exc:
-                    raise KernelError(f"{exc}{log_tail(runtime.root / 'kernel.log')}") from None
+                    raise KernelError(f"{exc}{output.last_lines()}") from None
                 self._check_restrictions(raw)
             else:
                 self.sandbox = SandboxReport()

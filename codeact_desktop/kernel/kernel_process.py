@@ -4,8 +4,10 @@ one ended, what it wrote before it failed, and the runtime folders of apps that 
 
 from __future__ import annotations
 
+import os
 import signal
 import tempfile
+import threading
 from pathlib import Path
 
 from ..no_follow import remove_tree
@@ -25,12 +27,35 @@ def remove_abandoned_runtime_folders() -> list[str]:
     return removed
 
 
-def log_tail(path: Path, lines: int = 3) -> str:
-    try:
-        tail = path.read_text(errors="replace").strip().splitlines()[-lines:]
-    except OSError:
-        return ""
-    return f": {' / '.join(tail)}" if tail else ""
+class OutputTail:
+    """What the kernel's process writes to its own stdout and stderr (``os.write(1, ...)``,
+    a C library, a child process): read from a pipe on a thread of its own, the last
+    KEEP_BYTES kept for a failed start's message and the rest dropped. It used to go to a
+    file outside the conversation's disk budget, where code wrote 2 GB into it (and a /tmp
+    in memory holds that in RAM). Never the user's terminal: its escapes would act there."""
+
+    KEEP_BYTES = 64 << 10
+
+    def __init__(self, read_fd: int):
+        self._tail = bytearray()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._drain, args=(read_fd,), name="kernel output", daemon=True)
+        self._thread.start()
+
+    def _drain(self, read_fd: int) -> None:
+        with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(1 << 16):
+                with self._lock:
+                    self._tail += chunk
+                    del self._tail[:-self.KEEP_BYTES]
+
+    def last_lines(self, lines: int = 3, wait: float = 0.5) -> str:
+        """": line / line / line" from the end of what it wrote ("" when nothing); waits a
+        little for a process that is ending to write its last words."""
+        self._thread.join(wait)
+        with self._lock:
+            tail = self._tail.decode(errors="replace").strip().splitlines()[-lines:]
+        return f": {' / '.join(tail)}" if tail else ""
 
 
 def innermost_process(pid: int | None) -> int | None:

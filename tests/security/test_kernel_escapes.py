@@ -411,6 +411,39 @@ def test_8_code_filling_the_disk_is_stopped(conversations, tmp_path):
     assert a.last["status"] == "died" and "disk was nearly full" in observation, observation
 
 
+def test_8_what_the_kernel_writes_to_its_own_stdout_fills_no_disk(conversations):
+    # fds 1 and 2 of the kernel's process (ipykernel keeps copies of them as it captures
+    # output) went to a log in the kernel's runtime folder: outside the conversation's disk
+    # budget, and in RAM where /tmp is a memory file system. 2 GB were written there.
+    from codeact_desktop.kernel.watchdog import folder_usage
+
+    a = conversations()
+    observation = a.act("import os, sys\nfd = sys.stdout._original_stdstream_copy\nblock = b'x' * 2**20\n"
+                        "for _ in range(300):\n    os.write(fd, block)\nos.write(2, b'low-level\\n')\n"
+                        "print('written')")
+    assert "written" in observation and a.last["status"] == "ok", observation
+    held, _ = folder_usage(a.kernel.runtime_dir.root)
+    assert held < 1 << 20, held
+    assert a.act("print('still here')").endswith("still here\n")
+
+
+def test_8_sockets_held_open_are_bounded_by_the_open_file_limit(conversations):
+    # Each socket pair holds up to 400 KB of the system's memory that no RSS shows: 6,908
+    # pairs held 3 GB past a 1.5 GB limit. Now 1,024 files at once, as most desktops' default.
+    a = conversations()
+    observation = a.act("import socket, resource\npairs = []\ntry:\n    for _ in range(100_000):\n"
+                        "        pairs.append(socket.socketpair())\nexcept OSError as e:\n"
+                        "    print('stopped', type(e).__name__)\n"
+                        "print('pairs', len(pairs), 'limit', resource.getrlimit(resource.RLIMIT_NOFILE))\n"
+                        "try:\n    resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))\n    print('RAISED')\n"
+                        "except (ValueError, OSError):\n    print('cannot raise')\n"
+                        "for x, y in pairs:\n    x.close(); y.close()")
+    pairs = int(observation.split("pairs ")[1].split()[0])
+    assert "stopped OSError" in observation and pairs < 512 and "limit (1024, 1024)" in observation, observation
+    assert "cannot raise" in observation and "RAISED" not in observation
+    assert "at most 1,024 open files" in a.kernel.sandbox.summary()
+
+
 # -- 9: the approval rule is the engine's ------------------------------------------
 
 def test_9_no_action_runs_unasked_before_or_without_restrictions(conversations, monkeypatch):
