@@ -32,8 +32,8 @@ def private_copy(workspace: Path, relative: str, copies: Path) -> Path:
     (no_follow's) when the file is not plain or the disk has no room."""
     copies.mkdir(parents=True, exist_ok=True, mode=0o700)
     remove_old(copies)
-    this_file = copies / hashlib.sha256(f"{workspace}\0{relative}".encode("utf-8", "surrogatepass")).hexdigest()[:24]
-    this_file.mkdir(exist_ok=True)
+    this_file = copies_of(workspace, copies) / _key(relative)
+    this_file.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(dir=this_file))
     target = folder / Path(relative).name
     try:
@@ -48,9 +48,23 @@ def private_copy(workspace: Path, relative: str, copies: Path) -> Path:
     return target
 
 
+def copies_of(workspace: Path, copies: Path) -> Path:
+    """The folder of one conversation's copies: removed with the conversation."""
+    return copies / _key(str(workspace))
+
+
+def _key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+def discard(copy: Path) -> None:
+    """Removes a copy that was refused or that nothing opened."""
+    _remove(copy.parent)
+
+
 def remove_old(copies: Path, keep_seconds: float = KEEP_SECONDS) -> None:
     cutoff = time.time() - keep_seconds
-    for folder in copies.glob("*/*"):
+    for folder in copies.glob("*/*/*"):  # conversation / file / one copy
         try:
             if folder.lstat().st_mtime < cutoff:
                 _remove(folder)

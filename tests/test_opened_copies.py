@@ -66,3 +66,16 @@ def test_copies_older_than_a_day_are_removed_at_the_next(tmp_path):
     os.utime(old.parent, (past, past))
     newest = private_copy(workspace, "c.txt", copies)
     assert not old.parent.exists() and recent.exists() and newest.exists()
+
+
+def test_a_conversations_copies_are_in_one_folder_and_a_discarded_copy_goes(tmp_path):
+    from codeact_desktop.opened_copies import copies_of, discard
+
+    copies = tmp_path / "copies"
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.txt").write_text(name)
+    a, b = (private_copy(tmp_path / name, "x.txt", copies) for name in ("a", "b"))
+    assert copies_of(tmp_path / "a", copies) in a.parents and copies_of(tmp_path / "a", copies) not in b.parents
+    discard(a)
+    assert not a.parent.exists() and b.exists()

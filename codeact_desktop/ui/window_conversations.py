@@ -9,6 +9,7 @@ from pathlib import Path
 from ..action_status import ActionStatus
 from ..engine import start_kernel
 from ..no_follow import remove_tree
+from ..opened_copies import copies_of
 from ..paths import save_suggestion
 from ..resources import messages
 from ..visible_text import visible_name
@@ -114,12 +115,14 @@ class WindowConversations:
         workspace = Path(conversation.workspace)
         ours = self.paths.workspaces.resolve() in workspace.resolve().parents
         kernel_home = self.paths.kernel_home_for(workspace)
+        copies = copies_of(workspace, self.paths.opened_copies)  # what Open copied of its files
 
         def work():  # the kernel's shutdown and the folder's removal may take seconds
             controller.shutdown()
             if backend is not None:
                 backend.forget(messages)  # what the model read of it, kept to come back to it
             left = [] if remove_tree(kernel_home) else [kernel_home]
+            remove_tree(copies)
             if ours and not remove_tree(workspace):  # never remove a folder the user chose for a CLI run
                 left.append(workspace)
             return left

@@ -18,23 +18,28 @@ from .. import no_follow
 from ..paths import save_suggestion
 from ..sizes import human_size
 from ..agent.workspace import PAGE_SUFFIXES, file_head, looks_like_page, page_question, why_not_open
-from ..opened_copies import private_copy
+from ..opened_copies import discard, private_copy
 from ..store.history import Conversation
 from ..visible_text import visible_name
 from .background import BackgroundWork
 from .untrusted_text import plain_tip, show_message
 
 
-def reveal_in_file_manager(path: Path) -> bool:
-    """Shows the file selected in Finder / Explorer; elsewhere opens its folder. False when
-    nothing could be asked to show it."""
+def reveal_in_file_manager(root: Path, relative: str) -> bool:
+    """Shows the entry ``relative`` below the conversation's folder ``root`` without opening
+    it. Finder and Explorer select the entry itself (they never open it). Elsewhere the
+    desktop is asked to open a folder, and any folder below ``root`` could be swapped by
+    running code for a file that the desktop would then open by its content; so the
+    conversation's folder opens (a mount point in the kernel's namespace, which the code
+    cannot rename or replace). False when nothing could be asked to show it."""
+    path = root / relative
     try:
         if sys.platform == "darwin":
             subprocess.Popen(["open", "-R", str(path)])
         elif sys.platform == "win32":
             subprocess.Popen(["explorer", "/select,", str(path)])
         else:
-            return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent)))
+            return QDesktopServices.openUrl(QUrl.fromLocalFile(str(root)))
     except OSError:
         return False
     return True
@@ -245,10 +250,18 @@ class WorkspacePanel(QWidget):
     def _open(self, relative: str, asked: bool = False) -> None:
         """Hands the entry to the desktop: a file as a private copy judged again
         (opened_copies.py), so what opens is what was judged whatever running code does
-        meanwhile. Folders, and pages named as pages, open in place: the browser then shows
-        a page whatever the code swaps in, and the user has said yes to one (``asked``)."""
+        meanwhile. A folder is shown in the file manager (``reveal_in_file_manager``). A
+        page named as a page opens in place: the browser then shows a page whatever the code
+        swaps in, and the user has said yes to one (``asked``)."""
         workspace = Path(self.conversation.workspace)
-        if no_follow.kind(workspace, relative) != "file" or Path(relative).suffix.lower() in PAGE_SUFFIXES:
+        kind = no_follow.kind(workspace, relative)
+        if kind == "folder":  # shown, never handed over by a path the code can swap (reveal_in_file_manager)
+            self._reveal(relative)
+            return
+        if kind != "file":  # swapped for a link or a FIFO since it was judged
+            self.tell(relative, why_not_open(workspace, relative))
+            return
+        if Path(relative).suffix.lower() in PAGE_SUFFIXES:
             self._hand_to_desktop(relative, workspace / relative)
             return
         conversation, name = self.conversation, visible_name(Path(relative).name)
@@ -264,25 +277,26 @@ class WorkspacePanel(QWidget):
                 return  # the user went to another conversation meanwhile
             refused, question = self._judge(copy.name, copy.parent)
             if refused:
+                discard(copy)
                 self.notice.hide()
                 self.open_refused.emit(refused)
             elif question and not asked:  # the code made it a page since it was judged
+                discard(copy)
                 self.tell(relative, question, reveal=True, open_page=True)
-            else:
-                self._hand_to_desktop(relative, copy)
+            elif not self._hand_to_desktop(relative, copy):
+                discard(copy)
 
         self.background.run("open file", lambda: private_copy(workspace, relative, self.opened_copies), opened,
                             lambda error: self.conversation is conversation and self.tell(
                                 relative, f"{name} could not be opened: {visible_name(error)}", reveal=True))
 
-    def _hand_to_desktop(self, relative: str, path: Path) -> None:
+    def _hand_to_desktop(self, relative: str, path: Path) -> bool:
         if QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))):
             self.notice.hide()
-        elif path.is_dir():
-            self._cannot_show(relative)
-        else:  # nothing opens this kind of file: say so, where a silent click would look broken
-            self.tell(relative, no_program_text(Path(relative).name) + " You can look at it in its folder.",
-                      reveal=True)
+            return True
+        # nothing opens this kind of file: say so, where a silent click would look broken
+        self.tell(relative, no_program_text(Path(relative).name) + " You can look at it in its folder.", reveal=True)
+        return False
 
     def reveal_selected(self) -> None:
         relative = self.selected_relative()
@@ -311,10 +325,15 @@ class WorkspacePanel(QWidget):
         self._reveal(relative)
 
     def _reveal(self, relative: str) -> None:
-        if reveal_in_file_manager(Path(self.conversation.workspace) / relative):
-            self.notice.hide()
-        else:
+        if not reveal_in_file_manager(Path(self.conversation.workspace), relative):
             self._cannot_show(relative)
+        elif sys.platform not in ("darwin", "win32") and len(Path(relative).parts) > 1:
+            # The conversation's folder opened, not the one the entry is in: say where it is.
+            self.tell(relative, f"{visible_name(Path(relative).name)} is in the folder "
+                                f"{visible_name(str(Path(relative).parent))} of the conversation's folder, "
+                                "which opened.")
+        else:
+            self.notice.hide()
 
     def _cannot_show(self, relative: str) -> None:
         """No file manager answered either: where the entry is, and its path to copy."""

@@ -202,3 +202,29 @@ def test_what_open_hands_the_desktop_is_what_it_judged(qtbot, window, monkeypatc
     assert handed and refused, (len(handed), len(refused))  # the swaps came both before and after the look
     assert all(body == b"just some notes\n" for _, body, _ in handed), [body[:8] for _, body, _ in handed]
     assert all(workspace not in path.parents and not mode & 0o222 for path, _, mode in handed)
+
+
+def test_folders_and_show_in_folder_hand_the_desktop_no_path_the_code_can_swap(qtbot, panel, monkeypatch):
+    # Running code swapped a listed folder with a Windows executable (renameat2's exchange)
+    # between Open's look and the desktop's open: gio then ran the executable by its
+    # content. A folder is now shown, through the conversation's folder, which the code
+    # cannot replace (a mount point in its namespace); so is the folder of a nested file.
+    workspace, asked = Path(panel.conversation.workspace), []
+    (workspace / "charts" / "2026").mkdir(parents=True)
+    (workspace / "charts" / "2026" / "q1.csv").write_text("x\n")
+    monkeypatch.setattr(panel_module.QDesktopServices, "openUrl", lambda url: asked.append(url.toLocalFile()) or True)
+    monkeypatch.setattr(panel_module.sys, "platform", "linux")
+    for relative in ("charts", "charts/2026"):
+        monkeypatch.setattr(panel, "selected_relative", lambda relative=relative: relative)
+        panel.open_selected()
+    monkeypatch.setattr(panel, "selected_relative", lambda: "charts/2026/q1.csv")
+    panel.reveal_selected()
+    assert asked == [str(workspace)] * 3
+    assert panel.notice_label.text() == ("q1.csv is in the folder charts/2026 of the conversation's folder, "
+                                         "which opened.")
+    # swapped for a link after Open's look: not handed on
+    monkeypatch.setattr(panel, "_judge", lambda relative, root=None: ("", ""))
+    (workspace / "link").symlink_to(workspace / "charts")
+    monkeypatch.setattr(panel, "selected_relative", lambda: "link")
+    panel.open_selected()
+    assert asked == [str(workspace)] * 3 and "does not follow it" in panel.notice_label.text()
