@@ -58,7 +58,8 @@ application/x-msi application/x-ms-shortcut application/x-desktop application/x-
 application/vnd.debian.binary-package application/x-rpm application/vnd.flatpak application/vnd.flatpak.ref
 application/vnd.flatpak.repo application/vnd.snap application/x-iso9660-image application/x-apple-diskimage
 application/x-java-archive application/x-java-jnlp-file application/x-xpinstall application/x-ms-application
-application/x-appimage application/x-cd-image
+application/x-appimage application/x-cd-image application/x-raw-disk-image application/x-raw-disk-image-xz-compressed
+application/vnd.squashfs application/x-mswinurl application/x-ms-wim
 """.split())
 PAGE_TYPES = frozenset("text/html application/xhtml+xml image/svg+xml application/xml text/xml "
                        "multipart/related application/x-mimearchive".split())
