@@ -337,11 +337,12 @@ def image_type(data: bytes) -> str:
 
 
 def _unreadable(data: dict) -> bool:
-    """Whether the bundle's first raster image is not one, or its header gives no size."""
-    for mime, read in (("image/png", _png), ("image/jpeg", _jpeg)):
-        if mime in data:
-            return image_size(read(data[mime]) or b"") is None
-    return False
+    """Whether the bundle's PNG is not one, or its JPEG (by its first bytes: one that is not
+    is passed over for the next type, as before) gives no size in its header."""
+    if "image/png" in data:
+        return _png(data["image/png"]) is None
+    jpeg = _jpeg(data["image/jpeg"]) if "image/jpeg" in data else None
+    return jpeg is not None and image_size(jpeg) is None
 
 
 def _too_large(data: dict) -> tuple[int, int] | None:
