@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from pathlib import Path
+
 import pytest
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QGuiApplication
@@ -31,7 +33,7 @@ def _panel(conversation, qtbot):
     from codeact_desktop.ui.background import BackgroundWork
     from codeact_desktop.ui.workspace_panel import WorkspacePanel
 
-    panel = WorkspacePanel(BackgroundWork())
+    panel = WorkspacePanel(BackgroundWork(), Path(conversation.workspace).parent / "opened-copies")
     qtbot.addWidget(panel)
     panel.show_conversation(conversation)
     return panel
