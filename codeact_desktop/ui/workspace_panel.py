@@ -275,6 +275,7 @@ class WorkspacePanel(QWidget):
 
         def opened(copy: Path) -> None:
             if self.conversation is not conversation:
+                discard(copy)
                 return  # the user went to another conversation meanwhile
             refused, question = self._judge(copy.name, copy.parent)
             if refused:
