@@ -51,6 +51,9 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
         if marker == 0xFF:  # fill bytes before a marker
             at += 1
             continue
+        if marker == 0x00:  # a stuffed zero, not a marker: libjpeg discards the pair and scans on
+            at += 2
+            continue
         if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # no length follows these
             at += 2
             continue

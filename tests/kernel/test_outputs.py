@@ -202,8 +202,12 @@ def test_a_jpeg_and_a_png_are_sized_from_their_headers_and_refused_past_the_pixe
     # and an image whose size cannot be read is not kept.
     stray = huge.replace(b"\xff\xc2", b"\x00\x00\xff\xc2", 1)
     restart = huge.replace(b"\xff\xc2", b"\xff\xd0\xff\xc2", 1)
-    assert jpeg_size(stray) == jpeg_size(restart) == (5000, 6000)
-    for bomb in (stray, restart):
+    # FF 00 is a stuffed zero to libjpeg, not a marker with a length: read as one, it hid a
+    # comment holding a 16 x 16 frame from this parser, which then measured that one
+    small_frame = b"\xff\xc0\x00\x11\x08\x00\x10\x00\x10\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01"
+    stuffed = huge[:2] + b"\xff\x00\x00\x06\xff\xfe\x00\x15" + small_frame + huge[2:]
+    assert jpeg_size(stray) == jpeg_size(restart) == jpeg_size(stuffed) == (5000, 6000)
+    for bomb in (stray, restart, stuffed):
         assert Image.open(io.BytesIO(bomb)).size == (5000, 6000)  # what a decoder reads too
         assert shown(bomb).kind == "stderr" and "5,000 × 6,000 pixels" in shown(bomb).text
     headless = jpeg[:2] + b"\xff\xfe\x00\x04hi"  # a JPEG with no frame at all
