@@ -173,15 +173,17 @@ def _starts_runnable(workspace: Path, relative: str) -> bool:
     return head is None or head.startswith(_RUNNABLE_STARTS) or any(m in head.lower() for m in _RUNNABLE_INSIDE)
 
 
-def file_head(workspace: Path, relative: str, size: int = 4096) -> bytes | None:
-    """The file's first bytes, from its first non-blank one; None when it cannot be read plainly."""
+def file_head(workspace: Path, relative: str, size: int = 4096, as_written: bool = False) -> bytes | None:
+    """The file's first bytes, from its first non-blank one (``as_written``: from its first
+    byte, as the desktop's type database reads them: some types sit at a fixed offset);
+    None when it cannot be read plainly."""
     from .. import no_follow
 
     try:
         head = no_follow.read_head(workspace, relative, size)
     except OSError:
         return None
-    return head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head if as_written else head.lstrip(b"\xef\xbb\xbf \t\r\n")
 
 
 def looks_like_page(workspace: Path, relative: str) -> bool:

@@ -237,13 +237,15 @@ class WorkspacePanel(QWidget):
             return refused, ""
         types: set[str] = set()
         if no_follow.kind(workspace, relative) == "file":
-            kind = QMimeDatabase().mimeTypeForFileNameAndData(Path(relative).name,
-                                                              file_head(workspace, relative) or b"")
-            types = {kind.name(), *kind.allAncestors()}
-            if types & RUNNABLE_TYPES:
-                return (f"{visible_name(Path(relative).name)} is a {kind.comment() or kind.name()}: it could "
-                        "start a program or install one when opened, and the code wrote it, so it is not opened "
-                        "from here. Use Show in folder to look at it."), ""
+            # The bytes as written (the desktop's rules sit at fixed offsets) and from the first
+            # non-blank one (what a more lenient sniffer sees): a runnable type by either is refused.
+            for head in (file_head(workspace, relative, as_written=True), file_head(workspace, relative)):
+                kind = QMimeDatabase().mimeTypeForFileNameAndData(Path(relative).name, head or b"")
+                types |= {kind.name(), *kind.allAncestors()}
+                if types & RUNNABLE_TYPES:
+                    return (f"{visible_name(Path(relative).name)} is a {kind.comment() or kind.name()}: it could "
+                            "start a program or install one when opened, and the code wrote it, so it is not "
+                            "opened from here. Use Show in folder to look at it."), ""
         if types & PAGE_TYPES or looks_like_page(workspace, relative):
             return "", page_question(relative)
         return "", ""

@@ -135,6 +135,8 @@ MADE = ("<execute>\nimport os\nopen('invoice', 'wb').write(b'MZ\\x90\\x00' + byt
         "open('summary.html.', 'w').write('\\n<!DOCTYPE html><img src=\"https://evil.example/\">')\n"
         "open('site.url', 'w').write('[InternetShortcut]\\nURL=https://evil.example/\\n')\n"
         "open('disk.img', 'wb').write(bytes(1024))\n"
+        "open('unpack', 'w').write(' ' * 10 + '# This is a shell archive\\n')\n"  # a type at a fixed offset
+        "open('bookmark', 'w').write(' InternetShortcut]\\nURL=https://evil.example/\\n')\n"
         "open('data.csv', 'w').write('x\\n1\\n')\n</execute>")
 
 
@@ -143,10 +145,11 @@ def test_open_judges_content_and_bundles_and_asks_before_a_page(qtbot, window, m
     # script, a macOS app bundle (a folder), an installer; and a page the browser loads with
     # the network the kernel lacks, sending what the code read. Judged by name, by the first
     # bytes, and by the type the desktop itself gives the file (a Java Web Start file).
-    panel, asked, refused = files_written(qtbot, window, MADE, 15), [], []
+    panel, asked, refused = files_written(qtbot, window, MADE, 17), [], []
     monkeypatch.setattr(panel_module.QDesktopServices, "openUrl", lambda url: asked.append(url.toLocalFile()) or True)
     panel.open_refused.connect(refused.append)
-    for name in ("invoice", "notes", "setup.deb", "shortcut", "addon", "update", "webstart", "site.url", "disk.img"):
+    for name in ("invoice", "notes", "setup.deb", "shortcut", "addon", "update", "webstart", "site.url", "disk.img",
+                 "unpack", "bookmark"):
         select(panel, name)
         panel.open_selected()
     monkeypatch.setattr(panel, "selected_relative", lambda: "Report.app")
@@ -154,7 +157,7 @@ def test_open_judges_content_and_bundles_and_asks_before_a_page(qtbot, window, m
     panel.open_selected()
     monkeypatch.undo()
     monkeypatch.setattr(panel_module.QDesktopServices, "openUrl", lambda url: asked.append(url.toLocalFile()) or True)
-    assert asked == [] and len(refused) == 10 and all("could start a program" in r for r in refused), refused
+    assert asked == [] and len(refused) == 12 and all("could start a program" in r for r in refused), refused
     for name in ("summary.html.", "notes.txt", "chart"):  # the desktop sniffs a page all the same
         select(panel, name)
         panel.open_selected()
