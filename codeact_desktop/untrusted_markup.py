@@ -387,12 +387,15 @@ def _closing_run(line: str, at: int, run: int) -> int | None:
     return None
 
 
-# TeX commands a notebook's MathJax acts on (links, styles that load a url(), its
-# extensions) written with a look-alike backslash (U+2216), so they show and do nothing.
-_MATH_ACTION = re.compile(r"\\(href|url|style|class|cssId|data|unicode|require)(?![a-zA-Z])")
+# TeX commands a notebook's MathJax acts on (links, styles that load a url(), attributes,
+# its extensions) written with a look-alike backslash (U+2216), so they show and do nothing.
+# Entities go first: `\hr&#101;f` and `&bsol;href` are \href once the Markdown is rendered.
+_MATH_ACTION = re.compile(r"\\(href|url|style|class|cssId|data|unicode|require|mmlToken|bbox)(?![a-zA-Z])")
+_ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
 
 
 def _escape(text: str) -> str:
+    text = _ENTITY.sub("&amp;", text)  # shown as written, never turned into a character
     text = _MATH_ACTION.sub("\u2216\\1", text)
     text = _UNSAFE_LINK.sub(r"\1#blocked-link:", text)
     text = _escape_images(text)

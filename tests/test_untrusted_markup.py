@@ -127,3 +127,12 @@ def test_tex_that_a_notebooks_mathjax_would_follow_or_load_is_made_inert():
     for command in ("href{javascript", "style{", "require{"):
         assert "\\" + command not in inert and "\u2216" + command in inert, inert
     assert r"$\frac{a}{b}$" in inert and r"`\href{k}`" in inert
+    # spelled with entities, which the rendered Markdown turns back into characters; and the
+    # commands that set attributes or a background of their own
+    import markdown
+
+    for sly in (r"&#36;\hr&#101;f{https://evil.example/x}{click}&#36;", r"$&bsol;href{https://evil.example/}{x}$",
+                r"$\mmlToken{mi}[href='https://evil.example/']{x}$", r"$\bbox[background-image:url(https://e/)]{x}$"):
+        rendered = markdown.markdown(neutral_markdown(sly))
+        for command in ("href", "mmlToken", "bbox"):
+            assert "\\" + command not in rendered, rendered
