@@ -25,6 +25,10 @@ from typing import Callable
 POLL_S = 0.1
 MAX_PROCESSES = 128
 MAX_THREADS = 2048  # all threads of all processes: a thread bomb exhausts the OS's tables, not memory
+# Sockets and pipes open in the whole tree at once, each counted once: each can hold a few
+# hundred KB of the system's memory that no process's RSS shows, and the open-file limit
+# is per process (16 children held 15,360 sockets and 2.9 GB)
+MAX_BUFFERS = 1024
 PSS_MAX_MEMBERS = 16  # PSS of a process costs milliseconds: read it only for a few
 MIN_FREE_DISK = 1 << 30  # the code may not take the last GB of the disk its workspace is on
 DISK_FILLING = 64 << 20  # ... judged by what it took since the kernel started
@@ -65,6 +69,24 @@ def process_tree(pid: int) -> list[tuple[int, int, int]]:
             members.append((member, *info[member]))
         todo += children.get(member, [])
     return members
+
+
+def buffers_held(pids: list[int]) -> int:
+    """Distinct sockets and pipes open in the processes, however many of them hold each."""
+    seen = set()
+    for pid in pids:
+        try:
+            names = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for name in names:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{name}")
+            except OSError:
+                continue
+            if target.startswith(("socket:", "pipe:")):
+                seen.add(target)
+    return len(seen)
 
 
 def tree_members(pid: int) -> list[tuple[int, int]]:
@@ -250,6 +272,12 @@ class KernelWatchdog:
             if threads > self.max_threads:
                 self._kill(pid, f"it started more than {self.max_threads} threads")
                 continue
+            if ticks % 10 == 5 and os.path.isdir("/proc/self"):  # once a second, between the disk's looks
+                held = buffers_held([m[0] for m in members])
+                if held > MAX_BUFFERS:
+                    self._kill(pid, f"it held {held:,} sockets and pipes open at once, over the {MAX_BUFFERS:,} "
+                                    "limit (each can hold memory no process shows)")
+                    continue
             if ticks % 10 == 0 and start is not None:  # once a second: statvfs is cheap, not free
                 now = self._disk()
                 if now is None:

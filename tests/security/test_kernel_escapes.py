@@ -442,6 +442,15 @@ def test_8_sockets_held_open_are_bounded_by_the_open_file_limit(conversations):
     assert "stopped OSError" in observation and pairs < 512 and "limit (1024, 1024)" in observation, observation
     assert "cannot raise" in observation and "RAISED" not in observation
     assert "at most 1,024 open files" in a.kernel.sandbox.summary()
+    # Work that opens pipes and sockets as usual goes on: a pool of 8 processes, held 2 s
+    observation = a.act("import time\nfrom multiprocessing import Pool\nwith Pool(8) as pool:\n"
+                        "    total = sum(pool.map(abs, range(-1000, 1000)))\n    time.sleep(2)\nprint('pool', total)")
+    assert a.last["status"] == "ok" and "pool 1000000" in observation, observation
+    # The limit is per process: children each filling theirs are counted together
+    observation = a.act("import os, socket, time\nfor _ in range(4):\n    if os.fork() == 0:\n"
+                        "        pairs = [socket.socketpair() for _ in range(400)]\n        time.sleep(60)\n"
+                        "        os._exit(0)\ntime.sleep(20)\nprint('not stopped')")
+    assert a.last["status"] == "died" and "sockets and pipes open at once" in observation, observation
 
 
 # -- 9: the approval rule is the engine's ------------------------------------------
