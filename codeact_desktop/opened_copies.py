@@ -11,6 +11,7 @@ opens it need Save as; the panel's Save as… keeps the original wherever the us
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -20,8 +21,13 @@ import time
 from pathlib import Path
 
 from . import no_follow
+from .sizes import human_size
 
 KEEP_SECONDS = 24 * 3600  # a copy may still be open in its program; a day later it is removed
+# What the copies may take of the disk together; the oldest go first to make room. A file
+# larger than this is not copied (a sparse file of 2 GB takes no disk in the workspace, but
+# 2 GB as a copy, outside the conversation's budget).
+ALL_COPIES_BYTES = 2 << 30
 
 
 def private_copy(workspace: Path, relative: str, copies: Path) -> Path:
@@ -32,6 +38,11 @@ def private_copy(workspace: Path, relative: str, copies: Path) -> Path:
     (no_follow's) when the file is not plain or the disk has no room."""
     copies.mkdir(parents=True, exist_ok=True, mode=0o700)
     remove_old(copies)
+    size = (workspace / relative).lstat().st_size
+    if size > ALL_COPIES_BYTES:
+        raise no_follow.NoRoom(errno.EFBIG, f"it is {human_size(size)}, more than the {human_size(ALL_COPIES_BYTES)} "
+                                            "Open copies; use Save as… and open it from where you saved it")
+    make_room(copies, size, ALL_COPIES_BYTES)
     this_file = copies_of(workspace, copies) / _key(relative)
     this_file.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(dir=this_file))
@@ -60,6 +71,22 @@ def _key(text: str) -> str:
 def discard(copy: Path) -> None:
     """Removes a copy that was refused or that nothing opened."""
     _remove(copy.parent)
+
+
+def make_room(copies: Path, size: int, budget: int) -> None:
+    """Removes the oldest copies until ``size`` more bytes fit in ``budget``."""
+    held = []
+    for folder in copies.glob("*/*/*"):
+        try:
+            held.append((folder.lstat().st_mtime, sum(f.lstat().st_size for f in folder.iterdir()), folder))
+        except OSError:
+            continue
+    total = sum(bytes_ for _, bytes_, _ in held)
+    for _, bytes_, folder in sorted(held, key=lambda h: h[0]):
+        if total + size <= budget:
+            break
+        _remove(folder)
+        total -= bytes_
 
 
 def remove_old(copies: Path, keep_seconds: float = KEEP_SECONDS) -> None:

@@ -79,3 +79,26 @@ def test_a_conversations_copies_are_in_one_folder_and_a_discarded_copy_goes(tmp_
     assert copies_of(tmp_path / "a", copies) in a.parents and copies_of(tmp_path / "a", copies) not in b.parents
     discard(a)
     assert not a.parent.exists() and b.exists()
+
+
+def test_copies_take_at_most_their_budget_and_a_larger_file_is_not_copied(tmp_path, monkeypatch):
+    # A sparse file of 300 MB takes no disk in the workspace but 300 MB as a copy, outside
+    # the conversation's budget; distinct files opened once each added up without end.
+    from codeact_desktop import opened_copies
+    from codeact_desktop.no_follow import NoRoom
+
+    monkeypatch.setattr(opened_copies, "ALL_COPIES_BYTES", 3000)
+    workspace, copies = tmp_path / "ws", tmp_path / "copies"
+    workspace.mkdir()
+    for name in "abcd":
+        (workspace / name).write_bytes(b"x" * 1000)
+    with open(workspace / "sparse", "wb") as f:
+        f.truncate(300 << 20)
+    made = []
+    for name in "abcd":
+        made.append(private_copy(workspace, name, copies))
+        time.sleep(0.01)  # each copy a little newer than the one before
+    assert [m.exists() for m in made] == [False, True, True, True]  # the oldest went to make room
+    with pytest.raises(NoRoom, match="more than the 2.9 KB Open copies"):
+        private_copy(workspace, "sparse", copies)
+    assert sum(f.stat().st_size for f in copies.rglob("*") if f.is_file()) == 3000
