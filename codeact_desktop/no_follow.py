@@ -294,6 +294,19 @@ def _entry_kind(entry: os.DirEntry) -> str:
         else "other"
 
 
+def _writable_then_again(remove, path: str, _) -> None:
+    """shutil.rmtree's error handler: Windows refuses to delete a read-only file (Open's
+    copies are read-only), so it is made writable and tried once more; anything else,
+    or a file still open on Windows, is left (``ignore_errors``)."""
+    if remove not in (os.unlink, os.remove, os.rmdir):
+        return
+    try:
+        os.chmod(path, os.lstat(path).st_mode | stat.S_IWRITE)
+        remove(path)
+    except OSError:
+        pass
+
+
 def _usable(name: str | Path, dir_fd: int | None = None) -> None:
     """Gives a folder its owner's rights back (code may lock what it made: mode 000, 0555),
     without following a link: through an O_PATH descriptor of the folder itself."""
@@ -334,7 +347,7 @@ def remove_tree(path: Path) -> bool:
         return not os.path.lexists(path)
     if not _AT:
         try:
-            shutil.rmtree(path, ignore_errors=True)
+            shutil.rmtree(path, onerror=_writable_then_again)
         except RecursionError:
             pass
         return not os.path.lexists(path)

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import os
-import shutil
-import stat
 import tempfile
 import time
 from pathlib import Path
 
 from . import no_follow
+from .no_follow import remove_tree
 from .sizes import human_size
 
 KEEP_SECONDS = 24 * 3600  # a copy may still be open in its program; a day later it is removed
@@ -50,12 +48,12 @@ def private_copy(workspace: Path, relative: str, copies: Path) -> Path:
     try:
         no_follow.copy_out(workspace, relative, target)
     except BaseException:
-        _remove(folder)
+        remove_tree(folder)
         raise
     target.chmod(0o444)
     for earlier in this_file.iterdir():
         if earlier != folder:
-            _remove(earlier)  # open in its program still: gone on Linux and macOS, kept on Windows
+            remove_tree(earlier)  # open in its program still: gone on Linux and macOS, kept on Windows
     return target
 
 
@@ -70,7 +68,7 @@ def _key(text: str) -> str:
 
 def discard(copy: Path) -> None:
     """Removes a copy that was refused or that nothing opened."""
-    _remove(copy.parent)
+    remove_tree(copy.parent)
 
 
 def make_room(copies: Path, size: int, budget: int) -> None:
@@ -85,7 +83,7 @@ def make_room(copies: Path, size: int, budget: int) -> None:
     for _, bytes_, folder in sorted(held, key=lambda h: h[0]):
         if total + size <= budget:
             break
-        _remove(folder)
+        remove_tree(folder)
         total -= bytes_
 
 
@@ -94,19 +92,7 @@ def remove_old(copies: Path, keep_seconds: float = KEEP_SECONDS) -> None:
     for folder in copies.glob("*/*/*"):  # conversation / file / one copy
         try:
             if folder.lstat().st_mtime < cutoff:
-                _remove(folder)
+                remove_tree(folder)
         except OSError:
             continue  # removed meanwhile by another copy's clean-up
 
-
-def _remove(folder: Path) -> None:
-    """Removes a copy's folder. Windows refuses to delete a read-only file, so it is made
-    writable first there; a copy still open in its program on Windows stays for next time."""
-    def writable_then_again(remove, path, _):
-        try:
-            os.chmod(path, os.stat(path).st_mode | stat.S_IWRITE)
-            remove(path)
-        except OSError:
-            pass
-
-    shutil.rmtree(folder, onerror=writable_then_again)
