@@ -267,17 +267,9 @@ def item_from_message(msg: dict) -> OutputItem | None:
         data = content.get("data")
         if not isinstance(data, dict):
             return None
-        if _unreadable(data):  # what the app cannot measure could be any size when Qt decodes it
-            from ..resources import messages
-
-            return OutputItem(kind="stderr", text=messages()["image_unreadable"] + "\n")
-        too_large = _too_large(data)
-        if too_large:
-            from ..resources import messages
-
-            width, height = too_large
-            return OutputItem(kind="stderr", text=messages()["image_too_large"].format(
-                width=width, height=height, most=MAX_IMAGE_PIXELS // 1_000_000) + "\n")
+        refused = _image_refused(data)
+        if refused:
+            return OutputItem(kind="stderr", text=refused + "\n")
         count = content.get("execution_count")
         count = count if kind == "execute_result" and isinstance(count, int) and not isinstance(count, bool) else None
         clean = {"data": _clean_bundle(data), "metadata": _clean_metadata(content.get("metadata")),
@@ -336,22 +328,27 @@ def image_type(data: bytes) -> str:
     return "svg"
 
 
-def _unreadable(data: dict) -> bool:
-    """Whether the bundle's PNG is not one, or its JPEG (by its first bytes: one that is not
-    is passed over for the next type, as before) gives no size in its header."""
+def _image_refused(data: dict) -> str:
+    """Why the bundle's first raster image is not kept ("" when it is), decoded once: a PNG
+    that is not one, a JPEG whose header gives no size (what the app cannot measure could
+    be any size when Qt decodes it), or a claimed size over MAX_IMAGE_PIXELS. A JPEG that
+    is not one by its first bytes is passed over for the next type."""
+    from ..resources import messages
+
     if "image/png" in data:
-        return _png(data["image/png"]) is None
-    jpeg = _jpeg(data["image/jpeg"]) if "image/jpeg" in data else None
-    return jpeg is not None and image_size(jpeg) is None
-
-
-def _too_large(data: dict) -> tuple[int, int] | None:
-    """The claimed size of the bundle's first raster image, where it is over MAX_IMAGE_PIXELS."""
-    for mime, read in (("image/png", _png), ("image/jpeg", _jpeg)):
-        if mime in data:
-            size = image_size(read(data[mime]) or b"")
-            return size if size and size[0] * size[1] > MAX_IMAGE_PIXELS else None
-    return None
+        raw = _png(data["image/png"])
+    elif "image/jpeg" in data:
+        raw = _jpeg(data["image/jpeg"])
+        if raw is None:
+            return ""
+    else:
+        return ""
+    size = image_size(raw) if raw is not None else None
+    if size is None:
+        return messages()["image_unreadable"]
+    if size[0] * size[1] > MAX_IMAGE_PIXELS:
+        return messages()["image_too_large"].format(width=size[0], height=size[1], most=MAX_IMAGE_PIXELS // 1_000_000)
+    return ""
 
 
 _LAID_OUT = ("text/html", "text/markdown")
