@@ -183,7 +183,12 @@ def file_head(workspace: Path, relative: str, size: int = 4096, as_written: bool
         head = no_follow.read_head(workspace, relative, size)
     except OSError:
         return None
-    return head if as_written else head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head if as_written else without_leading_blanks(head)
+
+
+def without_leading_blanks(head: bytes | None) -> bytes | None:
+    """A file's head from its first byte that is not blank (nor a UTF-8 byte order mark)."""
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n") if head is not None else None
 
 
 def looks_like_page(workspace: Path, relative: str) -> bool:

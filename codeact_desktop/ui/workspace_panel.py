@@ -17,7 +17,8 @@ from PySide6.QtWidgets import (
 from .. import no_follow
 from ..paths import save_suggestion
 from ..sizes import human_size
-from ..agent.workspace import PAGE_SUFFIXES, file_head, looks_like_page, page_question, why_not_open
+from ..agent.workspace import (PAGE_SUFFIXES, file_head, looks_like_page, page_question, why_not_open,
+                               without_leading_blanks)
 from ..opened_copies import discard, private_copy
 from ..store.history import Conversation
 from ..visible_text import visible_name
@@ -239,7 +240,8 @@ class WorkspacePanel(QWidget):
         if no_follow.kind(workspace, relative) == "file":
             # The bytes as written (the desktop's rules sit at fixed offsets) and from the first
             # non-blank one (what a more lenient sniffer sees): a runnable type by either is refused.
-            for head in (file_head(workspace, relative, as_written=True), file_head(workspace, relative)):
+            written = file_head(workspace, relative, as_written=True)
+            for head in (written, without_leading_blanks(written)):
                 kind = QMimeDatabase().mimeTypeForFileNameAndData(Path(relative).name, head or b"")
                 types |= {kind.name(), *kind.allAncestors()}
                 if types & RUNNABLE_TYPES:
