@@ -29,10 +29,12 @@ SETTINGS = [("q8_0", True), ("f16", True), ("f16", False)]
 
 # One load per process, so each resident figure is that setting's alone.
 _LOAD = r"""
-import json, re, sys
+import json, sys
+sys.path.insert(0, "bench")
 from llama_cpp import Llama
 from codeact_desktop.models.hardware import KV_TYPES
 from codeact_desktop.native import llama_log
+from kv_cache_types import COMPUTE, KV_SIZE  # the lines llama.cpp logs its buffers' sizes on
 
 path, kv_type, flash, n_ctx, threads = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4]), int(sys.argv[5])
 
@@ -48,10 +50,9 @@ with llama_log.watched() as lines:
 log = "".join(lines)
 loaded = rss()
 llm.eval(llm.tokenize(b"Write a function that adds two numbers.", add_bos=True))  # every weight read once
-mib = lambda pattern: sum(float(m) for m in re.findall(pattern, log))
+mib = lambda pattern: sum(float(m) for m in pattern.findall(log))
 print(json.dumps({"python_and_libraries": before, "after_load": loaded, "after_prompt": rss(),
-                  "kv_mib": mib(r"llama_kv_cache: size =\s+([\d.]+) MiB"),
-                  "compute_mib": mib(r"compute buffer size =\s+([\d.]+) MiB")}))
+                  "kv_mib": mib(KV_SIZE), "compute_mib": mib(COMPUTE)}))
 """
 
 
