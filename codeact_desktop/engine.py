@@ -102,6 +102,12 @@ class EarlyStart:
         return self.model.result()
 
 
+# How long a later start waits for the early kernel's process to be launched. Alone the
+# launch takes about 30 ms; on a thread beside the window's build and the model's load it
+# waited 0.15 to 0.2 s for the GIL, on the path to the conversation being usable.
+LAUNCH_WAIT_S = 0.3
+
+
 def start_early(paths: AppPaths, store: HistoryStore, load_backend: Callable[[], ChatBackend] | None,
                 *, open_conversation: bool = True) -> EarlyStart:
     if load_backend is None:
@@ -112,8 +118,11 @@ def start_early(paths: AppPaths, store: HistoryStore, load_backend: Callable[[],
         rows = store.list_conversations()
         conversation = store.open_conversation(rows[0]["id"]) if rows else store.create_conversation(paths.workspaces)
         # The kernel first: it is the slower of the two, and its start wants the GIL for a
-        # moment before its own process takes over.
+        # moment before its own process takes over, so the model's load and the window wait
+        # for that moment. Not on a first start: its kernel makes its environment first.
         kernel = start_kernel(paths, conversation.workspace, network=conversation.network_allowed())
+        if KernelVenv(paths.kernel_venv).state() is not None:
+            kernel.wait_launched(LAUNCH_WAIT_S)
         conversation_id = conversation.id
     model = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load").submit(load_backend)
     return EarlyStart(model, conversation_id, kernel)

@@ -95,6 +95,7 @@ class ConversationKernel:
         self._runtime_dir: RuntimeDir | None = None
         self._policy: dict = {}
         self._ready = threading.Event()
+        self._launched = threading.Event()  # the first start's process is running (or the start failed)
         self._start_error: BaseException | None = None
         self._lock = threading.Lock()  # one execution at a time
         self.restarts = 0
@@ -163,7 +164,13 @@ class ConversationKernel:
         else:
             self._tell(KernelStatus.READY)
         finally:
+            self._launched.set()
             self._ready.set()
+
+    def wait_launched(self, timeout: float) -> bool:
+        """Waits until the start's process is running (or the start failed), at most
+        ``timeout`` s; whether it is."""
+        return self._launched.wait(timeout)
 
     def _kernel_spec(self, runtime: RuntimeDir, report_fd: int) -> KernelSpec:
         # ipykernel interrupts itself on a message: signals would have to cross namespaces.
@@ -232,6 +239,7 @@ class ConversationKernel:
                 os.close(output_write)
             output = OutputTail(output_read)
             self._km = km
+            self._launched.set()
             if read_end is not None:
                 os.close(write_end)
                 write_end = None

@@ -9,6 +9,7 @@ import threading
 
 import pytest
 
+from codeact_desktop import engine
 from codeact_desktop.engine import start_early
 from codeact_desktop.llm.scripted import ScriptedBackend
 from codeact_desktop.settings import Settings
@@ -84,6 +85,29 @@ def test_start_early_starts_the_kernel_the_window_then_uses(qtbot, app_paths, tm
         loaded.set()
         win.close()
     qtbot.waitUntil(lambda: not early.kernel.is_alive, timeout=30_000)  # closed with the window
+
+
+def test_a_later_start_launches_the_kernels_process_before_the_models_load_begins(app_paths, kernel_venv, tmp_path,
+                                                                                  monkeypatch):
+    """The early kernel's launch is Python (jupyter_client) that wants the GIL: beside the
+    model's load and the window's build it waited 0.15 to 0.2 s for it. On a later start
+    start_early returns with the kernel's process running, and the load begins after."""
+    kernels, pids_at_load = [], []
+    real_start_kernel = engine.start_kernel
+    monkeypatch.setattr(engine, "start_kernel", lambda *a, **kw: kernels.append(real_start_kernel(*a, **kw))
+                        or kernels[-1])
+
+    def load():
+        pids_at_load.append(kernels[0].pid)
+        return ScriptedBackend(["Hi."])
+
+    early = start_early(app_paths, HistoryStore(tmp_path / "history.sqlite3"), load)
+    try:
+        assert early.kernel.pid is not None  # launched before start_early returned
+        early.load_backend()
+        assert pids_at_load == [early.kernel.pid]
+    finally:
+        early.kernel.shutdown()
 
 
 def test_the_highlighter_warms_up_once_the_conversation_is_usable(qtbot, app_paths, tmp_path, monkeypatch):
