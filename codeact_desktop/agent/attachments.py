@@ -24,6 +24,7 @@ from pathlib import Path, PurePath
 from typing import Callable
 
 from ..no_follow import Folder, open_plain_below, plain_file, remove_tree, walk_tree
+from ..process_ids import process_running
 from ..resources import messages
 from ..sizes import human_size
 from ..visible_text import visible_name, well_formed
@@ -170,8 +171,6 @@ def copy_into_workspace(
 
 def remove_abandoned_copies(workspace: Path) -> list[str]:
     """Removes what copies cut off by a kill left behind (their process is gone)."""
-    import psutil
-
     removed = []
     try:
         entries = list(Path(workspace).iterdir())
@@ -179,8 +178,11 @@ def remove_abandoned_copies(workspace: Path) -> list[str]:
         return removed
     for entry in entries:
         match = _PARTIAL.match(entry.name)
-        if match and not psutil.pid_exists(int(match.group(1))):
-            remove_tree(entry)
+        if match and not process_running(match.group(1)):
+            try:
+                remove_tree(entry)
+            except OSError:  # what the code made of it: never a reason not to start
+                continue
             removed.append(entry.name)
     return removed
 

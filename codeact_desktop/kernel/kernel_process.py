@@ -6,23 +6,31 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import tempfile
 import threading
 from pathlib import Path
 
 from ..no_follow import remove_tree
+from ..process_ids import process_running
 
 
 def remove_abandoned_runtime_folders() -> list[str]:
     """Kernels' runtime folders (``/tmp/cak-PID-*``: connection file with its key, sockets)
-    left by an app that was killed; those of a running app are left alone."""
-    import psutil
-
+    left by an app that was killed; those of a running app, and anything not the user's
+    own (``/tmp`` is every user's), are left alone."""
     removed = []
     for folder in Path(tempfile.gettempdir()).glob("cak-*-*"):
-        pid = folder.name.split("-")[1]
-        if pid.isdigit() and not psutil.pid_exists(int(pid)) and folder.is_dir() and not folder.is_symlink():
-            remove_tree(folder)
+        try:
+            info = folder.lstat()
+        except OSError:
+            continue
+        mine = not hasattr(os, "getuid") or info.st_uid == os.getuid()
+        if stat.S_ISDIR(info.st_mode) and mine and not process_running(folder.name.split("-")[1]):
+            try:
+                remove_tree(folder)
+            except OSError:  # another's, or in use: never a reason not to start
+                continue
             removed.append(folder.name)
     return removed
 

@@ -13,25 +13,18 @@ from __future__ import annotations
 import time
 
 from ..action_status import ActionStatus
+from ..process_ids import process_running
 from ..resources import messages
 from .history import HistoryStore
 
 _UNFINISHED = (ActionStatus.PROPOSED.value, ActionStatus.RUNNING.value)
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    import psutil
-
-    return psutil.pid_exists(pid)
-
-
 def recover_interrupted(store: HistoryStore) -> int:
     """Marks actions cut off by a kill; returns how many turns were recovered."""
     rows = store.query("SELECT id, conversation_id, message_id, owner FROM actions"
                        " WHERE status IN (?, ?) ORDER BY conversation_id, message_id", _UNFINISHED)
-    cut = [r for r in rows if not _alive(r["owner"])]
+    cut = [r for r in rows if not process_running(r["owner"])]
     if not cut:
         return 0
     texts = messages()
