@@ -22,7 +22,8 @@ def send_json(handler: BaseHTTPRequestHandler, payload: dict) -> None:
 
 
 class ScriptedOpenAIServer:
-    def __init__(self, replies: list[str], piece_chars: int = 4, piece_delay: float = 0.01):
+    def __init__(self, replies: list[str], piece_chars: int = 4, piece_delay: float = 0.01,
+                 model_ids: tuple[str, ...] = ("scripted",)):
         self.replies = replies
         self.authorizations: list[str | None] = []  # the Authorization header of each request
         server = self
@@ -32,7 +33,7 @@ class ScriptedOpenAIServer:
                 pass
 
             def do_GET(self):  # noqa: N802
-                send_json(self, {"data": [{"id": "scripted", "context_length": 8192}]})
+                send_json(self, {"data": [{"id": model_id, "context_length": 8192} for model_id in model_ids]})
 
             def do_POST(self):  # noqa: N802
                 server.authorizations.append(self.headers.get("Authorization"))

@@ -37,6 +37,9 @@ CHARS_PER_TOKEN = 3.2
 MAX_LINE = 1 << 20  # one streamed line; a chunk is a few hundred bytes
 MAX_MODELS_BODY = 4 << 20  # /models: hundreds of entries
 MAX_ERROR_BODY = 4096  # what is read of an error's body
+# A model's name as a server lists it: a Hub id is at most 96 characters, a path a few hundred.
+# Longer is not a name (a 20,000-character id stretched the window to its width).
+MAX_MODEL_ID = 512
 CHARS_PER_REPLY_TOKEN = 32  # a reply longer than max_tokens of these ends as "length"
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,8 @@ class OpenAIBackend(ChatBackend):
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
         )
         listed = self._list_models()
+        if model is not None and len(model) > MAX_MODEL_ID:
+            raise BackendError(f"A model name of {len(model):,} characters is not one (at most {MAX_MODEL_ID}).")
         if model is None:
             if not listed:
                 raise BackendError(f"The server at {self.base_url} lists no models; name one.")
@@ -102,10 +107,12 @@ class OpenAIBackend(ChatBackend):
         data = listed.get("data", []) if isinstance(listed, dict) else None
         if not isinstance(data, list):
             raise BackendError(f"{self.base_url} is not an OpenAI-compatible API (/models holds no list)")
-        # Only entries that name a model with a string id; a context that is not a count is left out.
+        # Only entries that name a model with a string id of a name's length; a context that
+        # is not a count is left out.
         return [{"id": entry["id"], **{key: entry[key] for key in ("max_model_len", "context_length")
                                       if _count(entry.get(key))}}
-                for entry in data if isinstance(entry, dict) and isinstance(entry.get("id"), str)]
+                for entry in data if isinstance(entry, dict) and isinstance(entry.get("id"), str)
+                and 0 < len(entry["id"]) <= MAX_MODEL_ID]
 
     def count_tokens(self, messages: list[Message]) -> int:
         chars = sum(len(m["content"]) + 16 for m in messages)

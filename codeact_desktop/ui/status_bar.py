@@ -15,6 +15,7 @@ from .theme import set_tone
 from .untrusted_text import plain_tip
 
 DETAILS_MIN_WIDTH = 1000  # px: narrower, and context and speed leave the status bar
+MODEL_LABEL_CHARS = 72  # "llama.cpp · " and a model's name: a longer one is cut in the middle
 _TROUBLE = (KernelStatus.DIED, KernelStatus.FAILED)
 
 
@@ -70,7 +71,10 @@ class WindowStatusBar(QStatusBar):
         self.addPermanentWidget(self.restart_button)
 
     def set_model(self, text: str, error: bool = False) -> None:
-        self.model_label.setText(text)
+        # A server's model id can be a few hundred characters: the label is not to set the
+        # window's least width, so it is cut in the middle (the tooltip has it whole).
+        self.model_label.setText(text if len(text) <= MODEL_LABEL_CHARS
+                                 else f"{text[:MODEL_LABEL_CHARS * 2 // 3]}…{text[-MODEL_LABEL_CHARS // 3:]}")
         self.model_label.setToolTip(plain_tip(text))  # whole, where a narrow window cuts it
         set_tone(self.model_label, "error" if error else "")
 

