@@ -3,9 +3,9 @@
 The kernel gets its own mount, PID, IPC, UTS, user (and, with the network off, network)
 namespaces: a root file system holding only what it needs (the system's programs read-only,
 the Python runtime and package layers read-only, its workspace, home and runtime folders
-writable), a private ``/proc`` that shows only its own processes, a minimal ``/dev`` with a
-small private ``/dev/shm`` and ``/tmp``, no capabilities, no further user namespaces, and
-death with the app. So the desktop's Unix sockets (X11, Wayland, D-Bus), other
+writable), a private ``/proc`` that shows only its own processes, a minimal ``/dev`` whose
+``/dev/shm`` is a folder of its own temp folder, a small private ``/tmp``, no capabilities,
+no further user namespaces, and death with the app. So the desktop's Unix sockets (X11, Wayland, D-Bus), other
 conversations' kernels and the app itself are neither visible nor reachable, and every
 process the kernel starts ends with it.
 
@@ -27,8 +27,7 @@ _ETC = ("alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime"
         "hosts", "resolv.conf", "gai.conf", "host.conf", "os-release", "locale.alias", "papersize")
 _SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _SYSTEM_INFO = ("/sys/devices/system/cpu", "/sys/devices/system/node")  # CPU counts for BLAS and friends
-SHM_BYTES = 256 << 20  # /dev/shm and /tmp live in memory: small, private, gone with the kernel
-TMP_BYTES = 256 << 20
+TMP_BYTES = 256 << 20  # /tmp lives in memory: small, private, gone with the kernel (and read-only to it)
 
 
 def bwrap_path() -> str | None:
@@ -52,8 +51,11 @@ def bwrap_argv(bwrap: str, policy: dict, read_only_files: list[str], cwd: str) -
     for path in _SYSTEM:
         argv += _mirror(path, "--ro-bind")
     argv += ["--proc", "/proc", "--dev", "/dev",
-             "--perms", "1777", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm",
              "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
+    # /dev/shm is a folder in the kernel's temp folder, on the disk whose use the watchdog
+    # counts: on a tmpfs, even a small one, each empty file is an inode of kernel memory
+    # no budget sees (tmpfs allows half the RAM's pages of them).
+    argv += ["--bind", policy["shm"], "/dev/shm"]
     for name in _ETC:
         argv += _mirror(f"/etc/{name}", "--ro-bind")
     for path in _SYSTEM_INFO:

@@ -124,7 +124,7 @@ def apply_landlock(read: list[str], read_exec: list[str], write: list[str], bloc
 
 # Kernel calls no notebook task needs and that attacks on the Linux kernel itself lean on
 # (io_uring, eBPF, user faults, keyrings, perf, tracing, mounts, module loading), and
-# the two ways to hold memory outside any process (memfd, System V shared memory): refused
+# the ways to hold memory outside any process (memfd, System V IPC): refused
 # with EPERM by a seccomp filter (libseccomp, through ctypes). Calls of another
 # architecture (32-bit syscalls on x86_64) kill the process, libseccomp's default.
 SECCOMP_DENIED = (
@@ -134,8 +134,10 @@ SECCOMP_DENIED = (
     "pivot_root", "move_mount", "open_tree", "fsopen", "fsmount", "fsconfig", "fspick", "mount_setattr",
     "setns", "unshare", "open_by_handle_at", "name_to_handle_at", "swapon", "swapoff", "reboot", "acct",
     "quotactl", "syslog", "uselib", "vhangup", "iopl", "ioperm", "lookup_dcookie", "nfsservctl",
-    # memory that is in no process's RSS until mapped, so the watchdog would not see it
-    "memfd_create", "memfd_secret", "shmget",
+    # memory that is in no process's RSS until mapped, so the watchdog would not see it;
+    # System V semaphores and message queues hold kernel memory no process shows (32,000
+    # sets of 32,000 semaphores, 32,000 queues of 1 MB) under the IPC namespace's defaults
+    "memfd_create", "memfd_secret", "shmget", "semget", "msgget",
     # the user's inotify instances (128) and watches are counted across every namespace:
     # code holding them would leave none for the desktop, nor for the app's own watch
     "inotify_init", "inotify_init1", "fanotify_init")

@@ -84,6 +84,11 @@ class RuntimeDir:
         return self.tmp_in / ".tmp" if self.tmp_in is not None else self.root / "tmp"
 
     @property
+    def shm(self) -> Path:
+        """What the kernel sees as ``/dev/shm`` (bubblewrap): inside its temp folder."""
+        return self.tmp / ".shm"
+
+    @property
     def start_folder(self) -> Path:
         """Empty and the app's: the kernel's working folder while ipykernel starts."""
         return self.root / "start"
@@ -98,6 +103,7 @@ class RuntimeDir:
                 os.rename(self.tmp, self.tmp.with_name(f".tmp-left-{secrets.token_hex(4)}"))
         for folder in (self.sockets, self.tmp):
             folder.mkdir(mode=0o700, parents=True, exist_ok=False if folder == self.tmp else True)
+        self.shm.mkdir(mode=0o700)
         self.start_folder.mkdir(mode=0o555, exist_ok=True)
         return self
 
@@ -116,6 +122,7 @@ def kernel_policy(venv: KernelVenv, workspace: Path, runtime: RuntimeDir, writab
         "write": _unique(_outermost([workspace, runtime.tmp, *writable])) + list(_DEVICES_WRITABLE),
         "network": network,
         "tmp": str(runtime.tmp),
+        "shm": str(runtime.shm),
         "sockets": str(runtime.sockets),  # its own sockets only: see restricted_start.SOCKETS_ONLY
         "site_dirs": layers,
         "start_folder": str(runtime.start_folder),
