@@ -259,13 +259,18 @@ class ConversationKernel:
             self._watchdog = KernelWatchdog(lambda: self.pid, self.limits.memory or 1 << 62,
                                             disk_path=self.workspace, min_free_disk=self.limits.min_free_disk,
                                             folders=self._own_folders, disk_budget=self.limits.disk,
-                                            max_entries=self.limits.entries, on_exit=self._process_ended).start()
+                                            max_entries=self.limits.entries, on_exit=self._process_ended,
+                                            busy=self._running).start()
         # Still in the empty folder: what it imports comes from the read-only layers. Not in
         # the unrestricted fallback: there nothing at all runs before the user's yes
         # (matplotlib would read the settings in the kernel's home).
         if self.warm_up and self.restricted:
             run_quietly(self._kc, WARM_UP, timeout=60)
         self._enter_workspace()
+
+    def _running(self) -> bool:
+        """An action or a start is under way: the code may use the processor."""
+        return self._lock.locked() or not self._ready.is_set()
 
     def _own_folders(self) -> tuple[Path, ...]:
         """What this conversation's code can fill: its workspace, its home, its temp and

@@ -1,6 +1,7 @@
 """Stops a kernel before it hurts the computer: too much memory (before the laptop
 swaps), too many processes or threads (a fork bomb, where the process limit does not
-apply, as for root), or a disk about to fill. Watches everything the kernel started,
+apply, as for root), kernel objects no RSS shows (sockets, pipes, epoll watches), a disk
+about to fill, or a processor kept busy after the code's action ended. Watches everything the kernel started,
 its whole process tree however the processes detach (new sessions, double forks: in
 bubblewrap's PID namespace orphans go to the namespace's init, still in the tree),
 reading /proc directly (fast even with hundreds of processes), and kills the tree at
@@ -16,11 +17,14 @@ import logging
 import os
 import shutil
 import signal
+import stat
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 POLL_S = 0.1
 MAX_PROCESSES = 128
@@ -29,6 +33,15 @@ MAX_THREADS = 2048  # all threads of all processes: a thread bomb exhausts the O
 # hundred KB of the system's memory that no process's RSS shows, and the open-file limit
 # is per process (16 children held 15,360 sockets and 2.9 GB)
 MAX_BUFFERS = 1024
+# Files watched by epoll instances, across the tree. The user's watches (fs.epoll.max_user_watches,
+# about 4% of low memory) are counted across every namespace: 500 epolls each watching the
+# same 500 eventfds are 250,000 watches in one process under the open-file limit.
+MAX_EPOLL_WATCHES = 16_384
+# Code left running after its action (a thread or a process that spins) keeps a core busy
+# while the conversation looks idle: more than this share of a core over this window, with
+# no action running, and the kernel is stopped.
+IDLE_CPU_WINDOW_S = 10.0
+IDLE_CPU_SHARE = 0.5
 PSS_MAX_MEMBERS = 16  # PSS of a process costs milliseconds: read it only for a few
 MIN_FREE_DISK = 1 << 30  # the code may not take the last GB of the disk its workspace is on
 DISK_FILLING = 64 << 20  # ... judged by what it took since the kernel started
@@ -39,6 +52,10 @@ MIN_FREE_INODES = 100_000  # the code may not take the disk's last file entries 
 INODES_FILLING = 50_000  # ... judged by what it took since the kernel started
 _log = logging.getLogger(__name__)
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_BY_DESCRIPTOR = os.scandir in os.supports_fd and os.open in os.supports_dir_fd
+_FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+MAX_WALK_DEPTH = 128  # folders nested deeper are a reason to stop the kernel, not counted
 
 
 def process_tree(pid: int) -> list[tuple[int, int, int]]:
@@ -71,9 +88,18 @@ def process_tree(pid: int) -> list[tuple[int, int, int]]:
     return members
 
 
-def buffers_held(pids: list[int]) -> int:
-    """Distinct sockets and pipes open in the processes, however many of them hold each."""
-    seen = set()
+@dataclass
+class OpenFiles:
+    """What the processes' open files hold that neither their RSS nor a walk of the
+    conversation's folders shows."""
+
+    buffers: int = 0  # distinct sockets and pipes, however many processes hold each
+    epoll_watches: int = 0  # counted up to a little past the limit asked
+    unnamed_bytes: int = 0  # disk taken by files removed while open, or never named (O_TMPFILE)
+
+
+def open_files(pids: list[int], watches_enough: int = MAX_EPOLL_WATCHES) -> OpenFiles:
+    buffers, unnamed, watches = set(), {}, 0
     for pid in pids:
         try:
             names = os.listdir(f"/proc/{pid}/fd")
@@ -85,8 +111,41 @@ def buffers_held(pids: list[int]) -> int:
             except OSError:
                 continue
             if target.startswith(("socket:", "pipe:")):
-                seen.add(target)
-    return len(seen)
+                buffers.add(target)
+            elif target == "anon_inode:[eventpoll]":
+                if watches <= watches_enough:  # reading stops once the answer is known
+                    watches += _epoll_watches(pid, name)
+            elif target.endswith(" (deleted)"):
+                try:
+                    info = os.stat(f"/proc/{pid}/fd/{name}")
+                except OSError:
+                    continue
+                if stat.S_ISREG(info.st_mode):
+                    unnamed[(info.st_dev, info.st_ino)] = info.st_blocks * 512
+    return OpenFiles(len(buffers), watches, sum(unnamed.values()))
+
+
+def _epoll_watches(pid: int, fd: str) -> int:
+    """Files an epoll instance watches: a ``tfd:`` line each in its fdinfo."""
+    try:
+        with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as f:
+            return sum(1 for line in f if line.startswith(b"tfd:"))
+    except OSError:
+        return 0
+
+
+def processor_seconds(pids: list[int]) -> dict[int, float]:
+    """Processor time (user and system) each process has used so far."""
+    used = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat_line = f.read()
+            fields = stat_line[stat_line.rindex(b")") + 2:].split()
+            used[pid] = (int(fields[11]) + int(fields[12])) / _TICKS
+        except (OSError, ValueError, IndexError):
+            continue
+    return used
 
 
 def tree_members(pid: int) -> list[tuple[int, int]]:
@@ -126,9 +185,67 @@ def proportional(members: list[tuple[int, int]], stop_above: int | None = None) 
     return total
 
 
-def folder_usage(*folders: Path) -> tuple[int, int]:
-    """Bytes on disk under the folders and the number of entries, links not followed (du's count)."""
-    total, entries_seen, todo = 0, 0, [str(f) for f in folders]
+class FolderUsage(NamedTuple):
+    """What a conversation's folders hold."""
+
+    bytes: int  # on disk (du's count)
+    entries: int  # files and folders
+    too_deep: bool  # folders nested below MAX_WALK_DEPTH, not counted
+
+
+def folder_usage(*folders: Path) -> FolderUsage:
+    """Bytes on disk under the folders and the number of entries, links not followed. By
+    folder descriptors where the OS has them: a path past 4,096 bytes (18 folders of 250
+    characters) cannot be listed by name, and what it held went uncounted (2 GB over a
+    200 MB budget). One descriptor per level, so the walk stops MAX_WALK_DEPTH deep."""
+    usage = [0, 0, False]
+    for folder in folders:
+        if _BY_DESCRIPTOR:
+            try:
+                fd = os.open(folder, _FOLDER_FLAGS)
+            except OSError:
+                continue
+            try:
+                _count_below(fd, 0, usage)
+            finally:
+                os.close(fd)
+        else:
+            _count_by_name(str(folder), usage)
+    return FolderUsage(*usage)
+
+
+def _count_below(fd: int, depth: int, usage: list) -> None:
+    folders = []
+    try:
+        listing = os.scandir(fd)
+    except OSError:
+        return
+    with listing:
+        for entry in listing:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            usage[0] += getattr(info, "st_blocks", 0) * 512 or info.st_size
+            usage[1] += 1
+            if stat.S_ISDIR(info.st_mode):
+                folders.append(entry.name)
+    if folders and depth >= MAX_WALK_DEPTH:
+        usage[2] = True
+        return
+    for name in folders:
+        try:
+            child = os.open(name, _FOLDER_FLAGS, dir_fd=fd)
+        except OSError:
+            continue
+        try:
+            _count_below(child, depth + 1, usage)
+        finally:
+            os.close(child)
+
+
+def _count_by_name(top: str, usage: list) -> None:
+    todo = [top]
     while todo:
         try:
             entries = os.scandir(todo.pop())
@@ -140,11 +257,10 @@ def folder_usage(*folders: Path) -> tuple[int, int]:
                     info = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue
-                total += getattr(info, "st_blocks", 0) * 512 or info.st_size
-                entries_seen += 1
+                usage[0] += getattr(info, "st_blocks", 0) * 512 or info.st_size
+                usage[1] += 1
                 if entry.is_dir(follow_symlinks=False):
                     todo.append(entry.path)
-    return total, entries_seen
 
 
 def kill_tree(pid: int) -> None:
@@ -214,7 +330,7 @@ class KernelWatchdog:
                  min_available: int | None = None, max_threads: int = MAX_THREADS, disk_path: Path | None = None,
                  min_free_disk: int = MIN_FREE_DISK, folders: Callable[[], tuple[Path, ...]] = tuple,
                  disk_budget: int = 0, max_entries: int = MAX_ENTRIES, min_free_inodes: int = MIN_FREE_INODES,
-                 on_exit: Callable[[int], None] | None = None):
+                 on_exit: Callable[[int], None] | None = None, busy: Callable[[], bool] = lambda: True):
         self.pid_of = pid_of
         self.memory_limit = memory_limit
         self.max_processes = max_processes
@@ -229,6 +345,10 @@ class KernelWatchdog:
         self.max_entries = max_entries
         self.min_free_inodes = min_free_inodes
         self.on_exit = on_exit
+        self.busy = busy  # whether an action (or the kernel's start) is running: the code may use the processor
+        self._idle_since: float | None = None
+        self._processor: deque[tuple[float, dict[int, float]]] = deque()  # (when, seconds used by pid)
+        self._unnamed_bytes = 0
         self._exit_told: int | None = None  # the last pid whose end went to on_exit
         self.reason = ""
         self._pss_reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel-watchdog-pss")
@@ -273,10 +393,24 @@ class KernelWatchdog:
                 self._kill(pid, f"it started more than {self.max_threads} threads")
                 continue
             if ticks % 10 == 5 and os.path.isdir("/proc/self"):  # once a second, between the disk's looks
-                held = buffers_held([m[0] for m in members])
-                if held > MAX_BUFFERS:
-                    self._kill(pid, f"it held {held:,} sockets and pipes open at once, over the {MAX_BUFFERS:,} "
-                                    "limit (each can hold memory no process shows)")
+                held = open_files([m[0] for m in members])
+                self._unnamed_bytes = held.unnamed_bytes
+                if held.buffers > MAX_BUFFERS:
+                    self._kill(pid, f"it held {held.buffers:,} sockets and pipes open at once, over the "
+                                    f"{MAX_BUFFERS:,} limit (each can hold memory no process shows)")
+                    continue
+                if held.epoll_watches > MAX_EPOLL_WATCHES:
+                    self._kill(pid, f"it watched more than {MAX_EPOLL_WATCHES:,} files with epoll, a limit every "
+                                    "program of yours shares")
+                    continue
+                if self.disk_budget and held.unnamed_bytes > self.disk_budget:
+                    self._kill(pid, self._over_budget(held.unnamed_bytes, 0))
+                    continue
+            if ticks % 10 == 7 and os.path.isdir("/proc/self"):
+                spinning = self._busy_while_idle([m[0] for m in members])
+                if spinning:
+                    self._kill(pid, f"code left running after its action kept {spinning:.0%} of a processor busy "
+                                    f"for {IDLE_CPU_WINDOW_S:g} s")
                     continue
             if ticks % 10 == 0 and start is not None:  # once a second: statvfs is cheap, not free
                 now = self._disk()
@@ -297,14 +431,14 @@ class KernelWatchdog:
                 if self.disk_budget and (counted[0] - free > DISK_RECOUNT or counted[1] - inodes > recount_entries):
                     # Counting is dear with many files, so only once the disk has lost enough.
                     counted = now
-                    size, entries = folder_usage(*self.folders())
-                    over = [f"{size / (1 << 30):.1f} GB, over its {self.disk_budget / (1 << 30):.3g} GB limit"
-                            if size > self.disk_budget else "",
-                            f"{entries:,} files, over its {self.max_entries:,} limit" if entries > self.max_entries
-                            else ""]
-                    if any(over):
-                        self._kill(pid, f"this conversation's files take {' and '.join(o for o in over if o)}; "
-                                        "delete some to go on")
+                    size, entries, too_deep = folder_usage(*self.folders())
+                    size += self._unnamed_bytes  # files it holds open with no name: no walk finds them
+                    if size > self.disk_budget or entries > self.max_entries:
+                        self._kill(pid, self._over_budget(size, entries))
+                        continue
+                    if too_deep:
+                        self._kill(pid, f"this conversation's folders nest more than {MAX_WALK_DEPTH} deep, "
+                                        "too deep to count what they hold")
                         continue
             pairs = [(m[0], m[1]) for m in members]
             rss = used = sum(m[1] for m in members)
@@ -321,6 +455,34 @@ class KernelWatchdog:
                                 f"{self.memory_limit / (1 << 30):.1f} GB limit")
             elif rss > 256 << 20 and psutil.virtual_memory().available < min_available:
                 self._kill(pid, f"the computer was running out of memory ({rss / (1 << 30):.1f} GB used by the code)")
+
+    def _over_budget(self, size: int, entries: int) -> str:
+        over = [f"{size / (1 << 30):.1f} GB, over its {self.disk_budget / (1 << 30):.3g} GB limit"
+                if size > self.disk_budget else "",
+                f"{entries:,} files, over its {self.max_entries:,} limit" if entries > self.max_entries else ""]
+        return f"this conversation's files take {' and '.join(o for o in over if o)}; delete some to go on"
+
+    def _busy_while_idle(self, pids: list[int]) -> float:
+        """The share of a processor the tree used over the last IDLE_CPU_WINDOW_S with no
+        action running, once that is over IDLE_CPU_SHARE (else 0)."""
+        now = time.monotonic()
+        if self.busy():
+            self._idle_since = None
+            self._processor.clear()
+            return 0.0
+        if self._idle_since is None:
+            self._idle_since = now
+        sample = processor_seconds(pids)
+        self._processor.append((now, sample))
+        while now - self._processor[0][0] > IDLE_CPU_WINDOW_S:
+            self._processor.popleft()
+        then, before = self._processor[0]
+        if now - self._idle_since < IDLE_CPU_WINDOW_S or now - then < IDLE_CPU_WINDOW_S * 0.8:
+            return 0.0
+        # A process born in the window counts all it used; one that ended is not counted.
+        used = sum(max(0.0, seconds - before.get(pid, 0.0)) for pid, seconds in sample.items())
+        share = used / (now - then)
+        return share if share > IDLE_CPU_SHARE else 0.0
 
     def _tell_exit(self, pid: int) -> None:
         if self.on_exit is None or pid == self._exit_told:

@@ -432,7 +432,7 @@ def test_8_what_the_kernel_writes_to_its_own_stdout_fills_no_disk(conversations)
                         "for _ in range(300):\n    os.write(fd, block)\nos.write(2, b'low-level\\n')\n"
                         "print('written')")
     assert "written" in observation and a.last["status"] == "ok", observation
-    held, _ = folder_usage(a.kernel.runtime_dir.root)
+    held = folder_usage(a.kernel.runtime_dir.root).bytes
     assert held < 1 << 20, held
     assert a.act("print('still here')").endswith("still here\n")
 

@@ -1,0 +1,112 @@
+"""Stop 33's independent attack run: what code can hold that no process's memory and no walk
+of the conversation's folders shows, and the processor it can keep after its action.
+
+Each test runs the attack as the model's action in a real restricted kernel through the real
+agent, and fails if the attack gets through."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from codeact_desktop.kernel import watchdog
+from codeact_desktop.kernel.sandbox import GB, KernelLimits
+from codeact_desktop.kernel.state import KernelStatus
+from codeact_desktop.no_follow import remove_tree
+
+
+def test_disk_held_by_files_with_no_name_counts_in_the_budget(conversations):
+    """O_TMPFILE files (and files removed while open) take disk that no walk of the folders
+    finds; ``posix_fallocate`` takes it at once, without writing. 2 GB against a 200 MB
+    budget ran on untouched."""
+    a = conversations(limits=KernelLimits(address_space=4 * GB, memory=1536 << 20, disk=200 << 20))
+    observation = a.act("""
+import os, time
+held = []
+for i in range(4):
+    fd = os.open(os.path.expanduser('~'), os.O_TMPFILE | os.O_RDWR, 0o600)
+    os.posix_fallocate(fd, 0, 128 << 20)
+    held.append(fd)
+removed = open('gone.bin', 'wb'); os.posix_fallocate(removed.fileno(), 0, 64 << 20); os.remove('gone.bin')
+time.sleep(5)
+print('STILL ALIVE')
+""")
+    assert "STILL ALIVE" not in observation and "over its 0.195 GB limit" in observation, observation
+
+
+def test_epoll_watches_past_the_limit_stop_the_kernel(conversations):
+    """The user's epoll watches are one count across every namespace; eventfds and epolls
+    are neither sockets nor pipes, so the open-file count did not see them. 40,000 watches
+    here (250,000 a process fit under the open-file limit)."""
+    a = conversations()
+    observation = a.act("""
+import os, select, time
+fds = [os.eventfd(0) for _ in range(200)]
+polls = [select.epoll() for _ in range(200)]
+for p in polls:
+    for fd in fds:
+        p.register(fd, select.EPOLLIN)
+print('WATCHING', 200 * 200, flush=True)
+time.sleep(5)
+print('STILL ALIVE')
+""")
+    assert "WATCHING 40000" in observation and "STILL ALIVE" not in observation, observation
+    assert f"more than {watchdog.MAX_EPOLL_WATCHES:,} files with epoll" in observation, observation
+
+
+def test_code_left_spinning_after_its_action_is_stopped_and_idle_code_is_not(conversations):
+    """A process (or thread) left spinning kept a core busy for as long as the kernel lived,
+    the conversation looking idle. A thread that waits is left alone, variables and all."""
+    a = conversations()
+    a.act("import threading\nkept = 42\nwaiter = threading.Thread(target=threading.Event().wait, daemon=True)\n"
+          "waiter.start()\nprint('waiting')")
+    time.sleep(watchdog.IDLE_CPU_WINDOW_S + 3)
+    assert a.act("print(kept, waiter.is_alive())").endswith("42 True\n")
+
+    observation = a.act("""
+import subprocess, sys
+subprocess.Popen([sys.executable, '-c', 'while True: pass'], start_new_session=True,
+                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print('left one spinning')
+""")
+    assert a.last["status"] == "ok", observation
+    deadline = time.monotonic() + watchdog.IDLE_CPU_WINDOW_S + 10
+    while time.monotonic() < deadline and a.kernel.state.status != KernelStatus.DIED:
+        time.sleep(0.5)
+    assert not a.kernel.is_alive, "the spinning process was left running"
+    assert "kept" in a.kernel.state.detail and "of a processor busy" in a.kernel.state.detail, a.kernel.state
+    assert a.act("print('back')").endswith("back\n")
+
+
+NESTED = """
+import os, time
+fd = os.open('.', os.O_RDONLY | os.O_DIRECTORY)
+for i in range({levels}):
+    name = f'{{i:03d}}' + 'd' * {name_chars}
+    os.mkdir(name, dir_fd=fd)
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+f = os.open('big', os.O_CREAT | os.O_RDWR, 0o600, dir_fd=fd)
+os.posix_fallocate(f, 0, 384 << 20)
+os.close(f)
+time.sleep(5)
+print('STILL ALIVE')
+"""
+
+
+@pytest.mark.parametrize("levels, name_chars, why", [
+    (18, 247, "over its 0.195 GB limit"),  # a path of 4,500 bytes: not listed by name
+    (watchdog.MAX_WALK_DEPTH + 2, 1, f"nest more than {watchdog.MAX_WALK_DEPTH} deep"),
+])
+def test_files_below_a_path_too_long_to_name_count_in_the_budget(conversations, levels, name_chars, why):
+    """The budget's walk listed folders by their whole path: past 4,096 bytes it was refused
+    (ENAMETOOLONG) and what they held was not counted (2 GB over a 200 MB budget). Now it
+    goes by folder descriptors, one a level, and folders nested past its depth are a reason."""
+    a = conversations(limits=KernelLimits(address_space=4 * GB, memory=1536 << 20, disk=200 << 20))
+    try:
+        observation = a.act(NESTED.format(levels=levels, name_chars=name_chars))
+    finally:
+        a.kernel.shutdown()
+        for chain in a.workspace.glob("000*"):  # real blocks: never left behind
+            remove_tree(chain)
+    assert "STILL ALIVE" not in observation and why in observation, observation
