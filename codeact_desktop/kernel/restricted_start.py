@@ -139,9 +139,23 @@ SECCOMP_DENIED = (
     # sets of 32,000 semaphores, 32,000 queues of 1 MB) under the IPC namespace's defaults
     "memfd_create", "memfd_secret", "shmget", "semget", "msgget",
     # the user's inotify instances (128) and watches are counted across every namespace:
-    # code holding them would leave none for the desktop, nor for the app's own watch
-    "inotify_init", "inotify_init1", "fanotify_init")
+    # code holding them would leave none for the desktop, nor for the app's own watch;
+    # so are Linux AIO's 65,536 events (8 contexts took them all)
+    "inotify_init", "inotify_init1", "fanotify_init", "io_setup")
+# fcntl(F_SETPIPE_SZ): a pipe grown to 1 MB takes the user's pipe pages (64 MB, counted
+# across namespaces; past them every new pipe of the user's gets one page)
+SECCOMP_DENIED_FCNTL = 1031
 _SCMP_ACT_ALLOW = 0x7FFF0000
+_SCMP_CMP_EQ = 4
+
+
+class _ScmpArgCmp(ctypes.Structure):
+    """libseccomp's ``struct scmp_arg_cmp``: argument number, comparison, two values."""
+
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
+                ("datum_b", ctypes.c_uint64)]
+
+
 _SCMP_ACT_ERRNO_EPERM = 0x00050000 | 1
 
 
@@ -154,6 +168,8 @@ def apply_seccomp(denied: tuple[str, ...] = SECCOMP_DENIED) -> dict:
     lib.seccomp_init.argtypes = [ctypes.c_uint32]
     lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
     lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint]
+    lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
+                                           ctypes.c_void_p]
     lib.seccomp_load.argtypes = [ctypes.c_void_p]
     lib.seccomp_release.argtypes = [ctypes.c_void_p]
     ctx = lib.seccomp_init(_SCMP_ACT_ALLOW)
@@ -167,6 +183,11 @@ def apply_seccomp(denied: tuple[str, ...] = SECCOMP_DENIED) -> dict:
                 continue  # not a call of this architecture
             if lib.seccomp_rule_add(ctx, _SCMP_ACT_ERRNO_EPERM, number, 0) == 0:
                 refused += 1
+        fcntl_number = lib.seccomp_syscall_resolve_name(b"fcntl")
+        grow_pipe = _ScmpArgCmp(1, _SCMP_CMP_EQ, SECCOMP_DENIED_FCNTL, 0)  # its second argument, the command
+        if fcntl_number >= 0 and lib.seccomp_rule_add_array(ctx, _SCMP_ACT_ERRNO_EPERM, fcntl_number, 1,
+                                                              ctypes.byref(grow_pipe)) == 0:
+            refused += 1
         code = lib.seccomp_load(ctx)
         if code != 0:
             return {"applied": False, "why": f"seccomp_load failed: {os.strerror(-code)}"}
@@ -219,7 +240,7 @@ def apply_limits(limits: dict) -> dict:
         return {"applied": False, "why": "no resource limits on this system"}
     applied = {}
     names = {"address_space": "RLIMIT_AS", "file_size": "RLIMIT_FSIZE", "processes": "RLIMIT_NPROC",
-             "core": "RLIMIT_CORE", "open_files": "RLIMIT_NOFILE"}
+             "core": "RLIMIT_CORE", "open_files": "RLIMIT_NOFILE", "pending_signals": "RLIMIT_SIGPENDING"}
     for key, name in names.items():
         value = limits.get(key)
         which = getattr(resource, name, None)

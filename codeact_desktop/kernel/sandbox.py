@@ -43,9 +43,15 @@ class KernelLimits:
     address_space: int
     file_size: int = MAX_FILE_BYTES
     processes: int = 256  # on top of what the user already runs
-    # Open files, sockets and pipes at once, as most desktops' default: each socket pair can
-    # hold 400 KB of kernel memory that no process's RSS shows (6,908 pairs held 3 GB)
-    open_files: int = 1024
+    # Open files, sockets and pipes at once, half most desktops' default: each socket pair
+    # can hold 400 KB of kernel memory that no process's RSS shows (6,908 pairs held 3 GB),
+    # and the user's descriptors in flight over Unix sockets may pass a process's own limit
+    # only by one message's 253: past the 1,024 of a desktop program, its fd passing
+    # (Wayland, D-Bus, PipeWire) fails with ETOOMANYREFS.
+    open_files: int = 512
+    # Signals queued at once (POSIX timers take one each when made), counted for the user
+    # across namespaces: 96,554 timers left none for the user's other programs.
+    pending_signals: int = 1024
     memory: int = 0  # resident memory of the kernel and its children, for the watchdog
     min_free_disk: int = 1 * GB  # the watchdog stops code that takes the disk below this
     disk: int = 20 * GB  # what one conversation's folders (workspace, home, temp) may hold in all
@@ -129,7 +135,8 @@ def kernel_policy(venv: KernelVenv, workspace: Path, runtime: RuntimeDir, writab
         "executable": str(venv.python),
         "in_namespaces": sys.platform == "linux" and bwrap_path() is not None,
         "limits": {"address_space": limits.address_space, "file_size": limits.file_size, "core": 0,
-                   "open_files": limits.open_files, "processes": _user_process_count() + limits.processes,
+                   "open_files": limits.open_files, "pending_signals": limits.pending_signals,
+                   "processes": _user_process_count() + limits.processes,
                    "job_processes": limits.processes},  # Windows: counted inside the kernel's job only
     }
 

@@ -32,7 +32,10 @@ MAX_THREADS = 2048  # all threads of all processes: a thread bomb exhausts the O
 # Sockets and pipes open in the whole tree at once, each counted once: each can hold a few
 # hundred KB of the system's memory that no process's RSS shows, and the open-file limit
 # is per process (16 children held 15,360 sockets and 2.9 GB)
-MAX_BUFFERS = 1024
+MAX_BUFFERS = 512  # distinct sockets and pipes: 512 pipes of 64 KB are half the user's 64 MB of pipe pages
+# Pseudo-terminals (``!cmd`` takes one a run): the 3,072 that every sandbox's devpts shares
+# were all taken by one kernel, and another conversation's ``!cmd`` failed.
+MAX_PTYS = 64
 # Files watched by epoll instances, across the tree. The user's watches (fs.epoll.max_user_watches,
 # about 4% of low memory) are counted across every namespace: 500 epolls each watching the
 # same 500 eventfds are 250,000 watches in one process under the open-file limit.
@@ -94,12 +97,13 @@ class OpenFiles:
     conversation's folders shows."""
 
     buffers: int = 0  # distinct sockets and pipes, however many processes hold each
+    ptys: int = 0  # pseudo-terminals' master sides open
     epoll_watches: int = 0  # counted up to a little past the limit asked
     unnamed_bytes: int = 0  # disk taken by files removed while open, or never named (O_TMPFILE)
 
 
 def open_files(pids: list[int], watches_enough: int = MAX_EPOLL_WATCHES) -> OpenFiles:
-    buffers, unnamed, watches = set(), {}, 0
+    buffers, unnamed, watches, ptys = set(), {}, 0, 0
     for pid in pids:
         try:
             names = os.listdir(f"/proc/{pid}/fd")
@@ -112,6 +116,8 @@ def open_files(pids: list[int], watches_enough: int = MAX_EPOLL_WATCHES) -> Open
                 continue
             if target.startswith(("socket:", "pipe:")):
                 buffers.add(target)
+            elif target in ("/dev/ptmx", "/dev/pts/ptmx"):
+                ptys += 1
             elif target == "anon_inode:[eventpoll]":
                 if watches <= watches_enough:  # reading stops once the answer is known
                     watches += _epoll_watches(pid, name)
@@ -122,7 +128,7 @@ def open_files(pids: list[int], watches_enough: int = MAX_EPOLL_WATCHES) -> Open
                     continue
                 if stat.S_ISREG(info.st_mode):
                     unnamed[(info.st_dev, info.st_ino)] = info.st_blocks * 512
-    return OpenFiles(len(buffers), watches, sum(unnamed.values()))
+    return OpenFiles(len(buffers), ptys, watches, sum(unnamed.values()))
 
 
 def _epoll_watches(pid: int, fd: str) -> int:
@@ -398,6 +404,10 @@ class KernelWatchdog:
                 if held.buffers > MAX_BUFFERS:
                     self._kill(pid, f"it held {held.buffers:,} sockets and pipes open at once, over the "
                                     f"{MAX_BUFFERS:,} limit (each can hold memory no process shows)")
+                    continue
+                if held.ptys > MAX_PTYS:
+                    self._kill(pid, f"it held {held.ptys:,} terminals open at once, over the {MAX_PTYS} limit "
+                                    "(all conversations share them)")
                     continue
                 if held.epoll_watches > MAX_EPOLL_WATCHES:
                     self._kill(pid, f"it watched more than {MAX_EPOLL_WATCHES:,} files with epoll, a limit every "

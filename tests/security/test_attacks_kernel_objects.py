@@ -110,3 +110,59 @@ def test_files_below_a_path_too_long_to_name_count_in_the_budget(conversations, 
         for chain in a.workspace.glob("000*"):  # real blocks: never left behind
             remove_tree(chain)
     assert "STILL ALIVE" not in observation and why in observation, observation
+
+
+def test_what_every_program_of_the_users_shares_stays_mostly_theirs(conversations):
+    """Kernel resources counted for the user across namespaces, or shared by every sandbox:
+    each was taken whole by one kernel, and a program outside failed. Now: pending signals
+    (POSIX timers take one each) stop at the kernel's own limit; a pipe cannot be grown past
+    64 KB (the user's 64 MB of pipe pages); descriptors in flight over Unix sockets stop at
+    the open-file limit plus one message's 253, under a desktop program's 1,024."""
+    a = conversations()
+    observation = a.act("""
+import ctypes, fcntl, os, signal, socket
+libc = ctypes.CDLL(None, use_errno=True)
+timers = 0
+while timers < 200_000:
+    t = ctypes.c_void_p()
+    if libc.timer_create(1, None, ctypes.byref(t)) != 0:  # CLOCK_MONOTONIC, SIGALRM on expiry
+        break
+    timers += 1
+print('timers', timers, os.strerror(ctypes.get_errno()))
+r, w = os.pipe()
+try:
+    fcntl.fcntl(w, 1031, 1 << 20)  # F_SETPIPE_SZ
+    print('pipe grown')
+except OSError as e:
+    print('pipe', e.strerror)
+x, y = socket.socketpair()
+x.setblocking(False)
+sent = 0
+try:
+    while sent < 5000:
+        socket.send_fds(x, [b'.'], [r]); sent += 1
+except OSError as e:
+    print('in flight', sent, e.strerror)
+""")
+    timers = int(observation.split("timers ")[1].split()[0])
+    assert 0 < timers <= 1024, observation
+    assert "pipe Operation not permitted" in observation and "pipe grown" not in observation, observation
+    in_flight = int(observation.split("in flight ")[1].split()[0])
+    assert 100 < in_flight < 1024 - 253, observation
+
+
+def test_terminals_past_the_limit_stop_the_kernel(conversations):
+    """Every sandbox's devpts shares 3,072 pseudo-terminals: one kernel held 3,071, and
+    another conversation's ``!cmd`` failed."""
+    a = conversations()
+    observation = a.act("""
+import os, time
+held = []
+for _ in range(watchdog_limit + 36):
+    held.append(os.openpty())
+print('HOLDING', len(held), flush=True)
+time.sleep(5)
+print('STILL ALIVE')
+""".replace("watchdog_limit", str(watchdog.MAX_PTYS)))
+    assert "HOLDING 100" in observation and "STILL ALIVE" not in observation, observation
+    assert "terminals open at once" in observation, observation
