@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
+import zmq
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.provisioning import LocalProvisioner
@@ -25,7 +26,7 @@ from jupyter_client.provisioning import LocalProvisioner
 from .. import defaults
 from ..no_follow import remove_tree
 from .execution import (INTERRUPT_GRACE_S, MAX_DISPLAYS_PER_RUN, MAX_KEPT_PER_RUN,  # noqa: F401 - re-exported
-                        Execution, ExecutionResult, run_quietly)
+                        Execution, ExecutionResult, drop_waiting, run_quietly)
 from .kernel_process import OutputTail, exit_reason, innermost_process
 from .kernel_process import innermost_process as _innermost  # noqa: F401 - tests and bench find it here
 from .kernel_process import remove_abandoned_runtime_folders  # noqa: F401 - re-exported
@@ -44,6 +45,14 @@ _log = logging.getLogger(__name__)
 # thread), which must mean the app, not a short-lived start thread.
 _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel-spawner")
 START_TIMEOUT_S = 60.0
+# The largest message the app's client takes from the kernel (a larger one drops the
+# connection, which ZeroMQ makes again): no run keeps more than MAX_KEPT_PER_RUN, and
+# large writes reach the app in pieces (restricted_start.split_large_writes).
+MAX_MESSAGE_BYTES = MAX_KEPT_PER_RUN + (16 << 20)
+# How often what the kernel publishes with no action running is read and dropped: unread,
+# it waited in the app's own ZeroMQ queue (1,000 messages of any size) for the next
+# action, and a thread the code left behind moved 1.8 GB of its output into the app.
+IDLE_DRAIN_S = 0.2
 
 
 class KernelError(RuntimeError):
@@ -98,6 +107,9 @@ class ConversationKernel:
         self._launched = threading.Event()  # the first start's process is running (or the start failed)
         self._start_error: BaseException | None = None
         self._lock = threading.Lock()  # one execution at a time
+        self._client_lock = threading.Lock()  # the client's sockets: read by the idle drain, closed by a stop
+        self._drain: threading.Thread | None = None
+        self._closed = threading.Event()
         self.restarts = 0
         self._listeners = KernelStateListeners(KernelState(KernelStatus.STOPPED))
         # Kernel processes whose end is accounted for: stopped by the app, or reported DIED
@@ -288,9 +300,12 @@ class ConversationKernel:
         self.sandbox = report
 
     def _connect_client(self) -> None:
-        if self._kc is not None:
-            self._kc.stop_channels()
+        with self._client_lock:
+            if self._kc is not None:
+                self._kc.stop_channels()
+                self._kc = None
         kc = self._km.client()
+        kc.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)  # for the sockets it makes from now on
         kc.start_channels()
         try:
             kc.wait_for_ready(timeout=START_TIMEOUT_S)
@@ -298,6 +313,26 @@ class ConversationKernel:
             kc.stop_channels()  # a kernel that died at start leaves no client threads behind
             raise
         self._kc = kc
+        if self._drain is None:
+            self._drain = threading.Thread(target=self._drain_while_idle, name="kernel-idle-drain", daemon=True)
+            self._drain.start()
+
+    def _drain_while_idle(self) -> None:
+        """Reads and drops what the kernel publishes while no action runs (no run would
+        keep it: each takes only its own messages), without decoding it."""
+        while not self._closed.wait(IDLE_DRAIN_S):
+            if not self._lock.acquire(blocking=False):
+                continue  # a run reads them itself
+            try:
+                with self._client_lock:
+                    if self._kc is not None and self._ready.is_set():
+                        dropped = drop_waiting(self._kc.iopub_channel.socket)
+                        if dropped:
+                            _log.debug("dropped %d messages the kernel published between actions", dropped)
+            except Exception:  # noqa: BLE001 - a socket being replaced; the next round reads the new one
+                _log.debug("the idle drain skipped a round", exc_info=True)
+            finally:
+                self._lock.release()
 
     @property
     def is_starting(self) -> bool:
@@ -361,15 +396,17 @@ class ConversationKernel:
 
     def shutdown(self) -> None:
         self._ready.wait(START_TIMEOUT_S)
+        self._closed.set()
         if self._watchdog is not None:
             self._watchdog.stop()
         self._stop_kernel(graceful=True)
         self._tell(KernelStatus.STOPPED)
 
     def _stop_kernel(self, graceful: bool) -> None:
-        if self._kc is not None:
-            self._kc.stop_channels()
-            self._kc = None
+        with self._client_lock:
+            if self._kc is not None:
+                self._kc.stop_channels()
+                self._kc = None
         if self._km is not None:
             with self._listeners.lock:  # its end is the app's doing: no DIED for it
                 if (pid := self.pid) is not None:

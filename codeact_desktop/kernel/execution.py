@@ -90,6 +90,15 @@ def is_idle_for(msg: dict, msg_id: str) -> bool:
     )
 
 
+def drop_waiting(socket, at_most: int = 10_000) -> int:
+    """Reads and drops the messages waiting on a ZeroMQ socket, undecoded; how many."""
+    dropped = 0
+    while dropped < at_most and socket.poll(0):
+        socket.recv_multipart(copy=False)
+        dropped += 1
+    return dropped
+
+
 def run_quietly(client, code: str, timeout: float) -> None:
     """Runs the app's own code (no output kept, nothing in the history) and waits until
     the kernel is idle again or ``timeout`` passes."""

@@ -166,3 +166,35 @@ print('STILL ALIVE')
 """.replace("watchdog_limit", str(watchdog.MAX_PTYS)))
     assert "HOLDING 100" in observation and "STILL ALIVE" not in observation, observation
     assert "terminals open at once" in observation, observation
+
+
+def test_the_kernel_cannot_park_its_output_in_the_apps_memory_between_actions(conversations):
+    """Nothing read the kernel's IOPub channel between actions, so a thread the code left
+    behind moved its output into the app's ZeroMQ queue one message at a time (1.8 GB, the
+    kernel's own memory small) for the next action to decode. Now it is read and dropped."""
+    import psutil
+
+    a = conversations(limits=KernelLimits(address_space=4 * GB, memory=768 << 20))
+    me = psutil.Process()
+    before = me.memory_info().rss
+    observation = a.act("""
+import threading, time
+kernel = get_ipython().kernel
+def flood():
+    time.sleep(0.5)
+    for i in range(36):                      # 36 x 24 MB, one at a time in the kernel
+        kernel.session.send(kernel.iopub_socket, 'stream', {'name': 'stdout', 'text': chr(65 + i % 26) * (24 << 20)},
+                            parent={}, ident=b'stream.stdout')
+        time.sleep(0.25)
+threading.Thread(target=flood, daemon=True).start()
+print('flood thread left running')
+""")
+    assert "flood thread left running" in observation, observation
+    peak = 0
+    for _ in range(24):
+        time.sleep(0.5)
+        peak = max(peak, me.memory_info().rss - before)
+    assert a.kernel.is_alive
+    started = time.monotonic()
+    assert a.act("print('next')").endswith("next\n")
+    assert peak < 256 << 20 and time.monotonic() - started < 5, (peak >> 20, time.monotonic() - started)
