@@ -9,7 +9,7 @@ from PySide6.QtCore import QMimeData, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QPainter, QPixmap, QTextDocument
 from PySide6.QtWidgets import (
     QAbstractScrollArea, QApplication, QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSizePolicy,
-    QTextBrowser, QVBoxLayout, QWidget,
+    QTextBrowser, QTextEdit, QVBoxLayout, QWidget,
 )
 
 from ..kernel.observation import strip_ansi
@@ -32,6 +32,7 @@ SHOWN_CHARS = 200_000  # drawn in one view; the whole stored text opens in a vie
 # streams of them took 8.7 s at every opening).
 CARD_SHOWN_CHARS = 400_000
 TABLE_CSS = "table { border-collapse: collapse; } th, td { padding: 3px 10px; } th { font-weight: 600; }"
+MAX_RICH_HEIGHT = 400  # px of a table or Markdown output; more scrolls inside it
 MAX_IMAGE_WIDTH = 720  # a plot wider than this is scaled down even in a wide window
 MIN_IMAGE_WIDTH = 120
 
@@ -278,13 +279,36 @@ class ChatTextBrowser(PassesWheelAtEnd, QTextBrowser):
     """Rich text inside the chat (code, tables)."""
 
 
+class FittedTextBrowser(ChatTextBrowser):
+    """Rich text as tall as its layout at the width it is given (up to MAX_RICH_HEIGHT),
+    worked out again when that width changes: laid out before the chat gave it a width, a
+    paragraph was measured at the widget's default width and left a gap or was cut. A
+    table is not wrapped to the width (a number broke over three lines): it scrolls."""
+
+    def __init__(self, wrap: bool):
+        super().__init__()
+        self.setLineWrapMode(QTextEdit.WidgetWidth if wrap else QTextEdit.NoWrap)
+
+    def fit_height(self) -> None:
+        document = self.document()
+        height = document.size().height() + 8
+        if self.lineWrapMode() == QTextEdit.NoWrap and document.idealWidth() > self.viewport().width():
+            height += self.horizontalScrollBar().sizeHint().height()
+        self.setFixedHeight(int(min(MAX_RICH_HEIGHT, height)))
+
+    def resizeEvent(self, event):  # noqa: N802
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self.fit_height()
+
+
 def table_view(html: str, room: int = SHOWN_CHARS) -> QWidget:
     """An HTML output (a DataFrame's table), sanitized: the kernel wrote it. Too big to lay
     out at once, its text instead, rows on lines of their own."""
     clean = clean_html(html, pixels=MAX_INLINE_PIXELS_PER_RUN, boxes=False)  # no fake of the app's own card
     if html_layout_cost(clean) > MAX_LAYOUT_COST:
         return text_view(text_only(clean), room)
-    return _rich_text_view(clean, "htmlOutput", "table output", TABLE_CSS)
+    return _rich_text_view(clean, "htmlOutput", "table output", TABLE_CSS, wrap=False)
 
 
 def markdown_view(text: str, room: int = SHOWN_CHARS) -> QWidget:
@@ -303,10 +327,10 @@ def text_view(text: str, room: int = SHOWN_CHARS) -> StreamView:
     return view
 
 
-def _rich_text_view(clean: str, name: str, accessible: str, css: str = "") -> QTextBrowser:
-    """Sanitized rich text, as tall as it is (up to 400 px). Links are not followed inside
-    the view (that would load a local file into it)."""
-    view = ChatTextBrowser()
+def _rich_text_view(clean: str, name: str, accessible: str, css: str = "", wrap: bool = True) -> QTextBrowser:
+    """Sanitized rich text, as tall as it is (up to MAX_RICH_HEIGHT). Links are not followed
+    inside the view (that would load a local file into it)."""
+    view = FittedTextBrowser(wrap)
     view.setObjectName(name)
     view.setAccessibleName(accessible)
     view.setOpenLinks(False)
@@ -314,7 +338,7 @@ def _rich_text_view(clean: str, name: str, accessible: str, css: str = "") -> QT
     view.setHtml(clean)
     view.setFrameShape(QFrame.NoFrame)
     view.document().adjustSize()
-    view.setFixedHeight(int(min(400, view.document().size().height() + 8)))
+    view.fit_height()
     return view
 
 

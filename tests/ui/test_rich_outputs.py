@@ -316,3 +316,35 @@ def test_an_html_output_draws_no_fake_of_the_apps_card(qtbot):
     drawn = view.toHtml().lower()
     assert "waiting for approval" in drawn and "run" in drawn
     assert "f6f8fa" not in drawn and "e8e8e8" not in drawn and "d0d7de" not in drawn, drawn
+
+
+def test_a_wide_table_keeps_its_rows_on_one_line_and_scrolls(qtbot):
+    """A new user's 5 x 12 DataFrame of floats: laid out to the card's width, each number
+    broke over three lines and headers letter by letter. Now a table keeps its natural
+    width and scrolls sideways; its height follows the width it is given."""
+    import pandas as pd
+
+    frame = pd.DataFrame([[610322.599431 + row * col for col in range(12)] for row in range(5)],
+                         columns=[f"revenue_{m}" for m in "jan feb mar apr may jun jul aug sep oct nov dec".split()])
+    view = output_view(OutputItem("html", text=frame.to_html()))
+    qtbot.addWidget(view)
+    view.resize(700, view.height())
+    view.show()
+    qtbot.wait(50)
+    document = view.document()
+    assert document.idealWidth() > 700  # not squeezed into the card
+    text_lines = sum(document.findBlockByNumber(i).layout().lineCount() for i in range(document.blockCount()))
+    assert text_lines == document.blockCount()  # every cell on one line
+    assert view.horizontalScrollBar().maximum() > 0 and view.height() < 260, view.height()
+
+
+def test_markdown_is_as_tall_as_its_text_at_the_width_it_gets(qtbot):
+    view = output_view(OutputItem("display", mime="text/markdown", text="A paragraph that wraps. " * 40))
+    qtbot.addWidget(view)
+    view.resize(900, 100)
+    view.show()
+    qtbot.wait(50)
+    wide = view.height()
+    view.resize(300, wide)
+    qtbot.wait(50)
+    assert view.height() > wide * 2  # refitted at the narrower width, nothing cut
