@@ -6,8 +6,8 @@ changes when the kernel does."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QStatusBar, QWidget
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QStatusBar, QWidget
 
 from ..kernel.state import KernelState, KernelStatus
 from .sandbox_status import SandboxStatus
@@ -35,6 +35,38 @@ def small_button(text: str, accessible: str, slot=None) -> QPushButton:
     return button
 
 
+class ElidedLabel(QLabel):
+    """Plain text cut in the middle to the width the status bar can give it: a model's name
+    is not to set the window's least width (the README promises 800 px)."""
+
+    MIN_WIDTH = 80
+
+    def __init__(self):
+        super().__init__()
+        self.full_text = ""
+        self.setTextFormat(Qt.PlainText)
+        self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.setMinimumWidth(self.MIN_WIDTH)
+
+    def set_full_text(self, text: str) -> None:
+        self.full_text = text
+        self.updateGeometry()
+        self._elide()
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        margins = self.contentsMargins()
+        width = self.fontMetrics().horizontalAdvance(self.full_text) + margins.left() + margins.right() + 2
+        return QSize(width, super().sizeHint().height())
+
+    def resizeEvent(self, event):  # noqa: N802
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        room = self.contentsRect().width()
+        self.setText(self.fontMetrics().elidedText(self.full_text, Qt.ElideMiddle, room) if room > 0 else "")
+
+
 class WindowStatusBar(QStatusBar):
     """The labels and kernel controls under the chat; a passing message hides the labels
     while it shows."""
@@ -45,7 +77,7 @@ class WindowStatusBar(QStatusBar):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.model_label = QLabel()
+        self.model_label = ElidedLabel()
         self.speed_label = QLabel()
         self.context_label = QLabel()
         self.kernel_label = QLabel(kernel_text(None))
@@ -59,8 +91,10 @@ class WindowStatusBar(QStatusBar):
         for label in (self.model_label, self.context_label, self.speed_label, self.kernel_label):
             label.setContentsMargins(8, 0, 12, 0)
             label.setTextFormat(Qt.PlainText)  # a server's model id drew a fake "isolated" badge here
-            row.addWidget(label)
-        self.addWidget(self.labels)
+            row.addWidget(label, 1 if label is self.model_label else 0)
+        # What the permanent widgets leave: the model's name is cut to it (ElidedLabel).
+        self.labels.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.addWidget(self.labels, 1)
         self.messageChanged.connect(lambda text: self.labels.setVisible(not text))
         self.interrupt_button = small_button("Interrupt", "interrupt code", self.interrupt_requested)
         self.restart_button = small_button("Restart kernel", "restart kernel", self.restart_requested)
@@ -73,8 +107,8 @@ class WindowStatusBar(QStatusBar):
     def set_model(self, text: str, error: bool = False) -> None:
         # A server's model id can be a few hundred characters: the label is not to set the
         # window's least width, so it is cut in the middle (the tooltip has it whole).
-        self.model_label.setText(text if len(text) <= MODEL_LABEL_CHARS
-                                 else f"{text[:MODEL_LABEL_CHARS * 2 // 3]}…{text[-MODEL_LABEL_CHARS // 3:]}")
+        self.model_label.set_full_text(text if len(text) <= MODEL_LABEL_CHARS
+                                       else f"{text[:MODEL_LABEL_CHARS * 2 // 3]}…{text[-MODEL_LABEL_CHARS // 3:]}")
         self.model_label.setToolTip(plain_tip(text))  # whole, where a narrow window cuts it
         set_tone(self.model_label, "error" if error else "")
 

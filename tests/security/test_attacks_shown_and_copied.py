@@ -126,7 +126,7 @@ def test_a_long_model_name_does_not_set_the_windows_width(qtbot):
     qtbot.addWidget(bar)
     name = "/srv/models/" + "x" * 480 + "/model-end"
     bar.set_model(f"openai · {name} · REMOTE")
-    shown = bar.model_label.text()
+    shown = bar.model_label.full_text
     assert len(shown) <= MODEL_LABEL_CHARS + 1 and "…" in shown and shown.endswith("/model-end · REMOTE")
     assert name in bar.model_label.toolTip()
     assert bar.minimumSizeHint().width() < 1200

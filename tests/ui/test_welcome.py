@@ -153,7 +153,7 @@ def test_connect_to_a_server_from_the_welcome_screen(qtbot, first_run, server_ur
     welcome.server_url.setText(server_url)
     qtbot.mouseClick(welcome.connect_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: win.backend is not None and win.current is not None, timeout=30_000)
-    assert "gemma-test" in win.model_label.text() and not welcome.problem.isVisibleTo(welcome)
+    assert "gemma-test" in win.model_label.full_text and not welcome.problem.isVisibleTo(welcome)
     saved, _ = Settings.load(win.paths.settings_file)
     assert saved.base_url == server_url and saved.model_path == ""
     win.show_models()  # File → Models… comes back with a way back

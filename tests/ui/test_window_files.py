@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QLabel
 
 from codeact_desktop.ui.chat_view import Bubble
 
@@ -44,7 +44,7 @@ def test_dropped_csv_is_copied_shown_named_to_the_model_and_listed(qtbot, window
     prompt = backend.calls[0][1]["content"]
     assert prompt.startswith("sum column b\n\nFiles uploaded to the working directory:\n- ./sales é.csv (")
     assert win.tray.files() == [] and not win.tray.isVisible()
-    chips = win.chat.findChildren(type(win.model_label), "chip")
+    chips = win.chat.findChildren(QLabel, "chip")
     assert any("sales é.csv" in c.text() for c in chips)
     assert "6" in win.chat.cards[next(iter(win.chat.cards))].streams["stdout"].toPlainText()
     rows = [win.files_panel.list.item(i).text() for i in range(win.files_panel.list.count())]
@@ -124,7 +124,7 @@ def test_a_bad_gguf_is_refused_before_loading_and_the_old_model_stays(qtbot, win
     assert message in asked[0] and "It was not loaded; attach it to the conversation as a file instead?" in asked[0]
     qtbot.wait(200)
     assert win.tray.files() == [] and not win.models.loading
-    assert win.backend is backend and "scripted" in win.model_label.text()
+    assert win.backend is backend and "scripted" in win.model_label.full_text
 
 
 def test_a_question_quoting_a_dropped_files_name_shows_it_as_text(qtbot, window):

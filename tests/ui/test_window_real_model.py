@@ -19,11 +19,11 @@ def test_drop_the_gguf_then_ask(qtbot, app_paths, tmp_path, gguf_path, monkeypat
                      Settings(n_ctx=4096, max_actions=1, action_timeout_s=30))
     qtbot.addWidget(win)
     win.show()
-    assert "No model yet" in win.model_label.text() and win.current is None
+    assert "No model yet" in win.model_label.full_text and win.current is None
     monkeypatch.setattr(win, "confirm", lambda title, text: "Use gemma" in text)
     assert drop(win, [gguf_path])
     qtbot.waitUntil(lambda: win.backend is not None and win.current is not None, timeout=120_000)
-    assert "llama.cpp" in win.model_label.text() or "gemma" in win.model_label.text().lower()
+    assert "llama.cpp" in win.model_label.full_text or "gemma" in win.model_label.full_text.lower()
     assert win.settings.model_path == str(gguf_path)  # remembered for the next start
     # One worked example, as CodeAct's few-shot prompts do, so the 270M model answers in format.
     conversation = win.current.conversation

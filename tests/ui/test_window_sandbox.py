@@ -7,6 +7,7 @@ import socket
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QLabel
 
 from codeact_desktop.kernel import conversation_kernel as session_module
 from codeact_desktop.ui.code_card import CodeCard
@@ -44,7 +45,7 @@ def test_a_restriction_that_breaks_the_start_falls_back_to_asking(qtbot, window,
     qtbot.mouseClick(card.run_button, Qt.LeftButton)
     wait_idle(qtbot, win)
     assert "ran" in card.streams["stdout"].toPlainText()
-    notices = [n.text() for n in win.chat.findChildren(type(win.model_label), "errorNotice")]
+    notices = [n.text() for n in win.chat.findChildren(QLabel, "errorNotice")]
     assert any("not fully restricted" in n and "the restricted start failed" in n for n in notices)
 
 
