@@ -6,8 +6,8 @@ from dataclasses import replace
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel,
-    QSpinBox, QVBoxLayout,
+    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QFrame, QGroupBox, QLabel,
+    QScrollArea, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from ..settings import KV_CACHE_TYPES, THEMES, Settings
@@ -49,7 +49,16 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("Settings")
         self.setMinimumWidth(600)  # room for the wrapped hints, which a narrower form cuts off
         self.original = settings
-        layout = QVBoxLayout(self)
+        # The groups scroll, the buttons stay: with a large font or 150 % scaling the groups
+        # are taller than a laptop's screen, and OK went off its bottom.
+        self.content = QWidget()
+        layout = QVBoxLayout(self.content)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.scroll.setWidget(self.content)
 
         model = QGroupBox("Model")
         form = QFormLayout(model)
@@ -115,10 +124,12 @@ class SettingsDialog(QDialog):
                              (self.timeout, "time limit per run"), (self.max_actions, "code runs per message"),
                              (self.approval, "ask before running code"), (self.theme, "theme")):
             widget.setAccessibleName(name)
-        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        self.buttons = buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
+        outer = QVBoxLayout(self)
+        outer.addWidget(self.scroll, 1)
+        outer.addWidget(buttons)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
@@ -126,9 +137,17 @@ class SettingsDialog(QDialog):
         QTimer.singleShot(0, self._fit_height)
 
     def _fit_height(self) -> None:
-        layout = self.layout()
-        height = layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth() else -1
-        height = height if height > 0 else self.sizeHint().height()
+        """As tall as the groups at this width, and no taller than the screen (they scroll)."""
+        groups = self.content.layout()
+        width = self.scroll.viewport().width()
+        height = groups.totalHeightForWidth(width) if groups.hasHeightForWidth() else -1
+        height = height if height > 0 else self.content.sizeHint().height()
+        outer = self.layout()
+        margins = outer.contentsMargins()
+        height += self.buttons.sizeHint().height() + outer.spacing() + margins.top() + margins.bottom()
+        screen = self.screen()
+        if screen is not None:
+            height = min(height, int(screen.availableGeometry().height() * 0.9))
         if self.height() != height:
             self.resize(self.width(), height)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import nbformat
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QPlainTextEdit
+from PySide6.QtWidgets import QApplication, QLabel, QPlainTextEdit
 
 from codeact_desktop.llm.scripted import ScriptedBackend
 from codeact_desktop.resources import messages
@@ -59,7 +59,7 @@ def test_reopening_says_the_kernel_state_was_lost(qtbot, window, app_paths, tmp_
     qtbot.addWidget(again)
     again.show()
     qtbot.waitUntil(lambda: again.backend is not None and again.current is not None, timeout=30_000)
-    notices = [n.text() for n in again.chat.findChildren(type(again.model_label), "notice")]
+    notices = [n.text() for n in again.chat.findChildren(QLabel, "notice")]
     assert messages()["kernel_state_lost"] in notices
     send(qtbot, again, "print x + 1")
     wait_idle(qtbot, again)
@@ -157,3 +157,29 @@ def test_huge_output_opens_in_a_viewer(qtbot, window):
     viewer = win.findChild(TextDialog)
     assert viewer is not None and len(viewer.findChild(QPlainTextEdit).toPlainText()) >= 300_000
     viewer.close()
+
+
+def test_settings_fit_the_screen_with_a_large_font(qtbot, window):
+    """With a 1.6x font the groups were 868 px tall on an 800 px screen, and OK and Cancel
+    were off its bottom (a new user's review). The groups scroll; the buttons stay."""
+    from PySide6.QtWidgets import QApplication
+
+    win, _ = window(["Hi."])
+    app = QApplication.instance()
+    normal = app.font()
+    large = app.font()
+    large.setPointSizeF(normal.pointSizeF() * 1.6)
+    app.setFont(large)
+    try:
+        dialog = SettingsDialog(win.settings, win)
+        qtbot.addWidget(dialog)
+        dialog.show()
+        qtbot.wait(100)
+        screen = dialog.screen().availableGeometry().height()
+        assert dialog.height() <= screen, (dialog.height(), screen)
+        ok = dialog.buttons.button(dialog.buttons.StandardButton.Ok)
+        assert ok.isVisible() and ok.mapTo(dialog, ok.rect().bottomLeft()).y() <= dialog.height()
+        assert dialog.scroll.verticalScrollBar().maximum() > 0  # the rest is a scroll away
+        dialog.close()
+    finally:
+        app.setFont(normal)
