@@ -24,6 +24,7 @@ class ActionStatus(str, Enum):  # StrEnum, from Python 3.11 on
     SKIPPED = "skipped"  # the user said no
     CUT_OFF = "cut_off"  # the reply ended inside the code: not run
     OVER_LIMIT = "over_limit"  # the per-message limit of code runs was reached: not run
+    REPEATED = "repeated"  # the code of the action before it, which had just failed: not run again
     INTERRUPTED = "interrupted"  # the app was killed while it ran (store/recovery.py)
 
     @classmethod
@@ -58,4 +59,5 @@ class ActionStatus(str, Enum):  # StrEnum, from Python 3.11 on
 _RAN = frozenset({ActionStatus.OK, ActionStatus.ERROR, ActionStatus.TIMEOUT, ActionStatus.TIMEOUT_RESTARTED,
                   ActionStatus.DIED, ActionStatus.CANCELLED, ActionStatus.RUNNING, ActionStatus.INTERRUPTED})
 _FAILED = frozenset({ActionStatus.ERROR, ActionStatus.TIMEOUT, ActionStatus.TIMEOUT_RESTARTED, ActionStatus.DIED,
-                     ActionStatus.OVER_LIMIT, ActionStatus.CUT_OFF, ActionStatus.INTERRUPTED})
+                     ActionStatus.OVER_LIMIT, ActionStatus.REPEATED, ActionStatus.CUT_OFF,
+                     ActionStatus.INTERRUPTED})

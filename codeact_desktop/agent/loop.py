@@ -36,6 +36,8 @@ from .workspace import MAX_ENTRIES, MAX_LISTED_DEPTH
 from .workspace_changes import WorkspaceChanges
 
 # What failing to reach the network looks like from Python, pip and requests.
+# Runs that ended in a failure the same code would meet again.
+_FAILED_RUNS = (ActionStatus.ERROR, ActionStatus.TIMEOUT, ActionStatus.TIMEOUT_RESTARTED, ActionStatus.DIED)
 _NETWORK_FAILURE = re.compile(r"Connection refused|Failed to establish a new connection|Network is unreachable|"
                               r"name resolution|Name or service not known|nodename nor servname|gaierror")
 
@@ -255,6 +257,11 @@ class CodeActAgent:
             record.reason = "action_limit"
             self._notice(texts["action_limit_stop"].format(limit=self.settings.max_actions))
             return True
+        if self._repeats_a_failure(parsed.code, record):
+            self._finish_unrun(message_id, parsed, ActionStatus.REPEATED, record)
+            record.reason = "repeated"
+            self._notice(texts["repeated_stop"])
+            return True
         observation = self._act(message_id, parsed, record)
         record.actions_run += 1
         if record.actions_run >= self.settings.max_actions:
@@ -358,6 +365,14 @@ class CodeActAgent:
         if self.approve is None:
             return Approval(run=not missing)
         return self.approve(action_id, code, bool(missing))
+
+    @staticmethod
+    def _repeats_a_failure(code: str, record: TurnRecord) -> bool:
+        """The code of this turn's last action, which failed: run again it fails the same way
+        (a weak model looped so six times a message, 15 to 47 s each)."""
+        last = record.actions[-1] if record.actions else None
+        return (last is not None and last["status"] in _FAILED_RUNS
+                and last["code"].strip() == code.strip())
 
     def _finish_unrun(self, message_id, parsed, status: ActionStatus, record, action_id=None) -> str:
         texts = messages()

@@ -29,7 +29,8 @@ STATUS_TEXT = {
     ActionStatus.TIMEOUT: "timed out", ActionStatus.TIMEOUT_RESTARTED: "timed out, kernel restarted",
     ActionStatus.DIED: "kernel died, restarted", ActionStatus.CANCELLED: "interrupted",
     ActionStatus.SKIPPED: "skipped", ActionStatus.CUT_OFF: "cut off, not run",
-    ActionStatus.OVER_LIMIT: "not run (limit)", ActionStatus.INTERRUPTED: "stopped when the app closed",
+    ActionStatus.OVER_LIMIT: "not run (limit)", ActionStatus.REPEATED: "not run (the same code failed)",
+    ActionStatus.INTERRUPTED: "stopped when the app closed",
 }
 
 

@@ -78,6 +78,22 @@ def test_action_cap_tells_the_model_and_stops(agent_for):
     assert any(isinstance(e, ev.Notice) and "limit of 2" in e.text for e in events)
 
 
+def test_the_same_failing_code_again_is_not_run_and_the_turn_stops(agent_for):
+    """A weak model re-sent the code that had just failed six times a message (15 to 47 s
+    each, a new user's review). The same code after a failure is not run again; the same
+    code after a success, or changed code after a failure, is."""
+    agent, backend, events = agent_for([
+        "<execute>print(1)</execute>", "<execute>print(1)</execute>",  # ran fine twice: fine
+        "<execute>print(y)</execute>", "<execute>\nprint(y)\n</execute>", "never asked"])
+    record = agent.send("go")
+    assert [a["status"] for a in record.actions] == ["ok", "ok", "error", "repeated"]
+    assert record.reason == "repeated" and len(backend.calls) == 4
+    assert any(isinstance(e, ev.Notice) and "the code that had just failed" in e.text for e in events)
+
+    agent, backend, _ = agent_for(["<execute>print(z)</execute>", "<execute>z = 2\nprint(z)</execute>", "2."])
+    assert [a["status"] for a in agent.send("go").actions] == ["error", "ok"]
+
+
 def test_timeout_is_reported_to_the_model(agent_for):
     settings = AgentSettings(action_timeout_s=1)
     agent, backend, _ = agent_for(["<execute>while True: pass</execute>", "Too slow."], settings=settings)
