@@ -10,6 +10,10 @@ A dropped folder is as hostile as the files in it (an archive from the web, anot
 conversation's workspace): a link inside it may point at ``~/.ssh`` or ``/proc/self/environ``,
 so links below the folder are neither followed nor copied, only counted and named. The file
 or folder the user dropped may itself be a link: that one the user chose.
+
+The copies are the app's, not the code's: each is remembered as written (``own_copies``), so
+an action running while, or after, the app copies is not credited with it; once the code
+changes the file, it is.
 """
 
 from __future__ import annotations
@@ -31,6 +35,11 @@ from ..visible_text import visible_name, well_formed
 
 CHUNK = 1 << 20
 _PARTIAL = re.compile(r"^\..+\.partial-(\d+)(?:-[0-9a-f]+)?$")  # .NAME.partial-PID-RANDOM
+# The app's copies, as written: (workspace, name) -> (inode, size, mtime_ns, ctime_ns); a copy
+# still being written, under its hidden name: (inode, None, None, None). Oldest forgotten first.
+MAX_REMEMBERED = 100_000
+_copies: dict[tuple[str, str], tuple] = {}
+_copies_lock = threading.Lock()
 
 
 @dataclass
@@ -140,17 +149,22 @@ def copy_into_workspace(
             partial = f".{target}.partial-{os.getpid()}-{secrets.token_hex(4)}"
             size = 0
             files, links_left = _files_of(source)
+            hidden: list[PurePath] = []  # the copies under their hidden names
+            written: dict[PurePath, tuple] = {}  # their real names -> as written
             try:
                 if source.is_dir():
                     folder.mkdir(partial)  # fails on anything already there, a link included
                 for file in files:
                     if cancel is not None and cancel.is_set():  # between files too: thousands of empty ones
                         raise CopyCancelled(f"Copying {source.name} was cancelled.")
-                    relative = PurePath(partial) if file == source else PurePath(partial, file.relative_to(source))
+                    inside = PurePath() if file == source else file.relative_to(source)
+                    relative = PurePath(partial, inside)
                     with Folder(workspace, relative.parent, create=True) as into, \
                             os.fdopen(_open_source(source, file), "rb") as src:
                         out = os.fdopen(into.open(relative.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb")
                         with out:
+                            _remember(workspace, relative, (os.fstat(out.fileno()).st_ino, None, None, None))
+                            hidden.append(relative)
                             while chunk := src.read(CHUNK):
                                 if cancel is not None and cancel.is_set():
                                     raise CopyCancelled(f"Copying {source.name} was cancelled.")
@@ -159,14 +173,66 @@ def copy_into_workspace(
                                 size += len(chunk)
                                 if progress:
                                     progress(done, total)
+                            out.flush()  # before its times are set: the buffer's last write would set them again
                             copied = os.fstat(src.fileno())
                             os.utime(out.fileno(), ns=(copied.st_atime_ns, copied.st_mtime_ns))
+                            written[PurePath(target, inside)] = _identity(os.fstat(out.fileno()))
                 folder.rename(partial, target)  # complete: under its real name at once
+                if not source.is_dir():  # renaming a file changes its ctime; the files of a folder keep theirs
+                    now, before = _identity(folder.lstat(target)), written[PurePath(target)]
+                    written[PurePath(target)] = now if now[:3] == before[:3] else before
+                for name, identity in written.items():
+                    _remember(workspace, name, identity)
             except BaseException:
                 remove_tree(workspace / partial)  # nothing half-copied may look like a complete file to the model
                 raise
+            finally:
+                _forget(workspace, hidden)
         attached.append(Attachment(name=target, size=size, kind=describe_kind(source), links_left=links_left))
     return attached
+
+
+def _identity(info: os.stat_result) -> tuple[int, int, int, int]:
+    """What changes when anything writes the file: ctime too, which code cannot set back."""
+    return info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+
+def _key(workspace: Path) -> str:
+    return os.path.realpath(workspace)
+
+
+def _remember(workspace: Path, name: PurePath, identity: tuple) -> None:
+    with _copies_lock:
+        _copies[(_key(workspace), name.as_posix())] = identity
+        while len(_copies) > MAX_REMEMBERED:
+            del _copies[next(iter(_copies))]
+
+
+def _forget(workspace: Path, names: list[PurePath]) -> None:
+    key = _key(workspace)
+    with _copies_lock:
+        for name in names:
+            _copies.pop((key, name.as_posix()), None)
+
+
+def own_copies(workspace: Path, paths: list[str]) -> set[str]:
+    """Of ``paths`` (files relative to the workspace, as an action's look names them), the
+    app's copies of the user's files, unchanged since the app wrote them (or still being
+    written): no action made those. The code writing one makes it the code's."""
+    key = _key(workspace)
+    with _copies_lock:
+        known = {path: _copies[(key, path)] for path in paths if (key, path) in _copies}
+    own = set()
+    for path, written in known.items():
+        folder, _, name = path.rpartition("/")
+        try:
+            with Folder(workspace, folder) as opened:
+                now = _identity(opened.lstat(name))
+        except OSError:
+            continue
+        if all(w is None or w == n for w, n in zip(written, now)):
+            own.add(path)
+    return own
 
 
 def remove_abandoned_copies(workspace: Path) -> list[str]:

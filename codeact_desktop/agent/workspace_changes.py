@@ -33,6 +33,7 @@ from pathlib import Path
 from .. import no_follow
 from ..store.history import OUTPUTS_DIR
 from ..visible_text import well_formed
+from .attachments import own_copies
 from .workspace import MAX_ENTRIES, Snapshot, changed_files, snapshot
 
 try:
@@ -78,6 +79,13 @@ class WorkspaceChanges:
             self._seen = snapshot(self.workspace)
 
     def after_action(self) -> Changes:
+        found = self._changed()
+        # The app's own copies of the user's files (dropped between actions, or while this
+        # one ran) changed the workspace too: no action made them.
+        own = own_copies(self.workspace, [path for path, _ in found])
+        return [(path, size) for path, size in found if path not in own] if own else found
+
+    def _changed(self) -> Changes:
         if self.watching:
             changed = self._drain()
             if changed is not None:
