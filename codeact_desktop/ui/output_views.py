@@ -141,7 +141,15 @@ class StreamView(PassesWheelAtEnd, QPlainTextEdit):
         self.grew.emit()
 
     def _wide(self) -> bool:
-        return self.document().idealWidth() > self.viewport().width() > 0
+        # The plain-text layout knows its widest line (its idealWidth() is -1).
+        return self.document().documentLayout().documentSize().width() > self.viewport().width() > 0
+
+    def resizeEvent(self, event):  # noqa: N802
+        super().resizeEvent(event)
+        # Fitted before the chat gave it a width, a long line's scroll bar took the last
+        # line's room (a warning showed half its second line).
+        if event.size().width() != event.oldSize().width():
+            self.fit()
 
     def all_text(self) -> str:
         return strip_ansi(self.full_text) if self.full_text is not None else self.toPlainText()

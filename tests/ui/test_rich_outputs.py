@@ -348,3 +348,17 @@ def test_markdown_is_as_tall_as_its_text_at_the_width_it_gets(qtbot):
     view.resize(300, wide)
     qtbot.wait(50)
     assert view.height() > wide * 2  # refitted at the narrower width, nothing cut
+
+
+def test_a_long_line_leaves_room_for_the_last_line_under_its_scroll_bar(qtbot):
+    """A warning (a long path, then the line it is about) was fitted before the chat gave
+    the view its width: the sideways scroll bar took the second line's room."""
+    view = StreamView("stderr")
+    view.add("/tmp/kernel-home/.tmp/ipykernel_2/3476131719.py:2: " + "W" * 400 + "\n  print(x)\n")
+    qtbot.addWidget(view)
+    view.resize(500, view.height())
+    view.show()
+    qtbot.waitUntil(lambda: view.horizontalScrollBar().isVisible(), timeout=2_000)
+    qtbot.wait(50)
+    lines_room = view.viewport().height() // view.fontMetrics().lineSpacing()
+    assert lines_room >= 2, (view.height(), view.viewport().height())
