@@ -49,6 +49,7 @@ from .workspace_panel import WorkspacePanel
 
 log = logging.getLogger(__name__)
 FILES_PANEL_MIN_WINDOW = 1100  # px: narrower, and the Files panel folds away
+FILES_FOLDED = "Files panel folded away: View → Files panel (Ctrl+Shift+F)"
 FILES_PANEL_WIDTH = 260
 SIDEBAR_WIDTH = 220
 CLOSE_WAIT_MS = 10_000  # a delete or an export still running when the window closes
@@ -191,10 +192,11 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
         narrow = self.width() < FILES_PANEL_MIN_WINDOW
         if narrow and self.files_panel.isVisible():
             self.show_files_panel(False, by_user=False)
-            self.statusBar().showMessage("The Files panel is folded away to give the chat room: "
-                                         "View → Files panel (Ctrl+Shift+F) shows it.", 6000)
+            self.statusBar().showMessage(FILES_FOLDED, 6000)  # short: the window is narrow
         elif not narrow and self._files_auto_hidden:
             self.show_files_panel(True)
+            if self.statusBar().currentMessage() == FILES_FOLDED:
+                self.statusBar().clearMessage()
         side, center, files = self.splitter.sizes()
         if self.files_panel.isVisible() and files < FILES_PANEL_WIDTH // 2:
             files = FILES_PANEL_WIDTH  # a panel shown again gets its room back

@@ -103,7 +103,7 @@ def test_the_window_can_be_800_px_wide_with_or_without_a_model(qtbot, window, ap
     assert win.minimumSizeHint().width() <= 800, win.minimumSizeHint().width()
     win.resize(800, 600)
     qtbot.waitUntil(lambda: win.width() == 800, timeout=5_000)
-    win.status.clearMessage()  # "The Files panel is folded away…" covers the labels for a while
+    win.status.clearMessage()  # "Files panel folded away…" covers the labels for a while
     qtbot.wait(50)
     shown = win.model_label.text()
     assert shown.startswith("llama.cpp · c") and "…" in shown and shown.endswith("name)"), shown
