@@ -221,27 +221,16 @@ def folder_usage(*folders: Path) -> FolderUsage:
 
 
 def _count_below(fd: int, depth: int, usage: list) -> None:
-    folders = []
     try:
-        listing = os.scandir(fd)
+        folders = _tally(os.scandir(fd), usage)
     except OSError:
         return
-    with listing:
-        for entry in listing:
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            usage[0] += getattr(info, "st_blocks", 0) * 512 or info.st_size
-            usage[1] += 1
-            if stat.S_ISDIR(info.st_mode):
-                folders.append(entry.name)
     if folders and depth >= MAX_WALK_DEPTH:
         usage[2] = True
         return
-    for name in folders:
+    for folder in folders:
         try:
-            child = os.open(name, _FOLDER_FLAGS, dir_fd=fd)
+            child = os.open(folder.name, _FOLDER_FLAGS, dir_fd=fd)
         except OSError:
             continue
         try:
@@ -254,19 +243,25 @@ def _count_by_name(top: str, usage: list) -> None:
     todo = [top]
     while todo:
         try:
-            entries = os.scandir(todo.pop())
+            todo += [folder.path for folder in _tally(os.scandir(todo.pop()), usage)]
         except OSError:
             continue
-        with entries:
-            for entry in entries:
-                try:
-                    info = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                usage[0] += getattr(info, "st_blocks", 0) * 512 or info.st_size
-                usage[1] += 1
-                if entry.is_dir(follow_symlinks=False):
-                    todo.append(entry.path)
+
+
+def _tally(listing, usage: list) -> list[os.DirEntry]:
+    """Adds a folder's entries to ``usage``; its folders, links not followed."""
+    folders = []
+    with listing:
+        for entry in listing:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            usage[0] += getattr(info, "st_blocks", 0) * 512 or info.st_size
+            usage[1] += 1
+            if stat.S_ISDIR(info.st_mode):
+                folders.append(entry)
+    return folders
 
 
 def kill_tree(pid: int) -> None:
