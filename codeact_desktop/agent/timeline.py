@@ -11,6 +11,10 @@ from ..store.history import Conversation
 from .actions import parse_reply
 from .attachments import split_user_text
 
+# Said under an answer the user stopped: live by the window, and again from the history
+# (the message's meta "cancelled"), so a reopened answer does not just look cut short.
+STOPPED = "Stopped."
+
 
 @dataclass
 class StoredOutput:
@@ -58,6 +62,8 @@ def timeline(conversation: Conversation) -> list[Entry]:
                 entries.append(Entry("action", action["code"], action=action,
                                      outputs=_outputs(conversation, action["id"]),
                                      edited=code_edited(reply.code, action["code"])))
+            if meta.get("cancelled"):
+                entries.append(Entry("notice", STOPPED))
         elif kind == "notice":
             entries.append(Entry("notice", message["content"], error=bool(meta.get("error"))))
     return entries

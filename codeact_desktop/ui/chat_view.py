@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 from ..action_status import ActionStatus
 from ..agent import events as ev
 from ..agent.actions import OPEN, parse_reply
-from ..agent.timeline import timeline
+from ..agent.timeline import STOPPED, timeline
 from ..kernel.outputs import item_from_stored
 from ..sizes import human_size
 from ..store.history import Conversation
@@ -267,7 +267,7 @@ class ChatView(QScrollArea):
             self._draw_pending()
             if event.reason == "cancelled":
                 self._end_reply(parse_reply(self._reply_text, "cancelled").thought)
-                self.add_notice("Stopped.")
+                self.add_notice(STOPPED)
             self._reply_text = ""
             self._reply_bubble = None
 

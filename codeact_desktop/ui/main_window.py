@@ -79,6 +79,7 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
         self.current: ConversationController | None = None
         self._editing = False  # the input holds the last message, to replace it
         self._pending_files: list[Path] = []  # given to the app before a model was ready
+        self._context_wanted = self._context_counting = False  # window_model.count_context
         self.background = BackgroundWork(self)
         # Kernels of conversations left behind stop (memory); checked on each open and each minute.
         self.keep_alive = KernelKeepAlive()
@@ -239,10 +240,13 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
         self.show_files_panel(not self.files_panel.isVisible())
 
     # dialogs and the desktop go through these, so tests can answer them
-    def confirm(self, title: str, text: str) -> bool:
+    def confirm(self, title: str, text: str, yes: str = "Yes", no: str = "No") -> bool:
         # No is the default: Enter on a question that loses something must not lose it. Plain
         # text: a question may quote a dropped file's name or its header (a hostile GGUF's).
+        # The buttons say what they do ("Delete", "Cancel") where the question allows it.
         box = plain_box(self, QMessageBox.Question, title, text, QMessageBox.Yes | QMessageBox.No)
+        box.button(QMessageBox.Yes).setText(yes)
+        box.button(QMessageBox.No).setText(no)
         box.setDefaultButton(QMessageBox.No)
         return box.exec() == QMessageBox.Yes
 
@@ -373,7 +377,7 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
         if on and not self.confirm("Allow network for code?",
                                    "Code in this conversation will be able to reach the internet and your local "
                                    "network (for example for pip install). The Python kernel restarts: variables "
-                                   "are lost, files are kept."):
+                                   "are lost, files are kept.", yes="Allow network", no="Cancel"):
             self.sandbox_status.undo_toggle()
             return
         controller.conversation.set_network_allowed(on)
@@ -385,7 +389,7 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
     def restart_kernel(self) -> None:
         if self.current is None or not self.confirm(
                 "Restart the kernel?", "Variables, imports and anything computed in this conversation are lost; "
-                "files in its folder are kept."):
+                "files in its folder are kept.", yes="Restart", no="Cancel"):
             return
         self.background.run("restart kernel", self.current.kernel.restart, on_failed=self._restart_failed)
         self.chat.add_notice("The kernel was restarted: variables and imports are gone; files are kept.")
@@ -417,6 +421,8 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
                 self.status.set_context(self.backend.info.n_ctx, used)
         elif isinstance(event, ev.TurnDone):
             self.files_panel.refresh()  # uploads are recorded when the turn starts
+            if event.reason in ("cancelled", "error"):
+                self.count_context()  # no reply's figures came: counted once the turn has ended
 
     def reached(self, what: str) -> None:
         """A start-up milestone, logged once (``startup_clock``); both: the app is usable."""
@@ -437,6 +443,8 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
         self.keep_alive.used(controller.conversation.id)
         if controller is self.current:
             self._update_controls()
+        if not busy and self._context_wanted:
+            self.count_context(ended=controller)
 
     def _on_approval(self, controller: ConversationController, action_id: str) -> None:
         card = self.chat.cards.get(action_id)

@@ -58,6 +58,7 @@ class WindowConversations:
         self.status.set_speed(None)
         if self.backend is not None:
             self.status.set_context(self.backend.info.n_ctx)
+            self.count_context()  # "used / n_ctx" follows when counted
         self.chat.show_conversation(controller.conversation)
         self.files_panel.show_conversation(controller.conversation)
         self.tray.show_for(controller.conversation.workspace)
@@ -83,8 +84,14 @@ class WindowConversations:
     def _note_kernel_state_lost(self, conversation) -> None:
         """Code ran here in an earlier session; its variables died with that kernel."""
         text = messages()["kernel_state_lost"]
-        last = conversation.messages()[-1]
-        if last["kind"] != "notice" or last["content"] != text:
+        # Among the notices since the last message, not only the last one: the model's
+        # notices of a start come after it (window_model.py).
+        trailing = []
+        for message in reversed(conversation.messages()):
+            if message["kind"] != "notice":
+                break
+            trailing.append(message["content"])
+        if text not in trailing:
             conversation.add_message("system", "notice", text)
 
     def rename_conversation(self) -> None:
@@ -103,7 +110,7 @@ class WindowConversations:
         conversation = controller.conversation
         if not self.confirm("Delete conversation",
                             f"Delete “{conversation.title()}”? Its messages and outputs, and the files in its "
-                            "folder, are removed. This cannot be undone."):
+                            "folder, are removed. This cannot be undone.", yes="Delete", no="Cancel"):
             return
         messages, _ = conversation.model_messages()
         backend = self.backend

@@ -53,7 +53,7 @@ def test_quit_mid_delete_removes_the_folder(qtbot, window, monkeypatch):
     workspace = Path(win.current.conversation.workspace)
     kernel_home = win.paths.kernel_home_for(workspace)
     assert (workspace / "made.txt").exists()
-    monkeypatch.setattr(win, "confirm", lambda title, text: True)
+    monkeypatch.setattr(win, "confirm", lambda title, text, **_: True)
     win.delete_conversation()
     win.close()  # at once: the delete is still stopping the kernel
     assert not workspace.exists() and not kernel_home.exists()
@@ -135,7 +135,7 @@ def test_a_deleted_conversations_controller_is_freed(qtbot, window, monkeypatch)
     controller = weakref.ref(win.current)
     agent = weakref.ref(win.current.agent)
     kernel = win.current.kernel
-    monkeypatch.setattr(win, "confirm", lambda title, text: True)
+    monkeypatch.setattr(win, "confirm", lambda title, text, **_: True)
     with qtbot.waitSignal(win.background.done, timeout=30_000,
                           check_params_cb=lambda name, result: name == "delete conversation"):
         win.delete_conversation()
@@ -161,7 +161,7 @@ def test_kernel_label_follows_the_kernels_events(qtbot, window, monkeypatch):
     assert win.interrupt_button.isEnabled()
     wait_idle(qtbot, win)
     assert win.kernel_label.text() == "kernel: ready" and not win.interrupt_button.isEnabled()
-    monkeypatch.setattr(win, "confirm", lambda title, text: True)
+    monkeypatch.setattr(win, "confirm", lambda title, text, **_: True)
     win.restart_kernel()
     qtbot.waitUntil(lambda: "kernel: restarting" in seen, timeout=30_000)
     qtbot.waitUntil(lambda: win.kernel_label.text() == "kernel: ready" and win.sandbox_status.isVisible(),

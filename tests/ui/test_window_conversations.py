@@ -36,7 +36,7 @@ def test_rename_and_delete_with_confirmation(qtbot, window, monkeypatch):
     kernel_home = win.paths.kernel_home_for(workspace)
     assert kernel_home.is_dir()
     answers = iter([False, True])
-    monkeypatch.setattr(win, "confirm", lambda title, text: next(answers))
+    monkeypatch.setattr(win, "confirm", lambda title, text, **_: next(answers))
     win.delete_conversation()  # said no: nothing happens
     assert titles(win) == ["Renamed chat"]
     old_kernel = win.current.kernel
@@ -183,3 +183,24 @@ def test_settings_fit_the_screen_with_a_large_font(qtbot, window):
         dialog.close()
     finally:
         app.setFont(normal)
+
+
+def test_questions_that_lose_something_name_what_their_button_does(qtbot, window):
+    """Delete and Restart asked Yes/No (a new user's review): the buttons say Delete, Restart
+    and Cancel, and Cancel stays the default."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QMessageBox
+
+    win, _ = window(["Hi."])
+    seen = []
+
+    def answer():
+        box = next(w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible())
+        seen.append((box.button(QMessageBox.Yes).text(), box.defaultButton().text()))
+        box.reject()
+
+    for ask in (win.delete_conversation, win.restart_kernel):
+        QTimer.singleShot(200, answer)
+        ask()
+    assert seen == [("Delete", "Cancel"), ("Restart", "Cancel")], seen
+    assert win.current is not None  # nothing deleted

@@ -88,7 +88,7 @@ def test_large_copy_shows_progress_and_cancel_leaves_nothing(qtbot, window, tmp_
 def drop_and_answer_no(qtbot, win, monkeypatch, path) -> list[str]:
     """Drops a .gguf and answers No to the question it raises; returns the question's text."""
     asked = []
-    monkeypatch.setattr(win, "confirm", lambda title, text: asked.append(text) or False)
+    monkeypatch.setattr(win, "confirm", lambda title, text, **_: asked.append(text) or False)
     drop(win, [path])
     qtbot.waitUntil(lambda: bool(asked), timeout=10_000)
     return asked

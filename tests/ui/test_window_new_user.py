@@ -265,7 +265,7 @@ def test_copy_says_copied_and_restart_asks_first(qtbot, window):
     assert card.copy_button.text() == "Copied ✓" and QGuiApplication.clipboard().text() == "print(1)"
     qtbot.waitUntil(lambda: card.copy_button.text() == "Copy code", timeout=3000)
     asked = []
-    win.confirm = lambda title, text: asked.append(title) or False
+    win.confirm = lambda title, text, **_: asked.append(title) or False
     kernel = win.current.kernel
     pid = kernel.pid if hasattr(kernel, "pid") else None
     win.restart_kernel()

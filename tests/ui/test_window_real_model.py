@@ -20,7 +20,7 @@ def test_drop_the_gguf_then_ask(qtbot, app_paths, tmp_path, gguf_path, monkeypat
     qtbot.addWidget(win)
     win.show()
     assert "No model yet" in win.model_label.full_text and win.current is None
-    monkeypatch.setattr(win, "confirm", lambda title, text: "Use gemma" in text)
+    monkeypatch.setattr(win, "confirm", lambda title, text, **_: "Use gemma" in text)
     assert drop(win, [gguf_path])
     qtbot.waitUntil(lambda: win.backend is not None and win.current is not None, timeout=120_000)
     assert "llama.cpp" in win.model_label.full_text or "gemma" in win.model_label.full_text.lower()

@@ -24,7 +24,7 @@ def test_status_shows_the_layers_and_the_network_switch_works(qtbot, window, mon
     assert "network off" in status.text() and "Landlock" in status.toolTip()
     win.new_conversation()  # a second conversation's kernel is shown too
     qtbot.waitUntil(lambda: status.text().startswith("Restricted"), timeout=30_000)
-    monkeypatch.setattr(win, "confirm", lambda title, text: "internet" in text)
+    monkeypatch.setattr(win, "confirm", lambda title, text, **_: "internet" in text)
     status.network_action.trigger()
     kernel, conversation = win.current.kernel, win.current.conversation
     qtbot.waitUntil(lambda: kernel.network and not kernel.is_starting and "network on" in status.text(),
