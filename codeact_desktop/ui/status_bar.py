@@ -45,8 +45,6 @@ class ElidedLabel(QLabel):
         super().__init__()
         self.full_text = ""
         self.setTextFormat(Qt.PlainText)
-        self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
-        self.setMinimumWidth(self.MIN_WIDTH)
 
     def set_full_text(self, text: str) -> None:
         self.full_text = text
@@ -57,6 +55,9 @@ class ElidedLabel(QLabel):
         margins = self.contentsMargins()
         width = self.fontMetrics().horizontalAdvance(self.full_text) + margins.left() + margins.right() + 2
         return QSize(width, super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - it may shrink to this; its text is cut to fit
+        return QSize(self.MIN_WIDTH, super().minimumSizeHint().height())
 
     def resizeEvent(self, event):  # noqa: N802
         super().resizeEvent(event)
@@ -91,7 +92,8 @@ class WindowStatusBar(QStatusBar):
         for label in (self.model_label, self.context_label, self.speed_label, self.kernel_label):
             label.setContentsMargins(8, 0, 12, 0)
             label.setTextFormat(Qt.PlainText)  # a server's model id drew a fake "isolated" badge here
-            row.addWidget(label, 1 if label is self.model_label else 0)
+            row.addWidget(label)
+        row.addStretch(1)
         # What the permanent widgets leave: the model's name is cut to it (ElidedLabel).
         self.labels.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.addWidget(self.labels, 1)

@@ -133,7 +133,7 @@ class WindowModel:
     def _on_backend_failed(self, message: str) -> None:
         self.models.finished(message if self.backend is None else "")
         if self.backend is None:
-            self.status.set_model("The model failed to load", error=True)
+            self.status.set_model("No model: see the message above", error=True)  # a load or a connection
             self.show_models()
         else:
             self.status.set_model(_model_status(self.backend.info))
