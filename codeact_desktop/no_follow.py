@@ -307,7 +307,7 @@ def _writable_then_again(remove, path: str, _) -> None:
         pass
 
 
-def _usable(name: str | Path, dir_fd: int | None = None) -> None:
+def rights_back(name: str | Path, dir_fd: int | None = None) -> None:
     """Gives a folder its owner's rights back (code may lock what it made: mode 000, 0555),
     without following a link: through an O_PATH descriptor of the folder itself."""
     if not _PATH:
@@ -351,7 +351,7 @@ def remove_tree(path: Path) -> bool:
         except RecursionError:
             pass
         return not os.path.lexists(path)
-    _usable(path)
+    rights_back(path)
     try:
         top = os.open(path, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC)
     except OSError:
@@ -366,14 +366,14 @@ def remove_tree(path: Path) -> bool:
                 if not is_folder:
                     os.unlink(name, dir_fd=top)
                     continue
-                _usable(name, top)
+                rights_back(name, top)
                 inner = os.open(name, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=top)
                 try:
                     with os.scandir(inner) as entries:
                         below = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
                     for child, child_is_folder in below:
                         if child_is_folder:  # up beside it, removed in its turn
-                            _usable(child, inner)  # moving a folder writes its "..": it needs its rights
+                            rights_back(child, inner)  # moving a folder writes its "..": it needs its rights
                             moved += 1
                             os.rename(child, f".removing-{tag}-{moved}", src_dir_fd=inner, dst_dir_fd=top)
                             todo.append((f".removing-{tag}-{moved}", True))

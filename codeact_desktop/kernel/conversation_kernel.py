@@ -53,6 +53,9 @@ MAX_MESSAGE_BYTES = MAX_KEPT_PER_RUN + (16 << 20)
 # it waited in the app's own ZeroMQ queue (1,000 messages of any size) for the next
 # action, and a thread the code left behind moved 1.8 GB of its output into the app.
 IDLE_DRAIN_S = 0.2
+# ... for at most this long a round: a flood of small messages held the lock an action
+# waits for (7.8 s) and a core of the app's.
+IDLE_DRAIN_ROUND_S = 0.05
 
 
 class KernelError(RuntimeError):
@@ -106,7 +109,8 @@ class ConversationKernel:
         self._ready = threading.Event()
         self._launched = threading.Event()  # the first start's process is running (or the start failed)
         self._start_error: BaseException | None = None
-        self._lock = threading.Lock()  # one execution at a time
+        self._lock = threading.Lock()  # one execution at a time (the idle drain takes it too)
+        self._acting = False  # an action runs: the code may use the processor (not the drain's turns)
         self._client_lock = threading.Lock()  # the client's sockets: read by the idle drain, closed by a stop
         self._drain: threading.Thread | None = None
         self._closed = threading.Event()
@@ -282,7 +286,7 @@ class ConversationKernel:
 
     def _running(self) -> bool:
         """An action or a start is under way: the code may use the processor."""
-        return self._lock.locked() or not self._ready.is_set()
+        return self._acting or not self._ready.is_set()
 
     def _own_folders(self) -> tuple[Path, ...]:
         """What this conversation's code can fill: its workspace, its home, its temp and
@@ -326,7 +330,7 @@ class ConversationKernel:
             try:
                 with self._client_lock:
                     if self._kc is not None and self._ready.is_set():
-                        dropped = drop_waiting(self._kc.iopub_channel.socket)
+                        dropped = drop_waiting(self._kc.iopub_channel.socket, IDLE_DRAIN_ROUND_S)
                         if dropped:
                             _log.debug("dropped %d messages the kernel published between actions", dropped)
             except Exception:  # noqa: BLE001 - a socket being replaced; the next round reads the new one
@@ -478,12 +482,14 @@ class ConversationKernel:
         """
         self.wait_ready()
         with self._lock:
+            self._acting = True
             if not self.is_alive:
                 self.restart()
             self._tell(KernelStatus.BUSY)
             try:
                 return Execution(self, code, timeout, cancel, on_item, on_stream).run()
             finally:
+                self._acting = False
                 if self.state.status in (KernelStatus.BUSY, KernelStatus.INTERRUPTED):
                     if self.is_alive:
                         self._tell(KernelStatus.READY)

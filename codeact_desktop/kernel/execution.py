@@ -90,10 +90,11 @@ def is_idle_for(msg: dict, msg_id: str) -> bool:
     )
 
 
-def drop_waiting(socket, at_most: int = 10_000) -> int:
-    """Reads and drops the messages waiting on a ZeroMQ socket, undecoded; how many."""
-    dropped = 0
-    while dropped < at_most and socket.poll(0):
+def drop_waiting(socket, seconds: float) -> int:
+    """Reads and drops the messages waiting on a ZeroMQ socket, undecoded, for at most
+    ``seconds``; how many."""
+    dropped, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline and socket.poll(0):
         socket.recv_multipart(copy=False)
         dropped += 1
     return dropped

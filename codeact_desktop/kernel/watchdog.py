@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
 
+from ..no_follow import rights_back
+
 POLL_S = 0.1
 MAX_PROCESSES = 128
 MAX_THREADS = 2048  # all threads of all processes: a thread bomb exhausts the OS's tables, not memory
@@ -97,13 +99,13 @@ class OpenFiles:
     conversation's folders shows."""
 
     buffers: int = 0  # distinct sockets and pipes, however many processes hold each
-    ptys: int = 0  # pseudo-terminals' master sides open
+    ptys: int = 0  # pseudo-terminals held, by either side
     epoll_watches: int = 0  # counted up to a little past the limit asked
     unnamed_bytes: int = 0  # disk taken by files removed while open, or never named (O_TMPFILE)
 
 
 def open_files(pids: list[int], watches_enough: int = MAX_EPOLL_WATCHES) -> OpenFiles:
-    buffers, unnamed, watches, ptys = set(), {}, 0, 0
+    buffers, unnamed, watches, masters, slaves = set(), {}, 0, 0, set()
     for pid in pids:
         try:
             names = os.listdir(f"/proc/{pid}/fd")
@@ -117,7 +119,9 @@ def open_files(pids: list[int], watches_enough: int = MAX_EPOLL_WATCHES) -> Open
             if target.startswith(("socket:", "pipe:")):
                 buffers.add(target)
             elif target in ("/dev/ptmx", "/dev/pts/ptmx"):
-                ptys += 1
+                masters += 1
+            elif target.startswith("/dev/pts/"):  # a terminal held by its other side
+                slaves.add(target.removesuffix(" (deleted)"))
             elif target == "anon_inode:[eventpoll]":
                 if watches <= watches_enough:  # reading stops once the answer is known
                     watches += _epoll_watches(pid, name)
@@ -128,7 +132,7 @@ def open_files(pids: list[int], watches_enough: int = MAX_EPOLL_WATCHES) -> Open
                     continue
                 if stat.S_ISREG(info.st_mode):
                     unnamed[(info.st_dev, info.st_ino)] = info.st_blocks * 512
-    return OpenFiles(len(buffers), ptys, watches, sum(unnamed.values()))
+    return OpenFiles(len(buffers), max(masters, len(slaves)), watches, sum(unnamed.values()))
 
 
 def _epoll_watches(pid: int, fd: str) -> int:
@@ -140,17 +144,30 @@ def _epoll_watches(pid: int, fd: str) -> int:
         return 0
 
 
-def processor_seconds(pids: list[int]) -> dict[int, float]:
-    """Processor time (user and system) each process has used so far."""
+def processor_seconds(pids: list[int]) -> dict[int, tuple[float, float]]:
+    """Processor time (user and system) each process has used so far, its own and that of
+    its children it has waited for (short-lived children end there, not in any look)."""
     used = {}
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat", "rb") as f:
                 stat_line = f.read()
             fields = stat_line[stat_line.rindex(b")") + 2:].split()
-            used[pid] = (int(fields[11]) + int(fields[12])) / _TICKS
+            used[pid] = ((int(fields[11]) + int(fields[12])) / _TICKS, (int(fields[13]) + int(fields[14])) / _TICKS)
         except (OSError, ValueError, IndexError):
             continue
+    return used
+
+
+def processor_used(before: dict, after: dict, seconds: float) -> float:
+    """Processor time the tree used between two looks ``seconds`` apart. What a process
+    gains from a child it waited for counts at most ``seconds`` per core: the child may
+    have run long before the first look."""
+    cap = seconds * (os.cpu_count() or 1)
+    used = 0.0
+    for pid, (own, children) in after.items():
+        was_own, was_children = before.get(pid, (0.0, children))  # one born since: its own time, all new
+        used += max(0.0, own - was_own) + min(cap, max(0.0, children - was_children))
     return used
 
 
@@ -208,7 +225,7 @@ def folder_usage(*folders: Path) -> FolderUsage:
     for folder in folders:
         if _BY_DESCRIPTOR:
             try:
-                fd = os.open(folder, _FOLDER_FLAGS)
+                fd = _open_folder(folder)
             except OSError:
                 continue
             try:
@@ -230,13 +247,24 @@ def _count_below(fd: int, depth: int, usage: list) -> None:
         return
     for folder in folders:
         try:
-            child = os.open(folder.name, _FOLDER_FLAGS, dir_fd=fd)
+            child = _open_folder(folder.name, fd)
         except OSError:
             continue
         try:
             _count_below(child, depth + 1, usage)
         finally:
             os.close(child)
+
+
+def _open_folder(name, dir_fd: int | None = None) -> int:
+    """A folder of the conversation's, opened to be listed. One the code made unreadable
+    (mode 0o300: files go in, nobody lists them) gets its owner's rights back first: its
+    600 MB were not counted."""
+    try:
+        return os.open(name, _FOLDER_FLAGS, dir_fd=dir_fd)
+    except PermissionError:
+        rights_back(name, dir_fd)
+        return os.open(name, _FOLDER_FLAGS, dir_fd=dir_fd)
 
 
 def _count_by_name(top: str, usage: list) -> None:
@@ -348,7 +376,8 @@ class KernelWatchdog:
         self.on_exit = on_exit
         self.busy = busy  # whether an action (or the kernel's start) is running: the code may use the processor
         self._idle_since: float | None = None
-        self._processor: deque[tuple[float, dict[int, float]]] = deque()  # (when, seconds used by pid)
+        self._last_look: tuple[float, dict] | None = None  # (when, processor_seconds)
+        self._processor: deque[tuple[float, float]] = deque()  # (when, processor seconds used since the look before)
         self._unnamed_bytes = 0
         self._exit_told: int | None = None  # the last pid whose end went to on_exit
         self.reason = ""
@@ -472,21 +501,21 @@ class KernelWatchdog:
         action running, once that is over IDLE_CPU_SHARE (else 0)."""
         now = time.monotonic()
         if self.busy():
-            self._idle_since = None
+            self._idle_since = self._last_look = None
             self._processor.clear()
             return 0.0
         if self._idle_since is None:
             self._idle_since = now
         sample = processor_seconds(pids)
-        self._processor.append((now, sample))
-        while now - self._processor[0][0] > IDLE_CPU_WINDOW_S:
+        if self._last_look is not None:
+            then, before = self._last_look
+            self._processor.append((now, processor_used(before, sample, now - then)))
+        self._last_look = (now, sample)
+        while self._processor and now - self._processor[0][0] > IDLE_CPU_WINDOW_S:
             self._processor.popleft()
-        then, before = self._processor[0]
-        if now - self._idle_since < IDLE_CPU_WINDOW_S or now - then < IDLE_CPU_WINDOW_S * 0.8:
+        if now - self._idle_since < IDLE_CPU_WINDOW_S or not self._processor:
             return 0.0
-        # A process born in the window counts all it used; one that ended is not counted.
-        used = sum(max(0.0, seconds - before.get(pid, 0.0)) for pid, seconds in sample.items())
-        share = used / (now - then)
+        share = sum(used for _, used in self._processor) / IDLE_CPU_WINDOW_S
         return share if share > IDLE_CPU_SHARE else 0.0
 
     def _tell_exit(self, pid: int) -> None:

@@ -7,6 +7,7 @@ agent, and fails if the attack gets through."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -198,3 +199,109 @@ print('flood thread left running')
     started = time.monotonic()
     assert a.act("print('next')").endswith("next\n")
     assert peak < 256 << 20 and time.monotonic() - started < 5, (peak >> 20, time.monotonic() - started)
+
+
+# -- the second independent run of stop 33, against the fixes above ----------------------
+
+def _stopped_for_spinning(a) -> bool:
+    deadline = time.monotonic() + watchdog.IDLE_CPU_WINDOW_S + 15
+    while time.monotonic() < deadline and a.kernel.state.status != KernelStatus.DIED:
+        time.sleep(0.5)
+    return a.kernel.state.status == KernelStatus.DIED and "of a processor busy" in a.kernel.state.detail
+
+
+def test_short_lived_children_left_spinning_are_counted(conversations):
+    """A loop left behind forks a child that spins 0.3 s, exits and is reaped, again and
+    again: only processes alive at a look were counted (21.4 processor-seconds in 22 s)."""
+    a = conversations()
+    a.act("""
+import os, threading, time
+def chain():
+    while True:
+        pid = os.fork()
+        if pid == 0:
+            end = time.monotonic() + 0.3
+            while time.monotonic() < end:
+                pass
+            os._exit(0)
+        os.waitpid(pid, 0)
+threading.Thread(target=chain, daemon=True).start()
+print('left')
+""")
+    assert _stopped_for_spinning(a), a.kernel.state
+
+
+def test_the_idle_drain_neither_hides_code_left_spinning_nor_holds_the_next_action(conversations):
+    """The drain took the run's lock, which the idle rule read as an action running: a
+    thread publishing tiny messages as fast as it could was never stopped (17.8
+    processor-seconds in 22 s), and the app spent 16 s of its own reading them."""
+    a = conversations()
+    a.act("""
+import threading
+kernel = get_ipython().kernel
+def flood():
+    while True:
+        kernel.session.send(kernel.iopub_socket, 'stream', {'name': 'stdout', 'text': 'x'}, parent={},
+                            buffers=[b'x'] * 200)
+threading.Thread(target=flood, daemon=True).start()
+print('left')
+""")
+    assert _stopped_for_spinning(a), a.kernel.state
+    started = time.monotonic()
+    assert a.act("print('next')").endswith("next\n") and time.monotonic() - started < 10
+
+
+def test_terminals_held_by_their_other_side_count_too(conversations):
+    """``openpty()``, the master closed, the slave kept: 300 terminals taken, none counted."""
+    a = conversations()
+    observation = a.act("""
+import os, time
+kept = []
+for _ in range(100):
+    master, slave = os.openpty()
+    os.close(master)
+    kept.append(slave)
+print('HOLDING', len(kept), flush=True)
+time.sleep(5)
+print('STILL ALIVE')
+""")
+    assert "HOLDING 100" in observation and "STILL ALIVE" not in observation, observation
+
+
+def test_a_folder_the_code_made_unreadable_is_counted(tmp_path):
+    """Mode 0o300 (files go in, nobody lists them): the budget's walk, as an ordinary user,
+    skipped the folder and its 600 MB. Its owner's rights come back and it is counted."""
+    import os
+    import subprocess
+    import tempfile
+
+    top = tempfile.mkdtemp(prefix="codeact-unreadable-")
+    try:
+        os.chmod(top, 0o755)
+        locked = os.path.join(top, "locked")
+        os.mkdir(locked)
+        with open(os.path.join(locked, "hidden.bin"), "wb") as f:
+            f.write(b"\1" * (4 << 20))
+        os.chmod(locked, 0o300)
+        if os.geteuid() == 0:  # root reads every folder: the walk is tried as the folder's ordinary owner
+            for path in (top, locked, os.path.join(locked, "hidden.bin")):
+                os.lchown(path, 65534, 65534)
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:  # the walk as that user, with everything already imported
+            try:
+                if os.geteuid() == 0:
+                    os.setgroups([])
+                    os.setgid(65534)
+                    os.setuid(65534)
+                os.write(write, str(watchdog.folder_usage(Path(top)).bytes).encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        counted = os.read(read, 100)
+        os.close(read)
+        os.waitpid(child, 0)
+        assert int(counted or 0) >= 4 << 20, counted
+    finally:
+        subprocess.run(["chmod", "-R", "u+rwx", top])
+        remove_tree(Path(top))
