@@ -351,3 +351,40 @@ time.sleep(5)
 print('STILL ALIVE')
 """)
     assert "STILL ALIVE" not in observation and "MB queued" in observation, observation
+
+
+def test_memory_and_disk_held_only_by_a_mapping_count(conversations):
+    """A shared anonymous mapping that exited children filled (1.2 GB, the parent's RSS
+    small), and files mapped, closed and removed (no descriptor shows them): neither was
+    in any count. Now the tree's mappings are read once a second."""
+    a = conversations(limits=KernelLimits(address_space=4 * GB, memory=768 << 20))
+    observation = a.act("""
+import mmap, os, time
+shared = mmap.mmap(-1, 1200 << 20, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+for part in range(3):
+    if os.fork() == 0:
+        shared[part * (400 << 20):(part + 1) * (400 << 20)] = b'\\1' * (400 << 20)
+        os._exit(0)
+    os.wait()
+time.sleep(5)
+print('STILL ALIVE')
+""")
+    assert "STILL ALIVE" not in observation and "GB of memory" in observation, observation
+    assert a.act("print('back')").endswith("back\n")  # nothing read of the last kernel stops the next
+
+    b = conversations(limits=KernelLimits(address_space=4 * GB, memory=1536 << 20, disk=200 << 20))
+    observation = b.act("""
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+for i in range(5):
+    fd = os.open(f'hidden{i}', os.O_CREAT | os.O_RDWR, 0o600)
+    os.posix_fallocate(fd, 0, 100 << 20)
+    libc.mmap(None, 100 << 20, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED; no descriptor kept
+    os.close(fd)
+    os.remove(f'hidden{i}')
+time.sleep(5)
+print('STILL ALIVE')
+""")
+    assert "STILL ALIVE" not in observation and "over its 0.195 GB limit" in observation, observation
