@@ -16,3 +16,15 @@ def send(qtbot, win, text):
 def wait_idle(qtbot, win, timeout=60_000):
     qtbot.waitUntil(lambda: not win.current.busy, timeout=timeout)
     qtbot.wait(120)  # the last queued events and one flush tick
+
+
+LONG_REPLY = "word " * 3000  # streamed slowly enough (piece_delay=0.003) to be stopped midway
+
+
+def stop_mid_reply(qtbot, win):
+    """Sends a message, and presses Esc while the reply (``LONG_REPLY``) streams."""
+    send(qtbot, win, "talk a lot")
+    qtbot.waitUntil(lambda: win.stop_button.isEnabled(), timeout=5000)
+    qtbot.wait(300)
+    qtbot.keyClick(win, Qt.Key_Escape)
+    wait_idle(qtbot, win, timeout=5000)

@@ -12,7 +12,7 @@ from codeact_desktop.ui.code_card import CodeCard
 from codeact_desktop.ui.output_views import ImageView
 from codeact_desktop.ui.main_window import MainWindow
 
-from ._helpers import PLOT_AND_TABLE, send, wait_idle
+from ._helpers import LONG_REPLY, PLOT_AND_TABLE, send, stop_mid_reply, wait_idle
 
 
 def test_send_shows_streamed_text_code_card_plot_and_table(qtbot, window):
@@ -41,15 +41,11 @@ def test_shift_enter_breaks_the_line_instead_of_sending(qtbot, window):
 
 
 def test_stop_mid_stream(qtbot, window):
-    win, backend = window(["word " * 3000], piece_delay=0.003)
-    send(qtbot, win, "talk a lot")
-    qtbot.waitUntil(lambda: win.stop_button.isEnabled(), timeout=5000)
-    qtbot.wait(300)
-    qtbot.keyClick(win, Qt.Key_Escape)
-    wait_idle(qtbot, win, timeout=5000)
+    win, backend = window([LONG_REPLY], piece_delay=0.003)
+    stop_mid_reply(qtbot, win)
     assert any(n.text() == "Stopped." for n in win.chat.findChildren(QLabel, "notice"))
     shown = [b for b in win.chat.findChildren(Bubble) if b.role == "assistant"][0].markdown
-    assert 0 < len(shown) < len("word " * 3000)
+    assert 0 < len(shown) < len(LONG_REPLY)
 
 
 def test_reopened_conversation_shows_everything_it_held(qtbot, window, app_paths, tmp_path):

@@ -11,7 +11,7 @@ from codeact_desktop.store.history import HistoryStore
 from codeact_desktop.ui.chat_view import Bubble
 from codeact_desktop.ui.main_window import MainWindow
 
-from ._helpers import send, wait_idle
+from ._helpers import LONG_REPLY, send, stop_mid_reply, wait_idle
 
 CPU = "No GPU found: running on the CPU, so answers come slowly."
 TEMPLATE = "No chat template in the file: using llama.cpp's built-in chatml."
@@ -41,12 +41,8 @@ def context_of(win, backend) -> str:
 
 
 def test_a_stopped_answer_still_says_stopped_after_a_restart(qtbot, window, app_paths, tmp_path):
-    win, _ = window(["word " * 3000], piece_delay=0.003)
-    send(qtbot, win, "talk a lot")
-    qtbot.waitUntil(lambda: win.stop_button.isEnabled(), timeout=5000)
-    qtbot.wait(300)
-    qtbot.keyClick(win, Qt.Key_Escape)
-    wait_idle(qtbot, win, timeout=5000)
+    win, _ = window([LONG_REPLY], piece_delay=0.003)
+    stop_mid_reply(qtbot, win)
     live = shown(win)
     assert live[-1] == ("notice", "Stopped.") and live[-2][0] == "assistant"
     win.close()
