@@ -217,9 +217,10 @@ def processor_seconds(pids: list[int]) -> dict[int, tuple[float, float]]:
 
 def processor_used(before: dict, after: dict, seconds: float) -> float:
     """Processor time the tree used between two looks ``seconds`` apart. What a process
-    gains from a child it waited for counts at most ``seconds`` per core: the child may
-    have run long before the first look."""
-    cap = seconds * (os.cpu_count() or 1)
+    gains from children it waited for counts at most ``seconds`` (one core's worth): a
+    child may have run long before the first look (a whole action's work, reaped once
+    the action ended, must not read as spinning on a laptop of many cores)."""
+    cap = seconds
     used = 0.0
     for pid, (own, children) in after.items():
         was_own, was_children = before.get(pid, (0.0, children))  # one born since: its own time, all new
