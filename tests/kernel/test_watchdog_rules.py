@@ -14,3 +14,30 @@ def test_a_child_reaped_after_the_action_counts_one_looks_worth():
 def test_own_time_counts_whole_and_a_process_born_between_looks_all_of_its_own():
     assert processor_used({1: (5.0, 0.0)}, {1: (5.5, 0.0), 2: (0.8, 0.0)}, 1.0) == 1.3
     assert processor_used({1: (5.0, 0.0), 3: (9.0, 0.0)}, {1: (5.0, 0.0)}, 1.0) == 0.0  # one that ended: nothing
+
+
+def test_a_slow_census_does_not_slow_the_other_rules(monkeypatch):
+    """125 processes holding 440 epolls each made one look at their open files take up to
+    1.9 s (a second independent run, stop 33); on the watchdog's own thread that held the
+    memory and process rules, which look every 0.1 s. The census has a thread of its own."""
+    import subprocess
+    import sys
+    import time
+
+    from codeact_desktop.kernel import watchdog
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    looks = []
+    real_tree = watchdog.process_tree
+    monkeypatch.setattr(watchdog, "take_census", lambda pids: time.sleep(1.5) or watchdog.Census(
+        watchdog.OpenFiles(), (0, 0), 0, 0))
+    monkeypatch.setattr(watchdog, "process_tree", lambda pid: looks.append(time.monotonic()) or real_tree(pid))
+    dog = watchdog.KernelWatchdog(lambda: sleeper.pid, 1 << 62).start()
+    try:
+        time.sleep(3.5)
+    finally:
+        dog.stop()
+        sleeper.kill()
+        sleeper.wait()
+    gaps = [b - a for a, b in zip(looks, looks[1:])]
+    assert len(looks) >= 20 and max(gaps) < 0.5, (len(looks), max(gaps))
