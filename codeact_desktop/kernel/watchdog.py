@@ -573,7 +573,10 @@ class KernelWatchdog:
         job = self._census_job
         if job is not None and not job.done():
             return None
-        self._census_job = self._census_reader.submit(lambda: (pid, take_census(pids)))
+        try:
+            self._census_job = self._census_reader.submit(lambda: (pid, take_census(pids)))
+        except RuntimeError:  # stopped meanwhile: its loop ends at the next wait
+            return None
         if job is None:
             return None
         try:
@@ -644,7 +647,10 @@ class KernelWatchdog:
         job = self._pss_job
         if job is not None and not job.done():
             return None
-        self._pss_job = self._pss_reader.submit(lambda: (pid, proportional(pairs, stop_above=self.memory_limit)))
+        try:
+            self._pss_job = self._pss_reader.submit(lambda: (pid, proportional(pairs, stop_above=self.memory_limit)))
+        except RuntimeError:  # stopped meanwhile: its loop ends at the next wait
+            return None
         if job is None:
             return None
         read_for, value = job.result()

@@ -41,3 +41,29 @@ def test_a_slow_census_does_not_slow_the_other_rules(monkeypatch):
         sleeper.wait()
     gaps = [b - a for a, b in zip(looks, looks[1:])]
     assert len(looks) >= 20 and max(gaps) < 0.5, (len(looks), max(gaps))
+
+
+def test_stopping_while_a_look_is_under_way_ends_the_watchdog_quietly(monkeypatch):
+    """stop() shuts the census's thread down; a look then asking it for a census raised
+    "cannot schedule new futures after shutdown" and killed the watchdog's thread."""
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from codeact_desktop.kernel import watchdog
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    failures = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: failures.append(args.exc_value))
+    dog = watchdog.KernelWatchdog(lambda: sleeper.pid, 1 << 62)
+    dog._census_reader.shutdown()  # as stop() leaves it, with the loop still going
+    dog._pss_reader.shutdown()
+    dog.start()
+    try:
+        time.sleep(1.5)
+        assert dog._thread.is_alive() and failures == []
+    finally:
+        dog.stop()
+        sleeper.kill()
+        sleeper.wait()
