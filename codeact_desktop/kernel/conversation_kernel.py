@@ -18,8 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-import zmq
-from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.provisioning import LocalProvisioner
 
@@ -27,6 +25,7 @@ from .. import defaults
 from ..no_follow import remove_tree
 from .execution import (INTERRUPT_GRACE_S, MAX_DISPLAYS_PER_RUN, MAX_KEPT_PER_RUN,  # noqa: F401 - re-exported
                         Execution, ExecutionResult, drop_waiting, run_quietly)
+from .kernel_sockets import BoundedKernelManager
 from .kernel_process import OutputTail, exit_reason, innermost_process
 from .kernel_process import innermost_process as _innermost  # noqa: F401 - tests and bench find it here
 from .kernel_process import remove_abandoned_runtime_folders  # noqa: F401 - re-exported
@@ -45,10 +44,6 @@ _log = logging.getLogger(__name__)
 # thread), which must mean the app, not a short-lived start thread.
 _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel-spawner")
 START_TIMEOUT_S = 60.0
-# The largest message the app's client takes from the kernel (a larger one drops the
-# connection, which ZeroMQ makes again): no run keeps more than MAX_KEPT_PER_RUN, and
-# large writes reach the app in pieces (restricted_start.split_large_writes).
-MAX_MESSAGE_BYTES = MAX_KEPT_PER_RUN + (16 << 20)
 # How often what the kernel publishes with no action running is read and dropped: unread,
 # it waited in the app's own ZeroMQ queue (1,000 messages of any size) for the next
 # action, and a thread the code left behind moved 1.8 GB of its output into the app.
@@ -102,7 +97,7 @@ class ConversationKernel:
         # IPC avoids TCP ports entirely where the OS has Unix sockets.
         self.transport = transport or ("tcp" if os.name == "nt" else "ipc")
         self.argv_prefix = argv_prefix or []
-        self._km: KernelManager | None = None
+        self._km: BoundedKernelManager | None = None
         self._kc = None
         self._runtime_dir: RuntimeDir | None = None
         self._policy: dict = {}
@@ -232,7 +227,7 @@ class ConversationKernel:
         read_end, write_end = os.pipe() if self.restricted else (None, None)
         try:
             spec = self._kernel_spec(runtime, write_end if write_end is not None else -1)
-            km = KernelManager(kernel_name="codeact", kernel_spec_manager=_OneKernelSpec(spec),
+            km = BoundedKernelManager(kernel_name="codeact", kernel_spec_manager=_OneKernelSpec(spec),
                                transport=self.transport)
             km.connection_file = str(runtime.connection_file)
             # Always a local process: named here, jupyter_client does not look through every
@@ -308,9 +303,8 @@ class ConversationKernel:
             if self._kc is not None:
                 self._kc.stop_channels()
                 self._kc = None
-        kc = self._km.client()
-        kc.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)  # for the sockets it makes from now on
-        kc.start_channels()
+        kc = self._km.client()  # bounded sockets (kernel_sockets.py)
+        kc.start_channels(stdin=False, hb=False, control=False)  # is_alive asks the manager
         try:
             kc.wait_for_ready(timeout=START_TIMEOUT_S)
         except BaseException:
@@ -320,6 +314,15 @@ class ConversationKernel:
         if self._drain is None:
             self._drain = threading.Thread(target=self._drain_while_idle, name="kernel-idle-drain", daemon=True)
             self._drain.start()
+
+    def reconnect(self) -> None:
+        """New sockets to the running kernel, its state kept: the kernel's code broke a
+        connection (kernel_sockets.py). A restart where the kernel does not answer on them."""
+        try:
+            self._connect_client()
+        except Exception:  # noqa: BLE001 - no answer: a fresh kernel
+            _log.warning("the kernel did not answer on new sockets: restarting it", exc_info=True)
+            self.restart()
 
     def _drain_while_idle(self) -> None:
         """Reads and drops what the kernel publishes while no action runs (no run would

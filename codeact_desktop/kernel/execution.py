@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+import zmq
+
 from ..action_status import ActionStatus
 from ..resources import messages
 from ..image_size import MAX_INLINE_PIXELS_PER_RUN, MAX_PIXELS_PER_RUN
@@ -38,6 +40,13 @@ MAX_KEPT_PER_RUN = 64 << 20
 # outputs (errors, displays) are counted.
 MAX_ITEMS_PER_RUN = 200
 _DISPLAY_KINDS = ("image", "html", "text")
+# The kernel publishes outputs faster than a busy app reads them, ZeroMQ drops the excess on
+# the kernel's side (its queue holds 1,000), and the run's closing "idle" may be among them:
+# a run whose execute_reply came is over once IOPub has been quiet this long (nbclient
+# waits likewise, 4 s).
+QUIET_AFTER_REPLY_S = 2.0
+# ipykernel sends the execute_reply before the closing "idle": one this late is not coming.
+REPLY_AFTER_IDLE_S = 0.5
 
 
 @dataclass
@@ -71,6 +80,8 @@ class RunningKernel(Protocol):
 
     def restart(self) -> None: ...
 
+    def reconnect(self) -> None: ...
+
     def death_reason(self) -> str: ...
 
 
@@ -98,6 +109,24 @@ def drop_waiting(socket, seconds: float) -> int:
         socket.recv_multipart(copy=False)
         dropped += 1
     return dropped
+
+
+def _replied_to(client, msg_id: str, wait: float = 0.0) -> bool:
+    """Whether the kernel's execute_reply to ``msg_id`` has come (within ``wait`` seconds);
+    reads (and drops) the replies waiting on the shell channel."""
+    channel = client.shell_channel
+    deadline = time.monotonic() + wait
+    for _ in range(16):  # the kernel may send without end: the run's deadline comes first
+        try:
+            msg = well_formed_message(channel.get_msg(timeout=max(0.0, deadline - time.monotonic())))
+        except queue.Empty:
+            return False
+        except Exception:  # noqa: BLE001 - a mangled reply: skipped
+            continue
+        if msg is not None and msg["parent_header"].get("msg_id") == msg_id \
+                and msg["header"]["msg_type"] == "execute_reply":
+            return True
+    return False
 
 
 def run_quietly(client, code: str, timeout: float) -> None:
@@ -155,6 +184,7 @@ class Execution:
         self.streams_joined = 0  # stream switches beyond MAX_ITEMS_PER_RUN
         self.late_error: OutputItem | None = None  # the last error beyond it, kept at the end
         self.mangled = 0  # IOPub messages that could not be read: skipped, logged once
+        self.outputs_lost = False  # the run's closing status never came: some may be missing
         self._kept_items = 0
 
     def _flush_stream(self) -> None:
@@ -238,12 +268,27 @@ class Execution:
         kernel = self.kernel
         kc = kernel.client
         started = time.monotonic()
-        msg_id = kc.execute(self.code, store_history=True, allow_stdin=False)
+        drop_waiting(kc.shell_channel.socket, 0.05)  # replies to the app's own setup code
+        try:
+            msg_id = kc.execute(self.code, store_history=True, allow_stdin=False)
+        except zmq.Again:  # the kernel's code broke the connection: new sockets, the same kernel
+            _log.info("the request could not be sent: new sockets to the kernel")
+            kernel.reconnect()
+            kc = kernel.client
+            msg_id = kc.execute(self.code, store_history=True, allow_stdin=False)
         deadline = started + self.timeout
         stopping: ActionStatus | None = None  # TIMEOUT or CANCELLED once we have interrupted
         grace_until = 0.0
+        replied, last_heard = False, started
         while True:
             now = time.monotonic()
+            if replied and now - last_heard >= QUIET_AFTER_REPLY_S:
+                # Dropped in an overflow, or the code broke IOPub's connection (which only
+                # new sockets mend): which one, ZeroMQ does not say.
+                _log.info("the run's closing status was lost: ended on its reply")
+                self.outputs_lost = True
+                kernel.reconnect()
+                return self._finished(stopping, started)
             if stopping is None:
                 if self.cancel is not None and self.cancel.is_set():
                     stopping = ActionStatus.CANCELLED
@@ -266,36 +311,46 @@ class Execution:
                     detail = kernel.death_reason()
                     kernel.restart()
                     return self._result(ActionStatus.DIED, started, detail)
+                replied = replied or _replied_to(kc, msg_id)
                 continue
             except Exception:  # noqa: BLE001 - a message the kernel mangled (it may send anything): skipped
                 self.mangled += 1
                 continue
+            last_heard = time.monotonic()
             if msg is None:
                 self.mangled += 1
                 continue
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
             if is_idle_for(msg, msg_id):
-                late = self.late_error
-                if late is not None and self.kept + _kept_size(late) <= MAX_KEPT_PER_RUN:
-                    self.items_dropped -= 1
-                    self._add(late, _kept_size(late))
-                self._flush_stream()
-                if stopping:
-                    # The KeyboardInterrupt traceback says nothing the status does not.
-                    self.items = [
-                        i for i in self.items
-                        if not (i.kind == "error" and i.ename == "KeyboardInterrupt")
-                    ]
-                    return self._result(stopping, started)
-                failed = any(i.kind == "error" for i in self.items)
-                return self._result(ActionStatus.ERROR if failed else ActionStatus.OK, started)
+                if not replied and not _replied_to(kc, msg_id, wait=REPLY_AFTER_IDLE_S):
+                    # The reply comes before "idle": its connection is broken (a message over
+                    # the bounds), and the next request would be lost in it.
+                    _log.info("no reply to a finished run: new sockets to the kernel")
+                    kernel.reconnect()
+                return self._finished(stopping, started)
             self._handle(msg)
+
+    def _finished(self, stopping: ActionStatus | None, started: float) -> ExecutionResult:
+        late = self.late_error
+        if late is not None and self.kept + _kept_size(late) <= MAX_KEPT_PER_RUN:
+            self.items_dropped -= 1
+            self._add(late, _kept_size(late))
+        self._flush_stream()
+        if stopping:
+            # The KeyboardInterrupt traceback says nothing the status does not.
+            self.items = [
+                i for i in self.items
+                if not (i.kind == "error" and i.ename == "KeyboardInterrupt")
+            ]
+            return self._result(stopping, started)
+        failed = any(i.kind == "error" for i in self.items)
+        return self._result(ActionStatus.ERROR if failed else ActionStatus.OK, started)
 
     def _result(self, status: ActionStatus, started: float, detail: str = "") -> ExecutionResult:
         if self.mangled:
             _log.warning("skipped %d IOPub messages that were not well formed", self.mangled)
-        notes = []
+        notes = [messages()["outputs_lost"]] if self.outputs_lost else []
         if self.displays_dropped:
             notes.append(messages()["displays_dropped"].format(dropped=self.displays_dropped,
                                                                kept=MAX_DISPLAYS_PER_RUN))

@@ -63,7 +63,10 @@ PROBES = {
         "import io\nfrom PIL import Image as P\nfrom IPython.display import Image, display\n"
         "b = io.BytesIO(); P.new('RGB', (8, 8)).save(b, 'PNG')\n"
         "for i in range(10_000):\n    display(Image(b.getvalue()))",
-        "ok", ("9900 more displayed outputs", "<image: 8x8 PNG"), timeout_s=60, bound_s=60),
+        # 9,900 counted when the app keeps up; ZeroMQ drops the excess on the kernel's side
+        # when it does not (9,499 in one CI run): the count is of what came
+        "ok", ("more displayed outputs (images, tables) were not kept", "<image: 8x8 PNG"), timeout_s=60,
+        bound_s=60),
     "input()": Probe("name = input('Your name? ')", "error", ("StdinNotImplementedError",)),
     "write a 5 GB file": Probe(
         "with open('big.bin', 'wb') as f:\n    for _ in range(5 * 1024):\n        f.write(b'\\0' * 2**20)",
