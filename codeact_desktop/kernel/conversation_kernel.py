@@ -25,10 +25,10 @@ from .. import defaults
 from ..no_follow import remove_tree
 from .execution import (INTERRUPT_GRACE_S, MAX_DISPLAYS_PER_RUN, MAX_KEPT_PER_RUN,  # noqa: F401 - re-exported
                         Execution, ExecutionResult, drop_waiting, run_quietly)
-from .kernel_sockets import BoundedKernelManager
 from .kernel_process import OutputTail, exit_reason, innermost_process
 from .kernel_process import innermost_process as _innermost  # noqa: F401 - tests and bench find it here
 from .kernel_process import remove_abandoned_runtime_folders  # noqa: F401 - re-exported
+from .kernel_sockets import BoundedKernelManager
 from .outputs import OutputItem
 from .sandbox import (KernelLimits, RuntimeDir, SandboxReport, kernel_policy, launcher_argv, observe_namespaces,
                       read_report, unrestricted_argv)

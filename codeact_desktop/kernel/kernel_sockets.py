@@ -21,12 +21,12 @@ from traitlets import default
 
 from .execution import MAX_KEPT_PER_RUN
 
-# The largest output message the app takes (a larger one drops the connection, which
-# ZeroMQ makes again): no run keeps more than MAX_KEPT_PER_RUN, and large writes reach the
-# app in pieces (restricted_start.split_large_writes).
+# The largest output message the app takes (a larger one ends the connection, see above):
+# no run keeps more than MAX_KEPT_PER_RUN, and large writes reach the app in pieces
+# (restricted_start.split_large_writes).
 MAX_MESSAGE_BYTES = MAX_KEPT_PER_RUN + (16 << 20)
-# Replies (kernel_info, execute, shutdown) and heartbeats are small: a help page sent as a
-# payload is tens of KB.
+# Replies (kernel_info, execute, shutdown) are small: a help page sent as a payload is tens
+# of KB.
 MAX_REPLY_BYTES = 4 << 20
 # ... and few wait at once: a run reads its own execute_reply after dropping the ones before.
 MAX_REPLIES_QUEUED = 8

@@ -215,6 +215,34 @@ def take_census(pids: list[int]) -> Census:
     return Census(open_files(pids), private_network(pids), shared, removed)
 
 
+class BackgroundReading:
+    """A slow reading of a kernel's tree, one at a time on a thread of its own, so that the
+    watchdog's 0.1 s looks never wait for it."""
+
+    def __init__(self, thread_name: str):
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
+        self._job: Future | None = None
+
+    def latest(self, pid: int, read: Callable[[], object]):
+        """The last finished reading for kernel ``pid`` (None while there is none, or when
+        it was of another kernel); a new one started when none is under way. A reading
+        that raised raises here."""
+        job = self._job
+        if job is not None and not job.done():
+            return None
+        try:
+            self._job = self._reader.submit(lambda: (pid, read()))
+        except RuntimeError:  # stopped meanwhile: the watchdog's loop ends at the next wait
+            return None
+        if job is None:
+            return None
+        read_for, value = job.result()
+        return value if read_for == pid else None
+
+    def stop(self) -> None:
+        self._reader.shutdown(wait=False)
+
+
 def processor_seconds(pids: list[int]) -> dict[int, tuple[float, float]]:
     """Processor time (user and system) each process has used so far, its own and that of
     its children it has waited for (short-lived children end there, not in any look)."""
@@ -455,10 +483,8 @@ class KernelWatchdog:
         self._followed: int | None = None  # the kernel's pid the figures above were read for
         self._exit_told: int | None = None  # the last pid whose end went to on_exit
         self.reason = ""
-        self._pss_reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel-watchdog-pss")
-        self._census_reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel-watchdog-census")
-        self._census_job: Future | None = None
-        self._pss_job: Future | None = None
+        self._pss_reading = BackgroundReading("kernel-watchdog-pss")
+        self._census_reading = BackgroundReading("kernel-watchdog-census")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kernel-watchdog", daemon=True)
 
@@ -468,8 +494,8 @@ class KernelWatchdog:
 
     def stop(self) -> None:
         self._stop.set()
-        self._pss_reader.shutdown(wait=False)
-        self._census_reader.shutdown(wait=False)
+        self._pss_reading.stop()
+        self._census_reading.stop()
 
     def take_reason(self) -> str:
         reason, self.reason = self.reason, ""
@@ -566,25 +592,14 @@ class KernelWatchdog:
                 self._kill(pid, f"the computer was running out of memory ({rss / (1 << 30):.1f} GB used by the code)")
 
     def _census(self, pid: int, pids: list[int]) -> Census | None:
-        """The last finished census of this kernel's tree (None while there is none), and a
-        new one started when none is under way: on a thread of its own, because 125
-        processes with 440 epolls each made one take 0.6 to 1.9 s, and the memory and
-        process rules are to keep their 0.1 s pace meanwhile."""
-        job = self._census_job
-        if job is not None and not job.done():
-            return None
+        """The last finished census of this kernel's tree, a new one started: on a thread
+        of its own, because 125 processes with 440 epolls each made one take 0.6 to 1.9 s,
+        and the memory and process rules are to keep their 0.1 s pace meanwhile."""
         try:
-            self._census_job = self._census_reader.submit(lambda: (pid, take_census(pids)))
-        except RuntimeError:  # stopped meanwhile: its loop ends at the next wait
-            return None
-        if job is None:
-            return None
-        try:
-            read_for, census = job.result()
+            return self._census_reading.latest(pid, lambda: take_census(pids))
         except Exception:  # noqa: BLE001 - a process that went mid-read: the next census reads again
             _log.debug("a census of the kernel's tree failed", exc_info=True)
             return None
-        return census if read_for == pid else None
 
     def _census_reason(self, census: Census) -> str:
         """Why the census stops the kernel ("" when it does not)."""
@@ -642,19 +657,8 @@ class KernelWatchdog:
             _log.exception("the kernel-exit callback failed")
 
     def _large_tree_pss(self, pid: int, pairs: list[tuple[int, int]]) -> int | None:
-        """The last finished PSS reading of this kernel's tree (None while there is none),
-        and a new reading started when none is under way."""
-        job = self._pss_job
-        if job is not None and not job.done():
-            return None
-        try:
-            self._pss_job = self._pss_reader.submit(lambda: (pid, proportional(pairs, stop_above=self.memory_limit)))
-        except RuntimeError:  # stopped meanwhile: its loop ends at the next wait
-            return None
-        if job is None:
-            return None
-        read_for, value = job.result()
-        return value if read_for == pid else None
+        """The last finished PSS reading of this kernel's tree, a new one started."""
+        return self._pss_reading.latest(pid, lambda: proportional(pairs, stop_above=self.memory_limit))
 
     def _disk(self) -> tuple[int, int] | None:
         """Free bytes and free file entries (inodes) on the workspace's disk."""

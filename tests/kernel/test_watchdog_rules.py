@@ -57,8 +57,8 @@ def test_stopping_while_a_look_is_under_way_ends_the_watchdog_quietly(monkeypatc
     failures = []
     monkeypatch.setattr(threading, "excepthook", lambda args: failures.append(args.exc_value))
     dog = watchdog.KernelWatchdog(lambda: sleeper.pid, 1 << 62)
-    dog._census_reader.shutdown()  # as stop() leaves it, with the loop still going
-    dog._pss_reader.shutdown()
+    dog._census_reading.stop()  # as stop() leaves it, with the loop still going
+    dog._pss_reading.stop()
     dog.start()
     try:
         time.sleep(1.5)
