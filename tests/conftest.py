@@ -26,6 +26,16 @@ from codeact_desktop.kernel.venv import ensure_kernel_venv  # noqa: E402
 from codeact_desktop.paths import AppPaths  # noqa: E402
 
 
+def pytest_sessionfinish() -> None:
+    """Offscreen, Qt keeps the clipboard's contents in a static of its own, destroyed in C's
+    exit handlers after Python is gone: a QMimeData the app copied then segfaults there
+    (exit code 139 after every test passed; not so on X11, Wayland, macOS or Windows, whose
+    clipboards end with the application). Emptied here, while Python runs."""
+    widgets = sys.modules.get("PySide6.QtWidgets")
+    if widgets is not None and (app := widgets.QApplication.instance()) is not None:
+        app.clipboard().clear()
+
+
 @pytest.fixture(scope="session")
 def app_paths() -> AppPaths:
     return AppPaths.default()
