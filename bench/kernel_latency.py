@@ -1,6 +1,7 @@
 """Kernel round trips: our ConversationKernel against raw jupyter_client on the same venv.
 
 - round trip of ``1+1`` on a running kernel (median of many);
+- 20 MB printed at once: ours reaches the app in 1 MB messages through the channel relay;
 - first-action latency: from "new conversation" to the first result;
 - the first plot of a new conversation (kernel started and warmed in the background
   while the user types, 3 s here) against a cold kernel's first plot.
@@ -30,6 +31,7 @@ from codeact_desktop.kernel.venv import ensure_kernel_venv  # noqa: E402
 from codeact_desktop.paths import AppPaths  # noqa: E402
 
 PLOT = "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.show()"
+PRINT = "print('x' * 20_000_000)"
 N = 200
 
 
@@ -67,9 +69,11 @@ def main() -> None:
     ours = ConversationKernel(venv, work, env)
     ours.start()
     ours_rt = timed(lambda: ours.execute("1+1"), N)
+    ours_print = timed(lambda: ours.execute(PRINT, timeout=60), 5)
     ours.shutdown()
     km, kc = raw_kernel(venv, env, work)
     raw_rt = timed(lambda: raw_execute(kc, "1+1"), N)
+    raw_print = timed(lambda: raw_execute(kc, PRINT), 5)
     kc.stop_channels()
     km.shutdown_kernel(now=True)
 
@@ -122,6 +126,7 @@ def main() -> None:
         "kernel_latency",
         ["measure", "ours s", "raw jupyter_client s", "ratio ours/raw"],
         [["round trip 1+1 (median of 200)", round(ours_rt, 5), round(raw_rt, 5), round(ours_rt / raw_rt, 3)],
+         ["20 MB printed (median of 5)", round(ours_print, 3), round(raw_print, 3), round(ours_print / raw_print, 3)],
          ["first action: start + 1+1", round(ours_first_s, 3), round(raw_first_s, 3),
           round(ours_first_s / raw_first_s, 3)],
          ["first plot of a conversation (ours warmed while typing; raw cold)", round(warm, 3), round(cold, 3),

@@ -227,8 +227,8 @@ class ConversationKernel:
         read_end, write_end = os.pipe() if self.restricted else (None, None)
         try:
             spec = self._kernel_spec(runtime, write_end if write_end is not None else -1)
-            km = BoundedKernelManager(kernel_name="codeact", kernel_spec_manager=_OneKernelSpec(spec),
-                               transport=self.transport)
+            km = BoundedKernelManager(runtime.relay, kernel_name="codeact", kernel_spec_manager=_OneKernelSpec(spec),
+                                      transport=self.transport)
             km.connection_file = str(runtime.connection_file)
             # Always a local process: named here, jupyter_client does not look through every
             # installed package's entry points for provisioners (a file read per package,
@@ -323,6 +323,11 @@ class ConversationKernel:
         except Exception:  # noqa: BLE001 - no answer: a fresh kernel
             _log.warning("the kernel did not answer on new sockets: restarting it", exc_info=True)
             self.restart()
+
+    @property
+    def connections_cut(self) -> int:
+        km = self._km
+        return km.connections_cut if km is not None else 0
 
     def _drain_while_idle(self) -> None:
         """Reads and drops what the kernel publishes while no action runs (no run would

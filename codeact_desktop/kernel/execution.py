@@ -82,6 +82,9 @@ class RunningKernel(Protocol):
 
     def reconnect(self) -> None: ...
 
+    @property
+    def connections_cut(self) -> int: ...  # by the relay, for a message over its bound
+
     def death_reason(self) -> str: ...
 
 
@@ -268,6 +271,7 @@ class Execution:
         kernel = self.kernel
         kc = kernel.client
         started = time.monotonic()
+        cuts = kernel.connections_cut
         drop_waiting(kc.shell_channel.socket, 0.05)  # replies to the app's own setup code
         try:
             msg_id = kc.execute(self.code, store_history=True, allow_stdin=False)
@@ -288,7 +292,7 @@ class Execution:
                 _log.info("the run's closing status was lost: ended on its reply")
                 self.outputs_lost = True
                 kernel.reconnect()
-                return self._finished(stopping, started)
+                return self._finished(stopping, started, cuts)
             if stopping is None:
                 if self.cancel is not None and self.cancel.is_set():
                     stopping = ActionStatus.CANCELLED
@@ -328,10 +332,12 @@ class Execution:
                     # the bounds), and the next request would be lost in it.
                     _log.info("no reply to a finished run: new sockets to the kernel")
                     kernel.reconnect()
-                return self._finished(stopping, started)
+                return self._finished(stopping, started, cuts)
             self._handle(msg)
 
-    def _finished(self, stopping: ActionStatus | None, started: float) -> ExecutionResult:
+    def _finished(self, stopping: ActionStatus | None, started: float, cuts: int) -> ExecutionResult:
+        if self.kernel.connections_cut != cuts:  # what the cut message carried, and what came with it
+            self.outputs_lost = True
         late = self.late_error
         if late is not None and self.kept + _kept_size(late) <= MAX_KEPT_PER_RUN:
             self.items_dropped -= 1

@@ -8,23 +8,29 @@ in the app in 12 s. Reply sockets now take small messages, a few at a time; past
 ZeroMQ stops reading the connection and the kernel's side drops them. The app opens no
 stdin, control or heartbeat channel of its client: it needs none.
 
-A message over MAXMSGSIZE ends its connection for good (libzmq counts it a protocol error
-and does not connect again): the app's sends then time out instead of waiting forever,
-and the kernel's client is made anew (``ConversationKernel.reconnect``).
+Those bounds count messages, and a frame's size, not a message's: each socket connects
+through the app's relay (``channel_relay.py``), which cuts a connection whose message passes
+its channel's bound, so what waits in the app is at most the queue times the bound. A
+connection cut, or broken by the code in another way, is mended by ZeroMQ or by a new client
+(``ConversationKernel.reconnect``); the app's sends time out instead of waiting forever.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import zmq
 from jupyter_client import BlockingKernelClient, KernelManager
 from traitlets import default
 
-from .execution import MAX_KEPT_PER_RUN
+from .channel_relay import RELAY, Front
 
-# The largest output message the app takes (a larger one ends the connection, see above):
-# no run keeps more than MAX_KEPT_PER_RUN, and large writes reach the app in pieces
-# (restricted_start.split_large_writes).
-MAX_MESSAGE_BYTES = MAX_KEPT_PER_RUN + (16 << 20)
+# The largest output message the app takes (a larger one is cut, with its connection):
+# large writes reach the app in 1 MB pieces (restricted_start.split_large_writes), and an
+# image this large is past what the window draws.
+MAX_MESSAGE_BYTES = 32 << 20
+# ... and how many wait for the app at once: 512 MB at most.
+MAX_OUTPUTS_QUEUED = 16
 # Replies (kernel_info, execute, shutdown) are small: a help page sent as a payload is tens
 # of KB.
 MAX_REPLY_BYTES = 4 << 20
@@ -42,6 +48,7 @@ class BoundedContext(zmq.Context):
         sock = super().socket(socket_type, **kwargs)
         if socket_type == zmq.SUB:  # IOPub: read all the time, by a run or the idle drain
             sock.maxmsgsize = MAX_MESSAGE_BYTES
+            sock.rcvhwm = MAX_OUTPUTS_QUEUED
         else:  # the client's shell, the manager's control (DEALER)
             sock.maxmsgsize = MAX_REPLY_BYTES
             sock.rcvhwm = MAX_REPLIES_QUEUED
@@ -50,11 +57,17 @@ class BoundedContext(zmq.Context):
 
 
 class BoundedKernelClient(BlockingKernelClient):
-    """jupyter_client's blocking client on a bounded context of its own (destroyed with it)."""
+    """jupyter_client's blocking client on a bounded context of its own (destroyed with it),
+    connected through its manager's fronts."""
 
     def _context_default(self) -> zmq.Context:
         self._created_context = True
         return BoundedContext()
+
+    def _make_url(self, channel: str) -> str:
+        if isinstance(self.parent, BoundedKernelManager):
+            return self.parent.front(channel).url
+        return super()._make_url(channel)
 
 
 class BoundedKernelManager(KernelManager):
@@ -69,3 +82,30 @@ class BoundedKernelManager(KernelManager):
     @default("client_factory")
     def _bounded_client(self) -> type:
         return BoundedKernelClient
+
+    def __init__(self, relay_folder: Path | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.relay_folder = relay_folder  # where ipc fronts listen: the app's, never the kernel's
+        self._fronts: dict[str, Front] = {}
+
+    def front(self, channel: str) -> Front:
+        """The relay's front for one of the kernel's channels, made at its first use."""
+        if channel not in self._fronts:
+            limit = MAX_MESSAGE_BYTES if channel == "iopub" else MAX_REPLY_BYTES
+            self._fronts[channel] = RELAY.front(super()._make_url(channel), limit, self.relay_folder)
+        return self._fronts[channel]
+
+    def _make_url(self, channel: str) -> str:
+        return self.front(channel).url
+
+    @property
+    def connections_cut(self) -> int:
+        """Connections the relay cut for a message over its bound, on every channel."""
+        return sum(front.cuts for front in self._fronts.values())
+
+    def cleanup_resources(self, restart: bool = False) -> None:
+        super().cleanup_resources(restart=restart)
+        if not restart:
+            for front in self._fronts.values():
+                RELAY.close(front)
+            self._fronts = {}

@@ -86,6 +86,12 @@ class RuntimeDir:
         return self.root / "sock"
 
     @property
+    def relay(self) -> Path:
+        """Where the app's sockets meet its relay to the kernel's (channel_relay.py): not
+        in the kernel's sandbox."""
+        return self.root / "relay"
+
+    @property
     def tmp(self) -> Path:
         return self.tmp_in / ".tmp" if self.tmp_in is not None else self.root / "tmp"
 
@@ -107,7 +113,7 @@ class RuntimeDir:
                 # Something the last kernel left could not be removed: set aside, never a reason
                 # for this start to fail (the watchdog still counts it against the disk budget).
                 os.rename(self.tmp, self.tmp.with_name(f".tmp-left-{secrets.token_hex(4)}"))
-        for folder in (self.sockets, self.tmp):
+        for folder in (self.sockets, self.relay, self.tmp):
             folder.mkdir(mode=0o700, parents=True, exist_ok=False if folder == self.tmp else True)
         self.shm.mkdir(mode=0o700)
         self.start_folder.mkdir(mode=0o555, exist_ok=True)

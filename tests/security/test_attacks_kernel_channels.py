@@ -65,11 +65,12 @@ for size in (3 << 20, 60 << 20):
 
 
 def test_a_message_over_the_bound_does_not_leave_the_conversation_deaf(conversations):
-    """A message over ZeroMQ's MAXMSGSIZE ends its connection for good. One 90 MB message
+    """A message over ZeroMQ's MAXMSGSIZE ended its connection for good. One 90 MB message
     on IOPub left every later run without outputs until its timeout (30 s here) and a
     restart; one 5 MB reply on the shell channel made the next run's send wait forever.
-    Now a run ends on its execute_reply, says its outputs were lost, and the client's
-    sockets are made anew: the next runs work, with the kernel's variables."""
+    Now the relay cuts such a connection and ZeroMQ makes it again (or the run ends on its
+    execute_reply and the client's sockets are made anew); the run says its outputs were
+    lost, and the next runs work, with the kernel's variables."""
     a = conversations()
     observation = a.act("""
 kernel = get_ipython().kernel
@@ -93,3 +94,52 @@ kernel.shell_stream.socket.send_multipart(list(app) + [b'x' * (5 << 20)])
     started = time.monotonic()
     assert a.act("print(kept, 2)").endswith("still here 2\n")
     assert time.monotonic() - started < kernel_sockets.SEND_TIMEOUT_MS / 1000 + 10
+
+
+def test_a_message_of_many_frames_stays_bounded(conversations):
+    """ZeroMQ's bounds count whole messages (RCVHWM) and one frame's size (MAXMSGSIZE), and
+    it holds every frame of a message until the last has come. One message of 600 frames
+    of 3 MB (one buffer sent again and again: nothing to the kernel) to the app's shell
+    socket grew the app by 830 MB, and 150 frames of 30 MB on IOPub by 1.7 GB. The relay
+    (channel_relay.py) cuts a connection whose message passes its channel's bound."""
+    a = conversations()
+    with PeakMemory() as memory:
+        a.act("""
+import zmq
+kernel = get_ipython().kernel
+kept = 'still here'
+piece = zmq.Frame(b'x' * (3 << 20))
+kernel.shell_stream.socket.send_multipart(list(kernel._parent_ident['shell']) + [piece] * 600, copy=False)
+""")
+        observation = a.act("""
+msg = kernel.session.msg('stream', {'name': 'stdout', 'text': 'hi'}, parent=kernel.get_parent())
+piece = zmq.Frame(b'x' * (30 << 20))
+kernel.iopub_thread.socket.send_multipart(kernel.session.serialize(msg, ident=b'stream.stdout') + [piece] * 150,
+                                          copy=False)
+""")
+        time.sleep(1)
+    assert memory.grew < 300 << 20, f"the app grew by {memory.grew >> 20} MB"
+    assert "outputs of this run may be missing" in observation, observation
+    assert a.act("print(kept)").endswith("still here\n")
+
+
+def test_many_large_outputs_stay_bounded(conversations):
+    """One 60 MB message, serialized once and sent 40 times without a copy, cost the
+    kernel 60 MB and the app 2 GB: ZeroMQ queued up to 1,000 of them in the app (200 grew
+    it by 5.1 GB). Now a message of IOPub is at most 32 MB and 16 wait in the app."""
+    a = conversations()
+    with PeakMemory() as memory:
+        observation = a.act("""
+import zmq
+kernel = get_ipython().kernel
+for size in (20 << 20, 60 << 20):
+    msg = kernel.session.msg('stream', {'name': 'stdout', 'text': 'x' * size}, parent=kernel.get_parent())
+    frames = [zmq.Frame(f) for f in kernel.session.serialize(msg, ident=b'stream.stdout')]
+    for _ in range(40):
+        kernel.iopub_thread.socket.send_multipart(frames, copy=False)
+""")
+        time.sleep(1)
+    assert memory.grew < (kernel_sockets.MAX_OUTPUTS_QUEUED + 4) * kernel_sockets.MAX_MESSAGE_BYTES
+    assert memory.grew < 1200 << 20, f"the app grew by {memory.grew >> 20} MB"
+    assert "outputs of this run may be missing" in observation, observation[-500:]
+    assert a.act("print(1 + 1)").endswith("2\n")
