@@ -32,6 +32,12 @@ _log = logging.getLogger(__name__)
 _GREETING_BYTES = 64  # ZMTP 3: signature (10), version (2), mechanism (20), as-server, filler
 _MORE, _LONG, _COMMAND = 1, 2, 4  # a frame's flags
 MAX_COMMAND_BYTES = 1 << 16  # READY, PING, SUBSCRIBE: a few bytes each
+# What libzmq keeps for a frame besides its body (a msg_t): an endless message of empty
+# frames, 2 bytes each on the wire, would otherwise cost the app 32 times what it is counted.
+FRAME_COST = 64
+# A Jupyter message is its routing prefix, a delimiter, a signature, four parts and its
+# buffers: a few dozen frames. More is not the app's protocol (and costs the relay a parse each).
+MAX_FRAMES = 1024
 _CHUNK = 1 << 16
 _HELD = 1 << 18  # bytes the relay holds for one direction of one connection, at most
 
@@ -46,6 +52,7 @@ class MessageBound:
         self.header = bytearray()  # the flags and size of the frame that starts
         self.body_left = 0  # of the frame under way
         self.message = 0  # bytes of the message under way
+        self.frames = 0  # ... and its frames
 
     def feed(self, data: bytes) -> str | None:
         at = 0
@@ -75,11 +82,14 @@ class MessageBound:
                 if size > MAX_COMMAND_BYTES:
                     return f"a command of {size} bytes"
             else:
-                self.message += size
+                self.message += size + FRAME_COST
+                self.frames += 1
                 if self.message > self.limit:
                     return f"a message of over {self.limit >> 20} MB"
+                if self.frames > MAX_FRAMES:
+                    return f"a message of over {MAX_FRAMES} frames"
                 if not flags & _MORE:
-                    self.message = 0
+                    self.message = self.frames = 0
             self.body_left = size
         return None
 

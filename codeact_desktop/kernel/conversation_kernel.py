@@ -44,6 +44,8 @@ _log = logging.getLogger(__name__)
 # thread), which must mean the app, not a short-lived start thread.
 _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel-spawner")
 START_TIMEOUT_S = 60.0
+# A running kernel answers new sockets at once; the run that asked for them waits this long.
+RECONNECT_TIMEOUT_S = 15.0
 # How often what the kernel publishes with no action running is read and dropped: unread,
 # it waited in the app's own ZeroMQ queue (1,000 messages of any size) for the next
 # action, and a thread the code left behind moved 1.8 GB of its output into the app.
@@ -298,7 +300,7 @@ class ConversationKernel:
             raise KernelError(f"restrictions asked for are not in force: {', '.join(wrong)}")
         self.sandbox = report
 
-    def _connect_client(self) -> None:
+    def _connect_client(self, timeout: float = START_TIMEOUT_S) -> None:
         with self._client_lock:
             if self._kc is not None:
                 self._kc.stop_channels()
@@ -306,7 +308,7 @@ class ConversationKernel:
         kc = self._km.client()  # bounded sockets (kernel_sockets.py)
         kc.start_channels(stdin=False, hb=False, control=False)  # is_alive asks the manager
         try:
-            kc.wait_for_ready(timeout=START_TIMEOUT_S)
+            kc.wait_for_ready(timeout=timeout)
         except BaseException:
             kc.stop_channels()  # a kernel that died at start leaves no client threads behind
             raise
@@ -319,7 +321,7 @@ class ConversationKernel:
         """New sockets to the running kernel, its state kept: the kernel's code broke a
         connection (kernel_sockets.py). A restart where the kernel does not answer on them."""
         try:
-            self._connect_client()
+            self._connect_client(timeout=RECONNECT_TIMEOUT_S)
         except Exception:  # noqa: BLE001 - no answer: a fresh kernel
             _log.warning("the kernel did not answer on new sockets: restarting it", exc_info=True)
             self.restart()

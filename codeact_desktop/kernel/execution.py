@@ -39,6 +39,10 @@ MAX_KEPT_PER_RUN = 64 << 20
 # conversation). Past the cap, stream text joins the stream under way, in order, and other
 # outputs (errors, displays) are counted.
 MAX_ITEMS_PER_RUN = 200
+# Stream text one run hands to those who show it as it comes (on_stream): the CLI prints all
+# of it, the window's card draws 400,000 characters. Past it, a note once for each stream:
+# what is handed on waits in the window's queue for its next tick.
+LIVE_CHARS_PER_RUN = 16_000_000
 _DISPLAY_KINDS = ("image", "html", "text")
 # The kernel publishes outputs faster than a busy app reads them, ZeroMQ drops the excess on
 # the kernel's side (its queue holds 1,000), and the run's closing "idle" may be among them:
@@ -179,6 +183,8 @@ class Execution:
         self.displays = 0
         self.displays_dropped = 0
         self.output_dropped = 0  # characters and bytes beyond MAX_KEPT_PER_RUN
+        self.live_chars = 0  # handed to on_stream
+        self.live_cut: set[str] = set()  # streams told that the rest is not shown live
         self.image_pixels = 0
         self.rich_cost = 0  # of rich text (HTML, Markdown), within LAYOUT_COST_PER_RUN
         self.inline_pixels = 0  # of images inside HTML, within MAX_INLINE_PIXELS_PER_RUN
@@ -219,7 +225,7 @@ class Execution:
                     return
                 self.stream = StreamBuffer(name)
             self.stream.add(text)
-            self.on_stream(name, text)
+            self._show_live(name, text)
         elif kind == "clear_output":
             if not self._full:  # past the cap, clearing would start a new item each time
                 self._flush_stream()
@@ -256,6 +262,15 @@ class Execution:
             self.inline_pixels += inline
             self.image_pixels += pixels
             self._add(item, size)
+
+    def _show_live(self, name: str, text: str) -> None:
+        if self.live_chars < LIVE_CHARS_PER_RUN:
+            text = text[:LIVE_CHARS_PER_RUN - self.live_chars]
+            self.live_chars += len(text)
+            self.on_stream(name, text)
+        elif name not in self.live_cut:
+            self.live_cut.add(name)
+            self.on_stream(name, messages()["live_output_cut"])
 
     @property
     def _full(self) -> bool:

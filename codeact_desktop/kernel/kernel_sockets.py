@@ -17,6 +17,8 @@ connection cut, or broken by the code in another way, is mended by ZeroMQ or by 
 
 from __future__ import annotations
 
+import queue
+import time
 from pathlib import Path
 
 import zmq
@@ -24,6 +26,7 @@ from jupyter_client import BlockingKernelClient, KernelManager
 from traitlets import default
 
 from .channel_relay import RELAY, Front
+from .execution import drop_waiting
 
 # The largest output message the app takes (a larger one is cut, with its connection):
 # large writes reach the app in 1 MB pieces (restricted_start.split_large_writes), and an
@@ -64,6 +67,28 @@ class BoundedKernelClient(BlockingKernelClient):
         self._created_context = True
         return BoundedContext()
 
+    def wait_for_ready(self, timeout: float | None = None) -> None:
+        """jupyter_client's, with an end: after the kernel_info reply it read IOPub until
+        0.2 s of quiet, which code that publishes every 0.1 s never gives (a reconnect
+        hung for ever). Here it drops what waits, undecoded, for 0.2 s at most."""
+        deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
+        while True:
+            self.kernel_info()
+            try:
+                reply = self.shell_channel.get_msg(timeout=1)
+            except queue.Empty:
+                reply = None
+            # A reply, and IOPub connected (the kernel publishes its busy status for it).
+            if isinstance(reply, dict) and reply.get("msg_type") == "kernel_info_reply" \
+                    and self.iopub_channel.socket.poll(200):
+                self._handle_kernel_info_reply(reply)
+                break
+            if not self.is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+        drop_waiting(self.iopub_channel.socket, 0.2)
+
     def _make_url(self, channel: str) -> str:
         if isinstance(self.parent, BoundedKernelManager):
             return self.parent.front(channel).url
@@ -103,8 +128,8 @@ class BoundedKernelManager(KernelManager):
         """Connections the relay cut for a message over its bound, on every channel."""
         return sum(front.cuts for front in self._fronts.values())
 
-    def cleanup_resources(self, restart: bool = False) -> None:
-        super().cleanup_resources(restart=restart)
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:  # shutdown_kernel's
+        await super()._async_cleanup_resources(restart=restart)
         if not restart:
             for front in self._fronts.values():
                 RELAY.close(front)

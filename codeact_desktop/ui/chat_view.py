@@ -288,15 +288,17 @@ class ChatView(QScrollArea):
             budget = DRAW_CHARS_PER_TICK if limited else float("inf")
             batch = self._stream_buffer
             while batch and budget > 0:
-                action_id, name, text = batch[0]
-                if len(text) > budget:
-                    batch[0] = (action_id, name, text[int(budget):])
-                    text = text[:int(budget)]
-                else:
-                    batch.pop(0)
+                action_id, name, text = batch.pop(0)
                 card = self.cards.get(action_id)
-                if card is not None:
-                    budget -= card.add_stream(name, text)  # text past the card's cap costs nothing
+                if card is None:
+                    continue
+                head = text[:int(budget)] if len(text) > budget else text
+                drawn = card.add_stream(name, head)  # text past a view's or card's cap costs nothing
+                budget -= drawn
+                if len(head) < len(text) and drawn >= len(head):
+                    batch.insert(0, (action_id, name, text[len(head):]))  # the rest, next tick
+                # else the rest is past the cap: dropped whole. Kept and sliced a budget at a
+                # time, a piece of 30 MB was copied again and again in one tick (1.8 s).
 
     def _end_reply(self, history_text: str) -> None:
         thought = parse_reply(history_text).thought

@@ -143,3 +143,85 @@ for size in (20 << 20, 60 << 20):
     assert memory.grew < 1200 << 20, f"the app grew by {memory.grew >> 20} MB"
     assert "outputs of this run may be missing" in observation, observation[-500:]
     assert a.act("print(1 + 1)").endswith("2\n")
+
+
+REWRITE_ENDLESS_MESSAGE = """
+import os, select, socket, stat, threading, time, json
+cf = json.load(open(get_ipython().config.IPKernelApp.connection_file))
+iopub = f"{cf['ip']}-{cf['iopub_port']}"
+
+def app_connections():  # the kernel's accepted IOPub connections, found in its own descriptors
+    found = []
+    for name in os.listdir('/proc/self/fd'):
+        try:
+            s = socket.socket(fileno=os.dup(int(name)))
+        except OSError:
+            continue
+        with s:
+            if s.family == socket.AF_UNIX and s.getsockname() == iopub \\
+                    and not s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                found.append(int(name))
+    return found
+
+state = {'sent': 0}
+def write():
+    time.sleep(1)
+    empty_frames = b'\\x01\\x00' * (1 << 19)  # one message that never ends: empty frames, "more" each
+    until = time.time() + 10
+    while time.time() < until:
+        for fd in app_connections():
+            try:
+                while time.time() < until:
+                    select.select([], [fd], [], 0.2)
+                    try:
+                        state['sent'] += os.write(fd, empty_frames)
+                    except BlockingIOError:
+                        pass
+            except OSError:
+                pass  # cut: the next connection
+        time.sleep(0.01)
+threading.Thread(target=write, daemon=True).start()
+"""
+
+
+def test_an_endless_message_written_on_the_wire_stays_bounded(conversations):
+    """The kernel's code wrote ZeroMQ's framing itself on its accepted IOPub connection
+    (found in /proc/self/fd): one message of endless empty frames, 2 bytes each on the
+    wire and 64 in libzmq. 15.5 GB in the app in 25 s; with bounds on frame bodies only,
+    1.7 GB; with each frame's cost counted, 18 s of the app's processor in 22 s, written
+    again on each new connection. Now a message is cut at 1,024 frames."""
+    a = conversations()
+    app = psutil.Process()
+    processor = sum(app.cpu_times()[:2])
+    with PeakMemory() as memory:
+        a.act(REWRITE_ENDLESS_MESSAGE)
+        time.sleep(12)
+    processor = sum(app.cpu_times()[:2]) - processor
+    assert a.kernel.connections_cut > 0
+    assert memory.grew < 300 << 20, f"the app grew by {memory.grew >> 20} MB"
+    assert processor < 6, f"{processor:.1f} s of the app's processor in 12 s"
+    # The kernel's own libzmq may abort, its socket written behind its back: a new kernel.
+    assert a.act("print(1 + 1)").endswith("2\n")
+
+
+def test_a_reconnect_ends_while_the_code_keeps_publishing(conversations):
+    """A run that must make new sockets waited for the kernel with jupyter_client's
+    wait_for_ready, which then read IOPub until 0.2 s of quiet: code that published every
+    0.05 s (here after a forged closing status) held the action past 125 s, its 30 s
+    timeout and the Stop button."""
+    a = conversations()
+    started = time.monotonic()
+    a.act("""
+import threading, time
+kernel = get_ipython().kernel
+def trickle():
+    while True:
+        kernel.session.send(kernel.iopub_socket, 'stream', {'name': 'stdout', 'text': 'x'}, parent={})
+        time.sleep(0.05)
+threading.Thread(target=trickle, daemon=True).start()
+kernel.session.send(kernel.iopub_socket, 'status', {'execution_state': 'idle'}, parent=kernel.get_parent())
+kept = 'still here'
+time.sleep(1)
+""")
+    assert time.monotonic() - started < 30
+    assert a.act("print(kept)").endswith("still here\n")

@@ -362,3 +362,27 @@ def test_a_long_line_leaves_room_for_the_last_line_under_its_scroll_bar(qtbot):
     qtbot.wait(50)
     lines_room = view.viewport().height() // view.fontMetrics().lineSpacing()
     assert lines_room >= 2, (view.height(), view.viewport().height())
+
+
+def test_a_long_live_piece_past_the_cards_room_costs_no_tick_seconds(qtbot):
+    """Text past the card's room cost the tick's budget nothing, so the tick cut the same
+    waiting piece 32,000 characters at a time, copying the rest each time: one tick of
+    the window's thread took 27 s for a 64 MB piece (1.8 s through a real kernel with
+    30 MB). The rest of a piece past the cap is now dropped whole."""
+    from codeact_desktop.agent import events as ev
+
+    chat = ChatView()
+    qtbot.addWidget(chat)
+    chat._flush.stop()
+    chat.handle(ev.ActionProposed("a1", "print()"))
+    chat.handle(ev.ActionStarted("a1", "print()"))
+    for text in ["a" * 500_000, "x" * (64 << 20), "y" * (30 << 20)]:
+        chat.handle(ev.OutputStream("a1", "stdout", text))
+    ticks = []
+    while chat._stream_buffer and len(ticks) < 1000:
+        started = time.monotonic()
+        chat._draw_pending(limited=True)
+        ticks.append(time.monotonic() - started)
+    assert max(ticks) < 0.5 and not chat._stream_buffer, f"{len(ticks)} ticks, the longest {max(ticks):.2f} s"
+    (view,) = chat.cards["a1"].streams.values()
+    assert view.toPlainText().startswith("a" * 1000) and "more: use" in view.toPlainText()
