@@ -43,6 +43,13 @@ MAX_ITEMS_PER_RUN = 200
 # of it, the window's card draws 400,000 characters. Past it, a note once for each stream:
 # what is handed on waits in the window's queue for its next tick.
 LIVE_CHARS_PER_RUN = 16_000_000
+# What the app decodes of an IOPub message: its header, its parent's and its metadata are
+# small (a few hundred bytes); the content of one a run cannot keep is not decoded unless it
+# is a piece of the size the kernel sends text in (its tail is kept); and content opening more
+# JSON objects and arrays than this is skipped (each is a Python object once decoded).
+MAX_ENVELOPE_BYTES = 1 << 20
+MAX_PIECE_BYTES = 8 << 20  # restricted_start.OUTPUT_PIECE_CHARS, up to 6 bytes a character
+MAX_JSON_CONTAINERS = 1_000_000
 _DISPLAY_KINDS = ("image", "html", "text")
 # The kernel publishes outputs faster than a busy app reads them, ZeroMQ drops the excess on
 # the kernel's side (its queue holds 1,000), and the run's closing "idle" may be among them:
@@ -323,7 +330,7 @@ class Execution:
                 status = ActionStatus.TIMEOUT_RESTARTED if stopping == ActionStatus.TIMEOUT else stopping
                 return self._result(status, started, "the interrupt did not stop it")
             try:
-                msg = well_formed_message(kc.get_iopub_msg(timeout=0.1))
+                msg = self._receive(kc, msg_id)
             except queue.Empty:
                 if not kernel.is_alive:
                     self._flush_stream()
@@ -336,10 +343,7 @@ class Execution:
                 self.mangled += 1
                 continue
             last_heard = time.monotonic()
-            if msg is None:
-                self.mangled += 1
-                continue
-            if msg["parent_header"].get("msg_id") != msg_id:
+            if msg is None or msg["parent_header"].get("msg_id") != msg_id:
                 continue
             if is_idle_for(msg, msg_id):
                 if not replied and not _replied_to(kc, msg_id, wait=REPLY_AFTER_IDLE_S):
@@ -349,6 +353,32 @@ class Execution:
                     kernel.reconnect()
                 return self._finished(stopping, started, cuts)
             self._handle(msg)
+
+    def _receive(self, kc, msg_id: str) -> dict | None:
+        """The next IOPub message, decoded; None for one skipped undecoded (counted): not this
+        run's, parts over their bounds, or past what the run can still keep. JSON is decoded
+        only then: 30 MB of ``[{},{},…]``, sent as this run's output, is ten million objects
+        (a GB and seconds of the app's processor). Raises queue.Empty after 0.1 s of nothing."""
+        socket = kc.iopub_channel.socket
+        if not socket.poll(100):
+            raise queue.Empty
+        _, parts = kc.session.feed_identities(socket.recv_multipart(copy=False), copy=False)
+        if len(parts) < 5 or any(len(part) > MAX_ENVELOPE_BYTES for part in parts[1:4]):
+            self.mangled += 1
+            return None
+        if msg_id.encode() not in parts[2].bytes:  # the parent's header: another run's, or none
+            return None
+        content = parts[4].bytes
+        if len(content) > max(MAX_KEPT_PER_RUN - self.kept, MAX_PIECE_BYTES):
+            self.output_dropped += len(content)
+            return None
+        if content.count(b"{") + content.count(b"[") > MAX_JSON_CONTAINERS:
+            self.mangled += 1
+            return None
+        msg = well_formed_message(kc.session.deserialize([part.bytes for part in parts[:4]] + [content]))
+        if msg is None:
+            self.mangled += 1
+        return msg
 
     def _finished(self, stopping: ActionStatus | None, started: float, cuts: int) -> ExecutionResult:
         if self.kernel.connections_cut != cuts:  # what the cut message carried, and what came with it

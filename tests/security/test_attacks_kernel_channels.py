@@ -225,3 +225,31 @@ time.sleep(1)
 """)
     assert time.monotonic() - started < 30
     assert a.act("print(kept)").endswith("still here\n")
+
+
+def test_outputs_cheap_to_send_and_dear_to_decode_are_not_decoded(conversations):
+    """30 MB of ``[{},{},…]`` as a run's own stream content, signed with the session's key
+    (the kernel has it), 20 times: the app decoded each as JSON before looking at it, ten
+    million objects apiece: +959 MB, 16 s of the app's processor, an action that slept 1 s
+    took 15 s. Past what a run can keep, and past a million objects, content is not decoded."""
+    a = conversations()
+    app = psutil.Process()
+    processor = sum(app.cpu_times()[:2])
+    started = time.monotonic()
+    with PeakMemory() as memory:
+        observation = a.act("""
+import time
+kernel = get_ipython().kernel
+s = kernel.session
+parent = s.pack(kernel.get_parent())
+big = b'[' + b'{},' * ((30 << 20) // 3) + b'{}]'
+for _ in range(20):
+    frames = [s.pack(s.msg_header('stream')), parent, b'{}', big]  # a new msg_id, a new signature
+    kernel.iopub_socket.send_multipart([b'stream', b'<IDS|MSG>', s.sign(frames)] + frames)
+time.sleep(1)
+print('sent')
+""")
+    took, processor = time.monotonic() - started, sum(app.cpu_times()[:2]) - processor
+    assert "sent" in observation, observation[-300:]
+    assert memory.grew < 300 << 20, f"the app grew by {memory.grew >> 20} MB"
+    assert processor < 5 and took < 10, f"{processor:.1f} s of the app's processor, the action {took:.1f} s"
