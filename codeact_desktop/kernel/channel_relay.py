@@ -38,6 +38,9 @@ FRAME_COST = 64
 # A Jupyter message is its routing prefix, a delimiter, a signature, four parts and its
 # buffers: a few dozen frames. More is not the app's protocol (and costs the relay a parse each).
 MAX_FRAMES = 1024
+# Commands (READY, PING) come one or two between messages; libzmq reads and drops the rest,
+# so an endless stream of them would keep the relay parsing with nothing to push back.
+MAX_COMMANDS_IN_A_ROW = 64
 _CHUNK = 1 << 16
 _HELD = 1 << 18  # bytes the relay holds for one direction of one connection, at most
 
@@ -53,6 +56,7 @@ class MessageBound:
         self.body_left = 0  # of the frame under way
         self.message = 0  # bytes of the message under way
         self.frames = 0  # ... and its frames
+        self.commands = 0  # since the last message frame
 
     def feed(self, data: bytes) -> str | None:
         at = 0
@@ -79,9 +83,13 @@ class MessageBound:
             size = int.from_bytes(self.header[1:size_end], "big")
             self.header.clear()
             if flags & _COMMAND:
+                self.commands += 1
                 if size > MAX_COMMAND_BYTES:
                     return f"a command of {size} bytes"
+                if self.commands > MAX_COMMANDS_IN_A_ROW:
+                    return f"over {MAX_COMMANDS_IN_A_ROW} commands in a row"
             else:
+                self.commands = 0
                 self.message += size + FRAME_COST
                 self.frames += 1
                 if self.message > self.limit:

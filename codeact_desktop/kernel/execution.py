@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import zmq
+from jupyter_client.session import DELIM
 
 from ..action_status import ActionStatus
 from ..resources import messages
@@ -43,13 +44,18 @@ MAX_ITEMS_PER_RUN = 200
 # of it, the window's card draws 400,000 characters. Past it, a note once for each stream:
 # what is handed on waits in the window's queue for its next tick.
 LIVE_CHARS_PER_RUN = 16_000_000
-# What the app decodes of an IOPub message: its header, its parent's and its metadata are
-# small (a few hundred bytes); the content of one a run cannot keep is not decoded unless it
-# is a piece of the size the kernel sends text in (its tail is kept); and content opening more
-# JSON objects and arrays than this is skipped (each is a Python object once decoded).
+# What the app decodes of a message (execution.answering_parts, Execution._receive): its
+# header, its parent's and its metadata are small (a few hundred bytes); content a run cannot
+# keep is decoded only if small or a piece of the size the kernel sends text in (its tail is
+# kept), and none past the run's decoding budget; content opening more JSON objects and
+# arrays than this, or large content with many values, is skipped.
 MAX_ENVELOPE_BYTES = 1 << 20
+MAX_REPLY_CONTENT_BYTES = 1 << 20  # an execute_reply's: its status, count and payload (a help page)
 MAX_PIECE_BYTES = 8 << 20  # restricted_start.OUTPUT_PIECE_CHARS, up to 6 bytes a character
 MAX_JSON_CONTAINERS = 1_000_000
+MAX_JSON_VALUES_OF_LARGE = 100_000  # in content over MAX_PIECE_BYTES (an image: a few)
+# ... and all of one run's contents that the app decodes, past which only small ones are.
+MAX_DECODED_PER_RUN = 2 * MAX_KEPT_PER_RUN
 _DISPLAY_KINDS = ("image", "html", "text")
 # The kernel publishes outputs faster than a busy app reads them, ZeroMQ drops the excess on
 # the kernel's side (its queue holds 1,000), and the run's closing "idle" may be among them:
@@ -125,20 +131,39 @@ def drop_waiting(socket, seconds: float) -> int:
     return dropped
 
 
+def answering_parts(socket, msg_id: str) -> list | None:
+    """The parts of the message waiting on ``socket`` (received, not decoded or copied) if it
+    answers ``msg_id``; None for another's, or one whose header, parent or metadata is over
+    bounds."""
+    frames = socket.recv_multipart(copy=False)
+    # jupyter_client's feed_identities copies every frame to find the delimiter
+    start = next((at + 1 for at, frame in enumerate(frames) if len(frame) == len(DELIM) and frame.bytes == DELIM),
+                 None)
+    parts = frames[start:] if start is not None else []
+    if len(parts) < 5 or any(len(part) > MAX_ENVELOPE_BYTES for part in parts[1:4]):
+        return None
+    return parts if msg_id.encode() in parts[2].bytes else None  # in the parent's header
+
+
 def _replied_to(client, msg_id: str, wait: float = 0.0) -> bool:
     """Whether the kernel's execute_reply to ``msg_id`` has come (within ``wait`` seconds);
-    reads (and drops) the replies waiting on the shell channel."""
-    channel = client.shell_channel
+    reads (and drops) the replies waiting on the shell channel. Their content is never
+    decoded: 4 MB replies of short strings, sent without end, cost 15 s of the app's
+    processor in a 21 s action."""
+    socket = client.shell_channel.socket
     deadline = time.monotonic() + wait
     for _ in range(16):  # the kernel may send without end: the run's deadline comes first
-        try:
-            msg = well_formed_message(channel.get_msg(timeout=max(0.0, deadline - time.monotonic())))
-        except queue.Empty:
+        if not socket.poll(max(0, int((deadline - time.monotonic()) * 1000))):
             return False
+        parts = answering_parts(socket, msg_id)
+        if parts is None or len(parts[4]) > MAX_REPLY_CONTENT_BYTES:  # an execute_reply says little
+            continue
+        try:
+            msg = client.session.deserialize([part.bytes for part in parts[:5]], content=False)
         except Exception:  # noqa: BLE001 - a mangled reply: skipped
             continue
-        if msg is not None and msg["parent_header"].get("msg_id") == msg_id \
-                and msg["header"]["msg_type"] == "execute_reply":
+        if msg and isinstance(msg["parent_header"], dict) and msg["parent_header"].get("msg_id") == msg_id \
+                and msg["header"].get("msg_type") == "execute_reply":
             return True
     return False
 
@@ -191,6 +216,7 @@ class Execution:
         self.displays_dropped = 0
         self.output_dropped = 0  # characters and bytes beyond MAX_KEPT_PER_RUN
         self.live_chars = 0  # handed to on_stream
+        self.decoded = 0  # bytes of IOPub content decoded
         self.live_cut: set[str] = set()  # streams told that the rest is not shown live
         self.image_pixels = 0
         self.rich_cost = 0  # of rich text (HTML, Markdown), within LAYOUT_COST_PER_RUN
@@ -362,19 +388,22 @@ class Execution:
         socket = kc.iopub_channel.socket
         if not socket.poll(100):
             raise queue.Empty
-        _, parts = kc.session.feed_identities(socket.recv_multipart(copy=False), copy=False)
-        if len(parts) < 5 or any(len(part) > MAX_ENVELOPE_BYTES for part in parts[1:4]):
-            self.mangled += 1
-            return None
-        if msg_id.encode() not in parts[2].bytes:  # the parent's header: another run's, or none
+        parts = answering_parts(socket, msg_id)
+        if parts is None:
             return None
         content = parts[4].bytes
-        if len(content) > max(MAX_KEPT_PER_RUN - self.kept, MAX_PIECE_BYTES):
+        small = len(content) <= 64 << 10
+        if not small and (len(content) > max(MAX_KEPT_PER_RUN - self.kept, MAX_PIECE_BYTES)
+                          or self.decoded + len(content) > MAX_DECODED_PER_RUN):
             self.output_dropped += len(content)
             return None
-        if content.count(b"{") + content.count(b"[") > MAX_JSON_CONTAINERS:
+        # Each JSON object, array or value is a Python object once decoded: a piece of text,
+        # an image, a table has few outside their strings.
+        values = content.count(b",") + content.count(b":") if len(content) > MAX_PIECE_BYTES else 0
+        if content.count(b"{") + content.count(b"[") > MAX_JSON_CONTAINERS or values > MAX_JSON_VALUES_OF_LARGE:
             self.mangled += 1
             return None
+        self.decoded += len(content)
         msg = well_formed_message(kc.session.deserialize([part.bytes for part in parts[:4]] + [content]))
         if msg is None:
             self.mangled += 1

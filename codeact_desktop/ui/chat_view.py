@@ -6,6 +6,8 @@ relayouts, not 200; code output is drawn at most DRAW_CHARS_PER_TICK characters 
 
 from __future__ import annotations
 
+from collections import deque
+
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QTextOption
 from PySide6.QtWidgets import (
@@ -161,7 +163,7 @@ class ChatView(QScrollArea):
         self._reply_text = ""
         self._reply_bubble: Bubble | None = None
         self._pending_card: CodeCard | None = None
-        self._stream_buffer: list[tuple[str, str, str]] = []
+        self._stream_buffer: deque[tuple[str, str, str]] = deque()
         self._flush = QTimer(self)
         self._flush.setInterval(FLUSH_MS)
         self._flush.timeout.connect(lambda: self._draw_pending(limited=True))
@@ -288,15 +290,16 @@ class ChatView(QScrollArea):
             budget = DRAW_CHARS_PER_TICK if limited else float("inf")
             batch = self._stream_buffer
             while batch and budget > 0:
-                action_id, name, text = batch.pop(0)
+                action_id, name, text = batch.popleft()
                 card = self.cards.get(action_id)
                 if card is None:
+                    budget -= 1
                     continue
                 head = text[:int(budget)] if len(text) > budget else text
-                drawn = card.add_stream(name, head)  # text past a view's or card's cap costs nothing
-                budget -= drawn
+                drawn = card.add_stream(name, head)
+                budget -= max(drawn, 1)  # past a cap nothing is drawn; each piece still counts
                 if len(head) < len(text) and drawn >= len(head):
-                    batch.insert(0, (action_id, name, text[len(head):]))  # the rest, next tick
+                    batch.appendleft((action_id, name, text[len(head):]))  # the rest, next tick
                 # else the rest is past the cap: dropped whole. Kept and sliced a budget at a
                 # time, a piece of 30 MB was copied again and again in one tick (1.8 s).
 

@@ -10,6 +10,7 @@ import threading
 import time
 
 import psutil
+import pytest
 
 from codeact_desktop.kernel import kernel_sockets
 
@@ -145,7 +146,7 @@ for size in (20 << 20, 60 << 20):
     assert a.act("print(1 + 1)").endswith("2\n")
 
 
-REWRITE_ENDLESS_MESSAGE = """
+REWRITE_ON_THE_WIRE = """
 import os, select, socket, stat, threading, time, json
 cf = json.load(open(get_ipython().config.IPKernelApp.connection_file))
 iopub = f"{cf['ip']}-{cf['iopub_port']}"
@@ -166,7 +167,7 @@ def app_connections():  # the kernel's accepted IOPub connections, found in its 
 state = {'sent': 0}
 def write():
     time.sleep(1)
-    empty_frames = b'\\x01\\x00' * (1 << 19)  # one message that never ends: empty frames, "more" each
+    payload = PAYLOAD
     until = time.time() + 10
     while time.time() < until:
         for fd in app_connections():
@@ -174,7 +175,7 @@ def write():
                 while time.time() < until:
                     select.select([], [fd], [], 0.2)
                     try:
-                        state['sent'] += os.write(fd, empty_frames)
+                        state['sent'] += os.write(fd, payload)
                     except BlockingIOError:
                         pass
             except OSError:
@@ -184,17 +185,25 @@ threading.Thread(target=write, daemon=True).start()
 """
 
 
-def test_an_endless_message_written_on_the_wire_stays_bounded(conversations):
+@pytest.mark.parametrize("payload", [
+    # one message that never ends: empty frames, "more" each
+    "b'\\x01\\x00' * (1 << 19)",
+    # commands with an empty name, which libzmq drops unread: nothing pushes back
+    "b'\\x04\\x01\\x00' * (1 << 18)",
+], ids=["endless empty frames", "endless commands"])
+def test_what_is_written_on_the_wire_stays_bounded(conversations, payload):
     """The kernel's code wrote ZeroMQ's framing itself on its accepted IOPub connection
-    (found in /proc/self/fd): one message of endless empty frames, 2 bytes each on the
-    wire and 64 in libzmq. 15.5 GB in the app in 25 s; with bounds on frame bodies only,
-    1.7 GB; with each frame's cost counted, 18 s of the app's processor in 22 s, written
-    again on each new connection. Now a message is cut at 1,024 frames."""
+    (found in /proc/self/fd), again on each new connection. One message of endless empty
+    frames, 2 bytes each on the wire and 64 in libzmq: 15.5 GB in the app in 25 s; with
+    bounds on frame bodies only, 1.7 GB; with each frame's cost counted, 18 s of the app's
+    processor in 22 s. Endless commands: 10.5 s of the app's processor in 13 s with no
+    action running, for as long as the code wished. Now a message is cut at 1,024 frames,
+    and a connection at 64 commands in a row."""
     a = conversations()
     app = psutil.Process()
     processor = sum(app.cpu_times()[:2])
     with PeakMemory() as memory:
-        a.act(REWRITE_ENDLESS_MESSAGE)
+        a.act(REWRITE_ON_THE_WIRE.replace("PAYLOAD", payload))
         time.sleep(12)
     processor = sum(app.cpu_times()[:2]) - processor
     assert a.kernel.connections_cut > 0
@@ -253,3 +262,60 @@ print('sent')
     assert "sent" in observation, observation[-300:]
     assert memory.grew < 300 << 20, f"the app grew by {memory.grew >> 20} MB"
     assert processor < 5 and took < 10, f"{processor:.1f} s of the app's processor, the action {took:.1f} s"
+
+
+def test_values_cheap_to_send_and_dear_to_decode_are_not_decoded(conversations):
+    """The same with values, not containers: 30 MB of ``"ab",`` in a stream's content, 10
+    times (+1.1 GB, 4.8 s of the app's processor). Large content is decoded only with few
+    values outside what a piece of text is, and a run decodes at most 128 MB in all."""
+    a = conversations()
+    app = psutil.Process()
+    processor = sum(app.cpu_times()[:2])
+    with PeakMemory() as memory:
+        observation = a.act("""
+import time
+kernel = get_ipython().kernel
+s = kernel.session
+parent = s.pack(kernel.get_parent())
+for item in (b'"ab",', b'0.5,'):
+    big = b'{"name":"stdout","text":"x","a":[' + item * ((30 << 20) // len(item)) + b'0]}'
+    for _ in range(5):
+        frames = [s.pack(s.msg_header('stream')), parent, b'{}', big]
+        kernel.iopub_socket.send_multipart([b'stream', b'<IDS|MSG>', s.sign(frames)] + frames)
+time.sleep(1)
+print('sent')
+""")
+    processor = sum(app.cpu_times()[:2]) - processor
+    assert "sent" in observation, observation[-300:]
+    assert memory.grew < 300 << 20, f"the app grew by {memory.grew >> 20} MB"
+    assert processor < 4, f"{processor:.1f} s of the app's processor"
+
+
+def test_replies_dear_to_decode_are_not_decoded(conversations):
+    """While its run slept, code kept the app's shell socket full of signed 3.9 MB
+    'replies' of 780,000 short strings each; the run decoded up to 16 of them every 0.1 s
+    of quiet IOPub, looking for its execute_reply: 15.5 s of the app's processor in a 21 s
+    action. A reply's content is never decoded now."""
+    a = conversations()
+    app = psutil.Process()
+    processor = sum(app.cpu_times()[:2])
+    started = time.monotonic()
+    observation = a.act("""
+import threading, time
+kernel = get_ipython().kernel
+s = kernel.session
+app = list(kernel._parent_ident['shell'])
+parent = kernel.get_parent()
+big = b'{"a":[' + b'"ab",' * ((3900 << 10) // 5) + b'0]}'
+def pump():
+    until = time.time() + 8
+    while time.time() < until:
+        frames = [s.pack(s.msg_header('kernel_info_reply')), s.pack(parent['header']), b'{}', big]
+        kernel.shell_stream.socket.send_multipart(app + [b'<IDS|MSG>', s.sign(frames)] + frames, copy=False)
+threading.Thread(target=pump, daemon=True).start()
+time.sleep(8)
+print('slept')
+""")
+    took, processor = time.monotonic() - started, sum(app.cpu_times()[:2]) - processor
+    assert "slept" in observation, observation[-300:]
+    assert processor < 0.4 * took, f"{processor:.1f} s of the app's processor in {took:.1f} s"

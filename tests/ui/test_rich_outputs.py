@@ -386,3 +386,10 @@ def test_a_long_live_piece_past_the_cards_room_costs_no_tick_seconds(qtbot):
     assert max(ticks) < 0.5 and not chat._stream_buffer, f"{len(ticks)} ticks, the longest {max(ticks):.2f} s"
     (view,) = chat.cards["a1"].streams.values()
     assert view.toPlainText().startswith("a" * 1000) and "more: use" in view.toPlainText()
+    # Many small pieces past the cap: each drew nothing and cost nothing, so one tick took
+    # the whole backlog, popped from the front of a list (200,000: 3.7 s).
+    for _ in range(200_000):
+        chat.handle(ev.OutputStream("a1", "stdout", "z"))
+    started = time.monotonic()
+    chat._draw_pending(limited=True)
+    assert time.monotonic() - started < 0.2
