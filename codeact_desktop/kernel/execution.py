@@ -8,8 +8,10 @@ lifecycle lives in ``conversation_kernel.py``).
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -56,11 +58,12 @@ MAX_JSON_CONTAINERS = 1_000_000
 MAX_JSON_VALUES_OF_LARGE = 100_000  # in content over MAX_PIECE_BYTES (an image: a few)
 # ... and all of one run's contents that the app decodes, past which only small ones are.
 MAX_DECODED_PER_RUN = 2 * MAX_KEPT_PER_RUN
+_TEXT_TWIN = re.compile(rb'"text/plain"\s*:\s*')
 _DISPLAY_KINDS = ("image", "html", "text")
 # The kernel publishes outputs faster than a busy app reads them, ZeroMQ drops the excess on
 # the kernel's side (its queue holds 1,000), and the run's closing "idle" may be among them:
-# a run whose execute_reply came is over once IOPub has been quiet this long (nbclient
-# waits likewise, 4 s).
+# a run whose execute_reply came is over once no message of its own has come for this long
+# (nbclient waits likewise, 4 s).
 QUIET_AFTER_REPLY_S = 2.0
 # ipykernel sends the execute_reply before the closing "idle": one this late is not coming.
 REPLY_AFTER_IDLE_S = 0.5
@@ -217,6 +220,7 @@ class Execution:
         self.output_dropped = 0  # characters and bytes beyond MAX_KEPT_PER_RUN
         self.live_chars = 0  # handed to on_stream
         self.decoded = 0  # bytes of IOPub content decoded
+        self.heard = 0.0  # when the last message of this run came (another's, in a flood, does not count)
         self.live_cut: set[str] = set()  # streams told that the rest is not shown live
         self.image_pixels = 0
         self.rich_cost = 0  # of rich text (HTML, Markdown), within LAYOUT_COST_PER_RUN
@@ -331,10 +335,12 @@ class Execution:
         deadline = started + self.timeout
         stopping: ActionStatus | None = None  # TIMEOUT or CANCELLED once we have interrupted
         grace_until = 0.0
-        replied, last_heard = False, started
+        replied, self.heard, shell_read = False, started, started
         while True:
             now = time.monotonic()
-            if replied and now - last_heard >= QUIET_AFTER_REPLY_S:
+            if not replied and now - shell_read >= 0.1:  # also while others' messages flood IOPub
+                replied, shell_read = _replied_to(kc, msg_id), now
+            if replied and now - self.heard >= QUIET_AFTER_REPLY_S:
                 # Dropped in an overflow, or the code broke IOPub's connection (which only
                 # new sockets mend): which one, ZeroMQ does not say.
                 _log.info("the run's closing status was lost: ended on its reply")
@@ -363,12 +369,10 @@ class Execution:
                     detail = kernel.death_reason()
                     kernel.restart()
                     return self._result(ActionStatus.DIED, started, detail)
-                replied = replied or _replied_to(kc, msg_id)
                 continue
             except Exception:  # noqa: BLE001 - a message the kernel mangled (it may send anything): skipped
                 self.mangled += 1
                 continue
-            last_heard = time.monotonic()
             if msg is None or msg["parent_header"].get("msg_id") != msg_id:
                 continue
             if is_idle_for(msg, msg_id):
@@ -391,6 +395,7 @@ class Execution:
         parts = answering_parts(socket, msg_id)
         if parts is None:
             return None
+        self.heard = time.monotonic()
         content = parts[4].bytes
         small = len(content) <= 64 << 10
         if not small and (len(content) > max(MAX_KEPT_PER_RUN - self.kept, MAX_PIECE_BYTES)
@@ -401,13 +406,28 @@ class Execution:
         # an image, a table has few outside their strings.
         values = content.count(b",") + content.count(b":") if len(content) > MAX_PIECE_BYTES else 0
         if content.count(b"{") + content.count(b"[") > MAX_JSON_CONTAINERS or values > MAX_JSON_VALUES_OF_LARGE:
-            self.mangled += 1
-            return None
+            return self._text_twin_only(kc, parts, content)
         self.decoded += len(content)
         msg = well_formed_message(kc.session.deserialize([part.bytes for part in parts[:4]] + [content]))
         if msg is None:
             self.mangled += 1
         return msg
+
+    def _text_twin_only(self, kc, parts: list, content: bytes) -> dict | None:
+        """A display whose content is too dear to decode, as its text twin alone (a huge
+        JSON output still shows what it is): the one string after ``"text/plain":``."""
+        found = _TEXT_TWIN.search(content)
+        try:
+            twin, _ = json.JSONDecoder().raw_decode(content[found.end():found.end() + MAX_PIECE_BYTES].decode(
+                "utf-8", "replace")) if found else (None, 0)
+        except ValueError:
+            twin = None
+        if not isinstance(twin, str):
+            self.mangled += 1
+            return None
+        msg = kc.session.deserialize([part.bytes for part in parts[:4]] + [content], content=False)
+        msg["content"] = {"data": {"text/plain": twin}, "metadata": {}}
+        return well_formed_message(msg)
 
     def _finished(self, stopping: ActionStatus | None, started: float, cuts: int) -> ExecutionResult:
         if self.kernel.connections_cut != cuts:  # what the cut message carried, and what came with it
