@@ -385,8 +385,9 @@ class Execution:
             self._handle(msg)
 
     def _receive(self, kc, msg_id: str) -> dict | None:
-        """The next IOPub message, decoded; None for one skipped undecoded (counted): not this
-        run's, parts over their bounds, or past what the run can still keep. JSON is decoded
+        """The next IOPub message, decoded; None for one skipped undecoded: not this run's or
+        with parts over their bounds (dropped), or past what the run can still keep (counted
+        as output dropped). JSON is decoded
         only then: 30 MB of ``[{},{},…]``, sent as this run's output, is ten million objects
         (a GB and seconds of the app's processor). Raises queue.Empty after 0.1 s of nothing."""
         socket = kc.iopub_channel.socket
