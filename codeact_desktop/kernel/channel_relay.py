@@ -118,7 +118,7 @@ class Front:
     def __init__(self, relay: "ChannelRelay", target: str, limit: int, folder: Path | None):
         self.relay = relay
         self.limit = limit
-        self.cuts = 0  # connections cut for a message over the bound
+        self.cuts = 0  # connections cut (MessageBound.feed said why: size, frames, commands or framing)
         self.connections: list[_Connection] = []
         if target.startswith("ipc://"):
             self.family, self.target = socket.AF_UNIX, target[len("ipc://"):]

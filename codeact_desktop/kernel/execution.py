@@ -103,7 +103,7 @@ class RunningKernel(Protocol):
     def reconnect(self) -> None: ...
 
     @property
-    def connections_cut(self) -> int: ...  # by the relay, for a message over its bound
+    def connections_cut(self) -> int: ...  # by the relay (channel_relay.MessageBound says why)
 
     def death_reason(self) -> str: ...
 
@@ -387,9 +387,9 @@ class Execution:
     def _receive(self, kc, msg_id: str) -> dict | None:
         """The next IOPub message, decoded; None for one skipped undecoded: not this run's or
         with parts over their bounds (dropped), or past what the run can still keep (counted
-        as output dropped). JSON is decoded
-        only then: 30 MB of ``[{},{},…]``, sent as this run's output, is ten million objects
-        (a GB and seconds of the app's processor). Raises queue.Empty after 0.1 s of nothing."""
+        as output dropped). JSON is decoded only then: 30 MB of ``[{},{},…]``, sent as this
+        run's output, is ten million objects (a GB and seconds of the app's processor).
+        Raises queue.Empty after 0.1 s of nothing."""
         socket = kc.iopub_channel.socket
         if not socket.poll(100):
             raise queue.Empty

@@ -125,7 +125,8 @@ class BoundedKernelManager(KernelManager):
 
     @property
     def connections_cut(self) -> int:
-        """Connections the relay cut for a message over its bound, on every channel."""
+        """Connections the relay cut on every channel: a message over its bound, too many
+        frames or commands, or framing other than ZMTP 3."""
         return sum(front.cuts for front in self._fronts.values())
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:  # shutdown_kernel's
