@@ -32,7 +32,7 @@ from .kernel_sockets import BoundedKernelManager
 from .outputs import OutputItem
 from .sandbox import (KernelLimits, RuntimeDir, SandboxReport, kernel_policy, launcher_argv, observe_namespaces,
                       read_report, unrestricted_argv)
-from .setup_code import WARM_UP, enter_workspace_code, start_environment
+from .setup_code import WARM_UP_MODULES, enter_workspace_code, start_environment
 from .state import KernelListener, KernelState, KernelStateListeners, KernelStatus
 from .venv import KernelVenv
 from .watchdog import KernelWatchdog
@@ -197,6 +197,10 @@ class ConversationKernel:
             # base Python in isolated mode, nothing the code wrote on its path (see _launch).
             argv = unrestricted_argv(dict(self._policy, apply=False))
             return KernelSpec(argv=[*self.argv_prefix, *argv], **spec)
+        # Still in the empty folder: what it imports comes from the read-only layers. Not in
+        # the unrestricted fallback: there nothing at all runs before the user's yes
+        # (matplotlib would read the settings in the kernel's home).
+        self._policy["warm_up"] = list(WARM_UP_MODULES) if self.warm_up else []
         argv = launcher_argv(self._policy, runtime, self.workspace, report_fd)
         return KernelSpec(argv=[*self.argv_prefix, *argv], **spec)
 
@@ -274,11 +278,6 @@ class ConversationKernel:
                                             folders=self._own_folders, disk_budget=self.limits.disk,
                                             max_entries=self.limits.entries, on_exit=self._process_ended,
                                             busy=self._running).start()
-        # Still in the empty folder: what it imports comes from the read-only layers. Not in
-        # the unrestricted fallback: there nothing at all runs before the user's yes
-        # (matplotlib would read the settings in the kernel's home).
-        if self.warm_up and self.restricted:
-            run_quietly(self._kc, WARM_UP, timeout=60)
         self._enter_workspace()
 
     def _running(self) -> bool:

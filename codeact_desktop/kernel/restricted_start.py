@@ -18,8 +18,9 @@ around this script. Windows: a job object limits memory and process count and en
 everything the kernel started with it; files and the network are not isolated there.
 Then it adds the read-only package layers to ``sys.path``, writes one JSON line of what
 it applied to REPORT_FD (a pipe only the app reads; -1 for the unrestricted fallback,
-which applies nothing), closes it and runs ``ipykernel_launcher`` in this same process,
-in an empty folder of the app's; the app moves it to the workspace once it is up.
+which applies nothing), closes it, imports the policy's ``warm_up`` modules and runs
+``ipykernel_launcher`` in this same process, in an empty folder of the app's; the app
+moves it to the workspace once it is up.
 """
 
 from __future__ import annotations
@@ -355,6 +356,18 @@ def add_package_folders(site_dirs: list[str], executable: str | None) -> None:
         sys.executable = sys._base_executable = executable
 
 
+def warm_up(modules: list[str]) -> None:
+    """The imports most actions need (numpy, pandas, matplotlib), done now, before ipykernel
+    starts, with the restrictions in force: while the app connects, the kernel works."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # a layer without it: the code's own import says so later
+            pass
+
+
 def main(argv: list[str]) -> None:
     policy = json.loads(argv[1])
     report_fd = int(argv[2])
@@ -395,6 +408,7 @@ def main(argv: list[str]) -> None:
     if report_fd >= 0:
         os.write(report_fd, (json.dumps(report) + "\n").encode())
         os.close(report_fd)
+    warm_up(policy.get("warm_up", []))
     sys.argv = ["ipykernel_launcher", *argv[3:]]
     runpy.run_module("ipykernel_launcher", run_name="__main__", alter_sys=True)
 

@@ -1,6 +1,6 @@
 """What a new kernel starts with before any of the conversation's code: an environment
-with fresh configuration folders, then the Python the app runs inside it (common imports
-warmed while the user types, the move into the workspace with the conversation's own
+with fresh configuration folders, common imports warmed while the user types, then the
+Python the app runs inside it (the move into the workspace with the conversation's own
 packages on the path).
 """
 
@@ -8,17 +8,10 @@ from __future__ import annotations
 
 from .sandbox import RuntimeDir
 
-WARM_UP = """
-def __codeact_warm_up():
-    import importlib
-    for name in ("numpy", "pandas", "matplotlib", "matplotlib.pyplot"):
-        try:
-            importlib.import_module(name)
-        except Exception:
-            pass
-__codeact_warm_up()
-del __codeact_warm_up
-"""
+# Imported by the restricted launcher before ipykernel starts (``restricted_start.warm_up``):
+# the kernel's process does it at once instead of waiting for the app to connect and ask,
+# and the app's Python lock, busy building the window at that moment, is not in the way.
+WARM_UP_MODULES = ("numpy", "pandas", "matplotlib", "matplotlib.pyplot")
 
 ENTER_WORKSPACE = """
 def __codeact_enter(workspace, packages, layers, isolated):

@@ -159,6 +159,8 @@ def test_a_restricted_start_that_fails_falls_back_unrestricted(make_kernel, monk
     monkeypatch.setattr(session_module, "launcher_argv", lambda *args: [*wrapper, *real(*args)])
     kernel = make_kernel()
     assert texts(kernel.execute("print(6 * 7)")) == "42\n"
+    # Nothing ran before the user's yes: not even the warm-up (matplotlib reads its home).
+    assert texts(kernel.execute("import sys; print('matplotlib' in sys.modules)")) == "False\n"
     assert not kernel.restricted and kernel.sandbox.layers == []
     assert kernel.sandbox.missing and "(the restricted start failed (" in kernel.sandbox.why_not()
 
