@@ -5,6 +5,7 @@ run, models and doctor work in the terminal."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -51,6 +52,10 @@ def _start_log(command: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    # The app does no linear algebra of its own, but numpy's OpenBLAS starts a thread per
+    # core at import that spins for 0.1 s of CPU, in the middle of the start (the model's
+    # load imports numpy). Kernels have their own environment: the user's code keeps them.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     _start_log(argv[0] if argv and argv[0] in COMMANDS else "window")  # never the arguments: file names, prompts
     if not argv or argv[0] not in COMMANDS:
         args = window_parser().parse_args(argv)

@@ -208,3 +208,16 @@ def test_names_that_pass_for_others_are_named_in_the_terminal(monkeypatch, capsy
     printed = capsys.readouterr().out
     assert "\u0440ath (\u0440 is U+0440 CYRILLIC SMALL LETTER ER)" in printed
     assert "U+00E9" not in printed and "U+00EF" not in printed  # strings and comments are text, not names
+
+
+def test_the_app_starts_no_blas_threads_and_kernels_keep_theirs(monkeypatch, app_paths, kernel_venv, tmp_path):
+    # numpy's OpenBLAS spins a thread per core for 0.1 s of CPU after its import: in the app,
+    # which does no linear algebra, that is CPU taken from the start. Not so for the user's code.
+    from codeact_desktop import cli
+    from codeact_desktop.engine import kernel_env
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    assert "OPENBLAS_NUM_THREADS" not in kernel_env(app_paths, kernel_venv, tmp_path)
