@@ -16,23 +16,9 @@ from ..store.history import HistoryStore
 
 def main(model: str | None = None, base_url: str | None = None, model_name: str | None = None,
          files: list[Path] | None = None) -> int:
-    from PySide6.QtCore import QTimer
-    from PySide6.QtGui import QIcon
-    from PySide6.QtWidgets import QApplication
-
-    from ..resources import resource_path
-    from .single_instance import FileOpenFilter, InstanceServer, hand_over
+    from .hand_over import hand_over
 
     files = list(files or [])
-    # X11's WM_CLASS instance comes from argv[0]: the same name however the app was started
-    # (a script, python -m, the bundle), so the desktop entry's StartupWMClass matches.
-    app = QApplication.instance() or QApplication(["codeact-desktop"])
-    app.setApplicationName("CodeAct Desktop")
-    app.setDesktopFileName("codeact-desktop")  # Wayland matches the window to its menu entry and icon
-    icon = QIcon()  # several sizes: X11 leaves out an icon as large as 256 px from _NET_WM_ICON
-    for size in (48, 128, 256):
-        icon.addFile(str(resource_path("icons", f"codeact-desktop-{size}.png")))
-    app.setWindowIcon(icon)
     paths = AppPaths.default()
     app_log.setup(paths)  # first, so a failure from here on is in the file
     if not (model or base_url) and hand_over(paths, files):
@@ -60,9 +46,26 @@ def main(model: str | None = None, base_url: str | None = None, model_name: str 
     import pygments.formatters  # noqa: F401
     import pygments.lexers  # noqa: F401
 
-    # Before the window's own imports and widgets: the model and the first kernel load meanwhile.
+    # Before Qt's imports and the window's: the model and the first kernel load meanwhile.
     early = start_early(paths, store, loader, open_conversation=not files)
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    from ..resources import resource_path
+
+    # X11's WM_CLASS instance comes from argv[0]: the same name however the app was started
+    # (a script, python -m, the bundle), so the desktop entry's StartupWMClass matches.
+    app = QApplication.instance() or QApplication(["codeact-desktop"])
+    app.setApplicationName("CodeAct Desktop")
+    app.setDesktopFileName("codeact-desktop")  # Wayland matches the window to its menu entry and icon
+    icon = QIcon()  # several sizes: X11 leaves out an icon as large as 256 px from _NET_WM_ICON
+    for size in (48, 128, 256):
+        icon.addFile(str(resource_path("icons", f"codeact-desktop-{size}.png")))
+    app.setWindowIcon(icon)
     from .main_window import MainWindow
+    from .single_instance import FileOpenFilter, InstanceServer
 
     window = MainWindow(store, paths, early.load_backend if loader else None, settings,
                         early_kernels={early.conversation_id: early.kernel} if early.kernel else None)

@@ -1,4 +1,5 @@
-"""One window per user: a second launch hands its files to the running app and exits.
+"""One window per user: a second launch hands its files to the running app
+(``hand_over``) and exits.
 
 The running app listens on a local socket (QLocalServer: a Unix socket, a named pipe on
 Windows) whose name carries a random part written to a file in the app's data folder.
@@ -21,16 +22,11 @@ from PySide6.QtCore import QEvent, QObject, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
 from ..paths import APP_NAME, AppPaths
+from .hand_over import name_file
 
-_NAME_FILE = "instance.json"
-_WAIT_MS = 1500
 _MAX_MESSAGE = 1 << 20  # paths only: a megabyte is thousands of them
 _MAX_CONNECTIONS = 8  # launches handing over at once; 1,000 open connections held 1 GB
 _MAX_FILES = 1000  # per launch (200,000 paths held the UI thread half a second)
-
-
-def _name_file(paths: AppPaths) -> Path:
-    return paths.data / _NAME_FILE
 
 
 def _new_name() -> str:
@@ -42,23 +38,6 @@ def _new_name() -> str:
         folder = Path(platformdirs.user_runtime_dir(APP_NAME, appauthor=False, ensure_exists=True))
     os.chmod(folder, 0o700)
     return str(folder / f"instance-{token}.sock")
-
-
-def hand_over(paths: AppPaths, files: list[Path]) -> bool:
-    """True when an app already running took ``files`` (and this launch should exit)."""
-    try:
-        name = json.loads(_name_file(paths).read_text())["socket"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    socket = QLocalSocket()
-    socket.connectToServer(name)
-    if not socket.waitForConnected(_WAIT_MS):
-        return False  # a name left by an app that was killed: this launch takes over
-    socket.write(json.dumps({"open": [str(p.resolve()) for p in files]}).encode() + b"\n")
-    socket.flush()
-    answered = socket.waitForReadyRead(_WAIT_MS) and socket.readAll().data().startswith(b"ok")
-    socket.disconnectFromServer()
-    return answered
 
 
 class InstanceServer(QObject):
@@ -77,9 +56,9 @@ class InstanceServer(QObject):
         if not self._server.listen(name):
             return  # no hand-over this run; the app still works
         paths.data.mkdir(parents=True, exist_ok=True)
-        tmp = _name_file(paths).with_suffix(".tmp")
+        tmp = name_file(paths).with_suffix(".tmp")
         tmp.write_text(json.dumps({"socket": self._server.fullServerName() or name}))
-        os.replace(tmp, _name_file(paths))
+        os.replace(tmp, name_file(paths))
         self._server.newConnection.connect(self._accept)
 
     @property

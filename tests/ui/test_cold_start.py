@@ -160,6 +160,26 @@ def test_pygments_is_imported_before_the_early_threads_start(tmp_path):
     assert done.stdout.split() == ["lexers", "formatters"]
 
 
+@pytest.mark.parametrize("args", ["", "base_url='http://127.0.0.1:9/v1'"], ids=["double-click", "server"])
+def test_the_kernel_and_the_model_start_before_qt_is_imported(tmp_path, args):
+    """Qt's imports and the application object take 0.1 s of the main thread; the kernel's
+    process starts before them, and the model's load begins (a double-click looks for a
+    running app first, without Qt on macOS and Linux)."""
+    probe = (
+        "import sys\n"
+        "import codeact_desktop.ui.app as app\n"
+        "def start_early(*args, **kwargs):\n"
+        "    print(sorted(m for m in sys.modules if m.startswith(('PySide6', 'shiboken6'))))\n"
+        "    raise SystemExit(0)\n"
+        "app.start_early = start_early\n"
+        f"app.main({args})\n"
+    )
+    env = {**os.environ, "CODEACT_HOME": str(tmp_path / "home"), "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs")
 def test_quitting_ends_the_process_even_with_a_job_stuck_in_the_background(tmp_path):
     # A Save as stuck in open() (a FIFO the code made; a network disk gone) held the process

@@ -19,7 +19,8 @@ from codeact_desktop.settings import Settings
 from codeact_desktop.store.history import HistoryStore
 from codeact_desktop.ui.about import about_text, show_about
 from codeact_desktop.ui.main_window import MainWindow
-from codeact_desktop.ui.single_instance import FileOpenFilter, InstanceServer, hand_over
+from codeact_desktop.ui.hand_over import hand_over
+from codeact_desktop.ui.single_instance import FileOpenFilter, InstanceServer
 
 from ._helpers import send, wait_idle
 
