@@ -48,10 +48,11 @@ def open_backend(
     if model_path:
         from .llm.llama_inprocess import DEFAULT_N_CTX, LlamaCppBackend
 
+        paths = AppPaths.default()
         return LlamaCppBackend(
             model_path, n_ctx=n_ctx or DEFAULT_N_CTX, n_gpu_layers=n_gpu_layers, n_threads=n_threads,
-            kv_cache_ram=kv_cache_ram, kv_cache_folder=AppPaths.default().kv_states, kv_cache_disk=kv_cache_disk,
-            kv_type=kv_type, flash_attention=flash_attention,
+            kv_cache_ram=kv_cache_ram, kv_cache_folder=paths.kv_states, kv_cache_disk=kv_cache_disk,
+            kv_type=kv_type, flash_attention=flash_attention, header_cache=paths.gguf_headers,
         )
     if base_url:
         from .llm.openai_http import OpenAIBackend

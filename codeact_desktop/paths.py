@@ -58,6 +58,11 @@ class AppPaths:
         return self.cache / "kv-states"
 
     @property
+    def gguf_headers(self) -> Path:
+        """Model files' headers as read at their last load (models/header_cache.py)."""
+        return self.cache / "gguf-headers"
+
+    @property
     def opened_copies(self) -> Path:
         """Read-only copies of the code's files that Open hands the desktop (opened_copies.py): out of every
         kernel's reach."""

@@ -19,7 +19,8 @@ from typing import Callable, NamedTuple
 
 from .. import defaults
 from ..app_log import safe_description
-from ..models.gguf_file import GGUFError, inspect_gguf
+from ..models.gguf_file import GGUFError
+from ..models.header_cache import cached_inspect
 from ..models.hardware import KV_TYPES, Hardware, choose_plan, detect_hardware
 from .base import (
     BackendError,
@@ -83,9 +84,10 @@ class LlamaCppBackend(ChatBackend):
         kv_cache_disk: int = 0,  # bytes of them kept there
         kv_type: str = "auto",  # the KV cache's type: "f16", "q8_0", or "auto" (the load plan picks)
         flash_attention: bool = True,
+        header_cache: Path | None = None,  # where the file's header is kept for the next load
     ):
         try:
-            gguf = inspect_gguf(model_path)
+            gguf = cached_inspect(model_path, header_cache)
         except GGUFError as exc:
             log.warning("not a usable GGUF: %s", safe_description(exc))
             raise BackendError(str(exc)) from exc
