@@ -31,7 +31,6 @@ from .background import BackgroundWork
 from .chat_view import ChatView
 from .code_card import highlighted_html
 from .controller import ConversationController
-from .download_dialog import DownloadDialog
 from .find_bar import FindBar
 from .menu_actions import build_menus
 from .model_setup import ModelSetup
@@ -94,7 +93,7 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
         self.models = ModelSetup(paths, lambda: self.settings, self, self.background)
         self.models.ready.connect(self._on_backend_ready)
         self.models.failed.connect(self._on_backend_failed)
-        self.models.welcome.back_requested.connect(self.show_chat)
+        self.models.welcome_built.connect(self._add_welcome)
         self._build()
         build_menus(self)
         self.files_action.setChecked(True)
@@ -162,7 +161,6 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
         splitter.splitterMoved.connect(lambda pos, index: index == 1 and setattr(self, "_sidebar_dragged", True))
         self.pages = QStackedWidget()
         self.pages.addWidget(splitter)
-        self.pages.addWidget(self.models.welcome)
         self.setCentralWidget(self.pages)
 
         self.status = WindowStatusBar()
@@ -460,7 +458,14 @@ class MainWindow(WindowConversations, WindowModel, WindowFiles, WindowHelp, QMai
         for controller in self.controllers.values():
             controller.decide(action_id, Approval(run=run, code=code))
 
+    def _add_welcome(self, page) -> None:
+        """The models page, built when first shown (``ModelSetup.welcome``)."""
+        self.pages.addWidget(page)
+        page.back_requested.connect(self.show_chat)
+
     def closeEvent(self, event):  # noqa: N802
+        from .download_dialog import DownloadDialog  # imported already where one was opened
+
         self.tray.discard_all()
         for dialog in self.findChildren(DownloadDialog):  # a download stops; what came is kept
             if not dialog.shut_down(CLOSE_WAIT_MS):

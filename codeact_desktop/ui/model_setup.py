@@ -5,8 +5,9 @@ one has loaded."""
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QObject, Signal
 
@@ -14,14 +15,16 @@ from ..sizes import human_size
 from ..engine import open_backend
 from ..llm.base import ChatBackend
 from ..models.catalogue import CatalogueEntry, load_catalogue
-from ..models.download import VerifiedFiles
 from ..models.gguf_file import GGUFError, GGUFInfo, inspect_gguf
-from ..models.hardware import detect_hardware, memory_needed
+from ..models.hardware import Hardware, detect_hardware, memory_needed
 from ..paths import AppPaths
 from ..settings import Settings
 from .background import BackgroundWork
-from .download_dialog import DownloadDialog
-from .welcome import WelcomePage
+
+if TYPE_CHECKING:
+    from ..models.download import VerifiedFiles
+    from .download_dialog import DownloadDialog
+    from .welcome import WelcomePage
 
 # Settings to store once a backend has loaded, so the next start uses it.
 Remember = dict
@@ -33,21 +36,44 @@ class ModelSetup(QObject):
 
     ready = Signal(object, object)  # backend, Remember
     failed = Signal(str)
+    welcome_built = Signal(object)  # the WelcomePage, for the window's pages
 
     def __init__(self, paths: AppPaths, settings: Callable[[], Settings], window, background: BackgroundWork):
         super().__init__(window)
         self.paths, self.settings, self.window, self.background = paths, settings, window, background
-        self.verified = VerifiedFiles(paths.verified_models)
         self.loading = False
         self.download_dialog: DownloadDialog | None = None
+        self.hardware: Hardware | None = None
         self._attach_instead: Callable[[Path], None] | None = None  # for the file being offered
-        self.welcome = WelcomePage(load_catalogue(), paths.models, self.verified)
-        self.welcome.download_requested.connect(self.download)
-        self.welcome.use_file_requested.connect(window.load_model_file)
-        self.welcome.pick_file_requested.connect(window.pick_model)
-        self.welcome.connect_requested.connect(self.connect_server)
-        # nvidia-smi may take a second: never on the UI thread.
-        background.run("detect hardware", detect_hardware, self.welcome.set_hardware)
+        self._welcome: WelcomePage | None = None
+
+    @cached_property
+    def verified(self) -> VerifiedFiles:
+        from ..models.download import VerifiedFiles
+
+        return VerifiedFiles(self.paths.verified_models)
+
+    @property
+    def welcome(self) -> WelcomePage:
+        """Built when first wanted: a start that loads the user's model does not show it
+        (its catalogue, downloads and imports took 0.07 s of the UI thread at every start)."""
+        if self._welcome is None:
+            from .welcome import WelcomePage
+
+            page = self._welcome = WelcomePage(load_catalogue(), self.paths.models, self.verified)
+            page.download_requested.connect(self.download)
+            page.use_file_requested.connect(self.window.load_model_file)
+            page.pick_file_requested.connect(self.window.pick_model)
+            page.connect_requested.connect(self.connect_server)
+            page.set_busy(self.loading)
+            # nvidia-smi may take a second: never on the UI thread.
+            self.background.run("detect hardware", detect_hardware, self._hardware_found)
+            self.welcome_built.emit(page)
+        return self._welcome
+
+    def _hardware_found(self, hardware: Hardware) -> None:
+        self.hardware = hardware
+        self.welcome.set_hardware(hardware)
 
     # -- loading ----------------------------------------------------------------------
 
@@ -55,8 +81,9 @@ class ModelSetup(QObject):
         if self.loading:
             return False
         self.loading = True
-        self.welcome.set_busy(True)
-        self.welcome.show_problem("")
+        if self._welcome is not None:
+            self._welcome.set_busy(True)
+            self._welcome.show_problem("")
 
         # A failure is shown to the user (and logged by the pool), not raised into Qt. The
         # kernel's environment is provisioned by the kernel's own start, at the same time.
@@ -69,6 +96,8 @@ class ModelSetup(QObject):
     def finished(self, problem: str = "") -> None:
         """Called by the window once it has taken the backend or shown the failure."""
         self.loading = False
+        if self._welcome is None and not problem:
+            return  # never shown yet: it is built as things are when it is
         self.welcome.set_busy(False)
         self.welcome.show_problem(problem)
         self.welcome.refresh()
@@ -88,17 +117,19 @@ class ModelSetup(QObject):
         """Reads the file's header on a worker, then asks the user with what it found."""
         self._attach_instead = attach_instead
 
+        hardware = self.hardware
+
         def work():
             try:
-                return inspect_gguf(path), None
+                return inspect_gguf(path), None, hardware or detect_hardware()
             except GGUFError as exc:
-                return None, str(exc)
+                return None, str(exc), None
             except OSError as exc:
-                return None, f"{path.name} could not be read: {exc}"
+                return None, f"{path.name} could not be read: {exc}", None
 
         self.background.run("inspect model file", work, lambda found: self._offer(path, *found))
 
-    def _offer(self, path: Path, info: GGUFInfo | None, error: str | None) -> None:
+    def _offer(self, path: Path, info: GGUFInfo | None, error: str | None, hardware: Hardware | None) -> None:
         attach = self._attach_instead
         if info is None:
             text = f"{error}\n\nIt was not loaded" + ("; attach it to the conversation as a file instead?"
@@ -111,9 +142,9 @@ class ModelSetup(QObject):
         rows = "\n".join(f"{label}: {value}" for label, value in info.describe())
         warning = ""
         needed = memory_needed(info, min(self.settings().n_ctx, info.context_length or self.settings().n_ctx))
-        if self.welcome.hardware is not None and needed > self.welcome.hardware.ram_total:
+        if hardware is not None and needed > hardware.ram_total:
             warning = (f"\n\nIt needs about {human_size(needed)} of memory and this computer has "
-                       f"{human_size(self.welcome.hardware.ram_total)}: it may be very slow.")
+                       f"{human_size(hardware.ram_total)}: it may be very slow.")
         question = f"Use {path.name} as the model?\n\n{rows}{warning}"
         if attach:
             question += "\n\nChoose No to attach it to the conversation as a file instead."
@@ -125,6 +156,8 @@ class ModelSetup(QObject):
     # -- downloads ----------------------------------------------------------------------
 
     def download(self, entry: CatalogueEntry) -> DownloadDialog:
+        from .download_dialog import DownloadDialog
+
         dialog = self.download_dialog
         if dialog is None or dialog.entry != entry:
             dialog = self.download_dialog = DownloadDialog(entry, self.paths.models, self.verified, self.window)
