@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 from .. import app_log
@@ -71,9 +72,10 @@ def main(model: str | None = None, base_url: str | None = None, model_name: str 
                         early_kernels={early.conversation_id: early.kernel} if early.kernel else None)
     later_launches = InstanceServer(paths, window)
     later_launches.files_opened.connect(window.open_files)
-    dock = FileOpenFilter(window)
-    app.installEventFilter(dock)
-    dock.files_opened.connect(window.open_files)
+    if sys.platform == "darwin":  # only macOS sends files as events; the filter sees every event of the app
+        dock = FileOpenFilter(window)
+        app.installEventFilter(dock)
+        dock.files_opened.connect(window.open_files)
     if files:
         QTimer.singleShot(0, lambda: window.open_files(files))
     if problem or recovered:
