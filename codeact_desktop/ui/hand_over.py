@@ -1,13 +1,14 @@
 """The second launch's side of ``single_instance``: it hands its files to the app already
-running and exits. No Qt on macOS and Linux (a plain Unix socket to the app's
-QLocalServer), so a launch does it before Qt's imports, and the first conversation's kernel
-and model start that much sooner. Windows' named pipe goes through Qt's own client."""
+running and exits. Without Qt (a Unix socket, or on Windows the named pipe, both the
+app's QLocalServer), so a launch does it before Qt's imports, and the first conversation's
+kernel and model start that much sooner."""
 
 from __future__ import annotations
 
 import json
 import socket
 import sys
+import threading
 from pathlib import Path
 
 from ..paths import AppPaths
@@ -31,33 +32,41 @@ def hand_over(paths: AppPaths, files: list[Path]) -> bool:
     if not isinstance(name, str):
         return False
     message = json.dumps({"open": [str(p.resolve()) for p in files]}).encode() + b"\n"
-    if sys.platform == "win32":
-        return _by_qt(name, message)
+    answer = _by_pipe(name, message) if sys.platform == "win32" else _by_socket(name, message)
+    return answer.startswith(b"ok")
+
+
+def _by_socket(name: str, message: bytes) -> bytes:
+    answer = b""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(WAIT_S)
             s.connect(name)  # a name left by an app that was killed: refused, this launch takes over
             s.sendall(message)
-            answer = b""
             while len(answer) < _ANSWER and b"\n" not in answer:
                 piece = s.recv(_ANSWER - len(answer))
                 if not piece:
                     break
                 answer += piece
     except (OSError, ValueError):  # ValueError: a name with a NUL byte
-        return False
-    return answer.startswith(b"ok")
+        pass
+    return answer
 
 
-def _by_qt(name: str, message: bytes) -> bool:
-    from PySide6.QtNetwork import QLocalSocket
+def _by_pipe(name: str, message: bytes) -> bytes:
+    """A named pipe opens as a file, but its reads have no timeout: a running app that
+    does not answer within WAIT_S leaves the thread waiting, and this launch takes over."""
+    answer: list[bytes] = []
 
-    client = QLocalSocket()
-    client.connectToServer(name)
-    if not client.waitForConnected(int(WAIT_S * 1000)):
-        return False
-    client.write(message)
-    client.flush()
-    answered = client.waitForReadyRead(int(WAIT_S * 1000)) and client.readAll().data().startswith(b"ok")
-    client.disconnectFromServer()
-    return answered
+    def talk() -> None:
+        try:
+            with open(name, "r+b", buffering=0) as pipe:
+                pipe.write(message)
+                answer.append(pipe.read(_ANSWER))
+        except (OSError, ValueError):
+            pass
+
+    talker = threading.Thread(target=talk, name="hand-over", daemon=True)
+    talker.start()
+    talker.join(WAIT_S)
+    return answer[0] if answer else b""
