@@ -58,6 +58,15 @@ PROBES = {
     # Exponential, capped at 2^11 processes so a broken watchdog cannot take the test machine down.
     "fork bomb": Probe("import os, time\nfor _ in range(11):\n    os.fork()\ntime.sleep(60)", "died",
                        ("kernel died", "processes"), state_kept=False, timeout_s=30),
+    # Aimed at how the watchdog follows the tree (each thread's list of children): every
+    # process is forked by a thread that ends at once, so its parent's entry moves under
+    # another thread, and threads keep coming and going while the tree is read.
+    "processes from threads that end": Probe(
+        "import os, threading, time\n"
+        "def spawn():\n    if os.fork() == 0:\n        time.sleep(60)\n        os._exit(0)\n"
+        "for _ in range(400):\n    t = threading.Thread(target=spawn)\n    t.start()\n    t.join()\n"
+        "while True:\n    threading.Thread(target=time.sleep, args=(0.001,)).start()",
+        "died", ("kernel died", "processes"), state_kept=False, timeout_s=30),
     "print 100 MB": Probe("print('x' * 100_000_000)", "ok", ("characters", "cut here")),
     "10,000 images": Probe(
         "import io\nfrom PIL import Image as P\nfrom IPython.display import Image, display\n"
